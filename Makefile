@@ -1,0 +1,45 @@
+# Two set-up commands: `make run` and `make test`. Both create or update .venv themselves.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+export PORT
+
+.PHONY: run test lint format bench screenshot venv venv-dev clean
+
+# Stamp files: reinstall only when the requirement files change.
+$(VENV)/.runtime: requirements.txt scripts/bootstrap_venv.py
+	@$(PYTHON) scripts/bootstrap_venv.py $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+venv: $(VENV)/.runtime
+venv-dev: $(VENV)/.dev
+
+run: venv
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py ensure_admin
+	$(PY) manage.py runserver 127.0.0.1:$(PORT)
+
+test: venv-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) manage.py makemigrations --check --dry-run
+	$(PY) scripts/run_tests.py
+
+lint: venv-dev
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: venv-dev
+	$(PY) -m tests.bench
+
+screenshot: venv-dev
+	$(PY) scripts/screenshot.py docs/mail-server.png
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,214 @@
+"""Django settings for the mail server settings console.
+
+Every value an operator may change is read from the environment here, and every
+provider endpoint is written out below so it can be overridden in one place
+(an operator's own settings module can start with
+``from mailconfig.settings import *``).
+"""
+
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    """Read a yes/no environment variable ("1", "true", "yes", "on" mean yes)."""
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    """Read a comma-separated environment variable into a list of non-empty items."""
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+# Data directory: SQLite database, generated secret key and encryption key file.
+DATA_DIR = Path(os.environ.get("MAILCONFIG_DATA_DIR", BASE_DIR / "data")).resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_key_from_file(path: Path) -> str:
+    # Generated once so sessions survive restarts; 0600 because it signs sessions.
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(64))
+    return path.read_text().strip()
+
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or _secret_key_from_file(DATA_DIR / "secret_key")
+DEBUG = env_bool("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "crispy_forms",
+    "crispy_bootstrap5",
+    "settings_app",
+    "oauth",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "settings_app.middleware.ConsoleAccessMiddleware",
+    "settings_app.middleware.SecretKeyErrorMiddleware",
+]
+
+ROOT_URLCONF = "mailconfig.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "mailconfig.wsgi.application"
+
+DATABASES = {
+    "default": dj_database_url.config(
+        default=f"sqlite:///{DATA_DIR / 'db.sqlite3'}",
+        conn_max_age=int(os.environ.get("DJANGO_CONN_MAX_AGE", "0")),
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = os.environ.get("DJANGO_TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+# A context path behind a reverse proxy (for example "/mailconsole").
+FORCE_SCRIPT_NAME = os.environ.get("FORCE_SCRIPT_NAME") or None
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = DATA_DIR / "staticfiles"
+# Serve straight from the app's static folders, so `make run` needs no collectstatic.
+WHITENOISE_USE_FINDERS = True
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "settings_app:mail_server"
+LOGOUT_REDIRECT_URL = "login"
+
+CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
+CRISPY_TEMPLATE_PACK = "bootstrap5"
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+
+# Behind a TLS-terminating proxy: DJANGO_HTTPS=true turns on secure cookies,
+# HTTPS redirect and HSTS; DJANGO_TRUST_X_FORWARDED_PROTO=true trusts the proxy's header.
+if env_bool("DJANGO_TRUST_X_FORWARDED_PROTO"):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+if env_bool("DJANGO_HTTPS"):
+    SECURE_SSL_REDIRECT = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", "31536000"))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", True)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
+}
+
+# --- Mail server console -------------------------------------------------------
+
+# Every mail the product sends goes through the stored configuration.
+EMAIL_BACKEND = "settings_app.sender.backend.EmailBackend"
+
+# Fernet keys for stored secrets, newest first. Unset: a key file in DATA_DIR.
+MAILCONFIG_ENCRYPTION_KEYS = env_list("MAILCONFIG_ENCRYPTION_KEYS")
+MAILCONFIG_KEY_FILE = DATA_DIR / "encryption.key"
+
+# CA bundle for outbound TLS (SMTP, Microsoft, Google). None: the system store.
+MAILCONFIG_CA_FILE = os.environ.get("MAILCONFIG_CA_FILE") or None
+# Seconds allowed for connecting and for every SMTP command / HTTP request.
+MAILCONFIG_TIMEOUT = float(os.environ.get("MAILCONFIG_TIMEOUT", "15"))
+# Public base URL of this console (https://mail.example.com/console), used to build
+# the OAuth redirect URI instead of trusting the request's Host header.
+MAILCONFIG_PUBLIC_URL = os.environ.get("MAILCONFIG_PUBLIC_URL") or None
+
+# One row per Azure cloud: everything that changes together when the cloud changes.
+MAILCONFIG_AZURE_ENVIRONMENTS = {
+    "azure": {
+        "label": "Azure Cloud",
+        "authority_host": "https://login.microsoftonline.com",
+        "graph_host": "https://graph.microsoft.com",
+        "smtp_host": "smtp.office365.com",
+        "smtp_scope": "https://outlook.office.com/SMTP.Send",
+    },
+    "azure_us_government": {
+        "label": "Azure US Government",
+        "authority_host": "https://login.microsoftonline.us",
+        "graph_host": "https://graph.microsoft.us",
+        "smtp_host": "smtp.office365.us",
+        "smtp_scope": "https://outlook.office365.us/SMTP.Send",
+    },
+    "azure_us_government_dod": {
+        "label": "Azure US Government (DoD)",
+        "authority_host": "https://login.microsoftonline.us",
+        "graph_host": "https://dod-graph.microsoft.us",
+        "smtp_host": "smtp.office365.us",
+        "smtp_scope": "https://outlook-dod.office365.us/SMTP.Send",
+    },
+    "azure_china": {
+        "label": "Azure China (21Vianet)",
+        "authority_host": "https://login.chinacloudapi.cn",
+        "graph_host": "https://microsoftgraph.chinacloudapi.cn",
+        "smtp_host": "smtp.partner.outlook.cn",
+        "smtp_scope": "https://partner.outlook.cn/SMTP.Send",
+    },
+}
+MAILCONFIG_DEFAULT_AZURE_ENVIRONMENT = "azure"
+
+MAILCONFIG_GOOGLE = {
+    "auth_uri": "https://accounts.google.com/o/oauth2/v2/auth",
+    "token_uri": "https://oauth2.googleapis.com/token",
+    "revoke_uri": "https://oauth2.googleapis.com/revoke",
+    "gmail_api": "https://gmail.googleapis.com",
+    "smtp_host": "smtp.gmail.com",
+    "smtp_scope": "https://mail.google.com/",
+}

@@ -1,0 +1,11 @@
+from django.apps import AppConfig
+
+
+class SettingsAppConfig(AppConfig):
+    """The Mail Server page: stored configuration, secrets and the sender."""
+
+    name = "settings_app"
+    verbose_name = "Mail server settings"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401  (registers the system checks)

@@ -1,0 +1,28 @@
+"""The HTTP session every outbound provider call uses.
+
+``REQUESTS_CA_BUNDLE`` in the environment overrides ``session.verify`` in
+requests, so a plain session cannot be made to trust a specific CA bundle.
+This subclass forces ``verify`` and ``timeout`` on every request instead, and
+is handed to MSAL (``http_client=``) and google-auth (``Request(session)``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+from django.conf import settings
+
+
+class VerifiedSession(requests.Session):
+    """A keep-alive session that always verifies TLS against our CA file and times out."""
+
+    def __init__(self, ca_file: str | None = None, timeout: float | None = None) -> None:
+        super().__init__()
+        self.ca_file = ca_file if ca_file is not None else settings.MAILCONFIG_CA_FILE
+        self.timeout = timeout if timeout is not None else settings.MAILCONFIG_TIMEOUT
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs["verify"] = self.ca_file or True
+        kwargs["timeout"] = self.timeout
+        return super().request(method, url, *args, **kwargs)

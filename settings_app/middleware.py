@@ -1,0 +1,76 @@
+"""Access control for every console view, and a clear page when secrets cannot be read."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from .encryption import EncryptionKeyError
+
+logger = logging.getLogger(__name__)
+
+PERMISSION = "settings_app.change_mail_server"
+
+
+def public(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a view as reachable without logging in (login page, static files)."""
+    view.console_public = True  # type: ignore[attr-defined]
+    return view
+
+
+class ConsoleAccessMiddleware:
+    """Every view needs a logged-in user with the mail-server permission, unless marked public.
+
+    Checking here, not per view, means a view added later cannot forget the check.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_view(
+        self, request: HttpRequest, view_func: Callable[..., Any], args: Any, kwargs: Any
+    ) -> HttpResponse | None:
+        if self._is_public(view_func):
+            return None
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not request.user.has_perm(PERMISSION):
+            raise PermissionDenied
+        return None
+
+    @staticmethod
+    def _is_public(view_func: Callable[..., Any]) -> bool:
+        view_class = getattr(view_func, "view_class", None)
+        module = getattr(view_func, "__module__", "")
+        return (
+            getattr(view_func, "console_public", False)
+            # Django's own LoginView/LogoutView and its admin (which checks staff itself).
+            or getattr(view_func, "login_required", True) is False
+            or module.startswith("django.contrib.admin")
+            or (view_class is not None and view_class.__module__.startswith("django.contrib.auth"))
+        )
+
+
+class SecretKeyErrorMiddleware:
+    """Turn "stored secrets cannot be decrypted" into an explanatory page instead of a 500."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, EncryptionKeyError):
+            return None
+        logger.error("Encryption key problem: %s", exception)
+        return render(request, "key_error.html", {"reason": str(exception)}, status=503)

@@ -1,0 +1,123 @@
+"""The stored mail server configuration (one record) and its audit history."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from .fields import EncryptedTextField
+
+
+class Mode(models.TextChoices):
+    SMTP = "smtp", "SMTP"
+    API = "api", "API"
+
+
+class Security(models.TextChoices):
+    SSL = "ssl", "SSL"
+    TLS = "tls", "TLS"
+    NONE = "none", "None"
+
+
+class Auth(models.TextChoices):
+    BASIC = "basic", "Basic"
+    OAUTH = "oauth", "OAuth"
+
+
+class Provider(models.TextChoices):
+    MICROSOFT = "microsoft", "Microsoft"
+    GOOGLE = "google", "Google"
+
+
+# The usual port for each connection security, suggested when it changes.
+DEFAULT_PORTS = {Security.SSL: 465, Security.TLS: 587, Security.NONE: 25}
+
+# Secret fields: encrypted at rest, never rendered back to the browser.
+SECRET_FIELDS = ("password", "oauth_client_secret", "google_client_secret", "api_client_secret",
+                 "service_account_key")
+
+
+class MailServerConfig(models.Model):
+    """Every field of both modes in one record, so switching mode loses nothing."""
+
+    SINGLETON_ID = 1
+
+    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.SMTP)
+
+    # SMTP
+    server_name = models.CharField("Server Name or IP", max_length=255, blank=True)
+    port = models.PositiveIntegerField("Port Number", null=True, blank=True)
+    security = models.CharField(max_length=8, choices=Security.choices, default=Security.TLS)
+    auth = models.CharField(max_length=8, choices=Auth.choices, default=Auth.BASIC)
+    username = models.CharField(max_length=320, blank=True)
+    password = EncryptedTextField(blank=True)
+
+    # SMTP with OAuth
+    oauth_provider = models.CharField(
+        max_length=16, choices=Provider.choices, default=Provider.MICROSOFT
+    )
+    oauth_tenant_id = models.CharField("Tenant ID", max_length=255, blank=True)
+    oauth_client_id = models.CharField("Client ID", max_length=64, blank=True)
+    oauth_client_secret = EncryptedTextField("Client Secret", blank=True)
+    oauth_azure_environment = models.CharField(max_length=32, default="azure")
+    google_client_id = models.CharField("Client ID", max_length=255, blank=True)
+    google_client_secret = EncryptedTextField("Client Secret", blank=True)
+
+    # Both modes
+    from_address = models.CharField("From Address", max_length=254, blank=True)
+    admin_address = models.CharField("Admin Mail Address", max_length=254, blank=True)
+
+    # API
+    api_provider = models.CharField(
+        max_length=16, choices=Provider.choices, default=Provider.MICROSOFT
+    )
+    api_tenant_id = models.CharField("Tenant ID", max_length=255, blank=True)
+    api_client_id = models.CharField("Client ID", max_length=64, blank=True)
+    api_client_secret = EncryptedTextField("Client Secret", blank=True)
+    api_azure_environment = models.CharField(max_length=32, default="azure")
+    service_account_key = EncryptedTextField("JSON Private Key", blank=True)
+    # Not secret: shown so the admin can set up domain-wide delegation.
+    service_account_email = models.CharField(max_length=320, blank=True)
+    service_account_client_id = models.CharField(max_length=64, blank=True)
+
+    version = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(null=True, blank=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        permissions = [("change_mail_server", "Can change mail server settings")]
+
+    def __str__(self) -> str:
+        return f"Mail server configuration v{self.version}"
+
+    @classmethod
+    def load(cls) -> MailServerConfig:
+        """The stored record, or an unsaved blank one (version 0) when none exists yet."""
+        return cls.objects.filter(pk=cls.SINGLETON_ID).first() or cls(pk=cls.SINGLETON_ID)
+
+    @property
+    def is_configured(self) -> bool:
+        return self.version > 0
+
+
+class AuditEntry(models.Model):
+    """One save of the configuration: who, when, from where, which fields changed."""
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    username = models.CharField(max_length=150)  # kept if the user is deleted
+    source_ip = models.GenericIPAddressField(null=True, blank=True)
+    version = models.PositiveIntegerField()
+    action = models.CharField(max_length=64, default="Saved settings")
+    # Field labels only; a secret appears as "<label> (changed)", never its value.
+    changed_fields = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} by {self.username} at {self.created_at:%Y-%m-%d %H:%M}"

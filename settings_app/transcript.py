@@ -1,0 +1,59 @@
+"""A step-by-step record of one send attempt, shown by Test Mail.
+
+Transports and token providers add steps as they go; nothing secret may be
+put in a step's detail (callers pass facts such as hosts, codes, expiry times).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Step:
+    """One step: what was done, how long it took, how it ended, and what was learned."""
+
+    name: str
+    ok: bool = True
+    duration_ms: float = 0.0
+    details: list[str] = field(default_factory=list)
+    error: str = ""
+    hint: str = ""
+    code: str = ""
+
+
+@dataclass
+class Transcript:
+    """An ordered list of steps; ``Transcript.discard()`` is a no-op sink for normal sends."""
+
+    steps: list[Step] = field(default_factory=list)
+    enabled: bool = True
+
+    @classmethod
+    def discard(cls) -> Transcript:
+        return cls(enabled=False)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[Step]:
+        """Time a step; an exception marks it failed (with the error's hint) and propagates."""
+        current = Step(name=name)
+        started = time.perf_counter()
+        try:
+            yield current
+        except Exception as err:
+            current.ok = False
+            current.error = getattr(err, "message", None) or str(err) or type(err).__name__
+            current.hint = getattr(err, "hint", "")
+            current.code = getattr(err, "code", "")
+            raise
+        finally:
+            current.duration_ms = (time.perf_counter() - started) * 1000
+            if self.enabled:
+                self.steps.append(current)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.steps) and all(step.ok for step in self.steps)

@@ -1,0 +1,99 @@
+"""The values a sender needs, taken from the stored record or from an unsaved form.
+
+Transports and token providers take a ``MailSettings`` rather than the model, so
+Test Mail can run on what is on the form before anything is saved.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from django.conf import settings
+
+from .models import Auth, MailServerConfig, Mode, Provider
+
+
+@dataclass(frozen=True)
+class AzureEnvironment:
+    """One Azure cloud: the hosts and scope that change together."""
+
+    key: str
+    label: str
+    authority_host: str
+    graph_host: str
+    smtp_host: str
+    smtp_scope: str
+
+
+def azure_environments() -> dict[str, AzureEnvironment]:
+    """The configured Azure clouds (``MAILCONFIG_AZURE_ENVIRONMENTS``), in order."""
+    return {
+        key: AzureEnvironment(key=key, **row)
+        for key, row in settings.MAILCONFIG_AZURE_ENVIRONMENTS.items()
+    }
+
+
+def azure_environment(key: str) -> AzureEnvironment:
+    """The named Azure cloud, or the default one when the name is unknown."""
+    envs = azure_environments()
+    return envs.get(key) or envs[settings.MAILCONFIG_DEFAULT_AZURE_ENVIRONMENT]
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    """An immutable snapshot of one mail server configuration (secrets in clear, in memory)."""
+
+    mode: str = Mode.SMTP
+    server_name: str = ""
+    port: int | None = None
+    security: str = "tls"
+    auth: str = Auth.BASIC
+    username: str = ""
+    password: str = field(default="", repr=False)
+    oauth_provider: str = Provider.MICROSOFT
+    oauth_tenant_id: str = ""
+    oauth_client_id: str = ""
+    oauth_client_secret: str = field(default="", repr=False)
+    oauth_azure_environment: str = "azure"
+    google_client_id: str = ""
+    google_client_secret: str = field(default="", repr=False)
+    from_address: str = ""
+    admin_address: str = ""
+    api_provider: str = Provider.MICROSOFT
+    api_tenant_id: str = ""
+    api_client_id: str = ""
+    api_client_secret: str = field(default="", repr=False)
+    api_azure_environment: str = "azure"
+    service_account_key: str = field(default="", repr=False)
+    version: int = 0
+
+    @classmethod
+    def from_model(cls, config: MailServerConfig) -> MailSettings:
+        names = cls.__dataclass_fields__.keys()
+        return cls(**{name: getattr(config, name) for name in names})
+
+    # What a transport needs to know, derived in one place.
+    @property
+    def uses_smtp_oauth(self) -> bool:
+        return self.mode == Mode.SMTP and self.auth == Auth.OAUTH
+
+    @property
+    def smtp_azure(self) -> AzureEnvironment:
+        return azure_environment(self.oauth_azure_environment)
+
+    @property
+    def api_azure(self) -> AzureEnvironment:
+        return azure_environment(self.api_azure_environment)
+
+    @property
+    def service_account_info(self) -> dict[str, Any]:
+        return json.loads(self.service_account_key) if self.service_account_key else {}
+
+    def fingerprint(self, names: tuple[str, ...]) -> str:
+        """A hash of the named fields, to notice when credentials change (secrets hashed too)."""
+        data = asdict(self)
+        payload = json.dumps([data[name] for name in names], sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()

@@ -1,0 +1,16 @@
+"""Settings for the test run: the project's settings with a throw-away data directory."""
+
+import os
+import tempfile
+
+os.environ.setdefault("MAILCONFIG_DATA_DIR", tempfile.mkdtemp(prefix="mailconfig-test-"))
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-" + "x" * 40)
+# Playwright's sync API runs an event loop in the test thread; Django's ORM refuses
+# to run beside one unless told it is safe (it is: tests are single-threaded there).
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+from mailconfig.settings import *  # noqa: E402,F403
+
+MAILCONFIG_ENCRYPTION_KEYS = ["hUEpZ9kS2E3vBV3d7w0a0R5uVtyNfPMh4eQCWUnXeKk="]
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+MAILCONFIG_TIMEOUT = 5.0
