@@ -1,0 +1,29 @@
+"""Shared fixtures: a test certificate authority that every local TLS server uses."""
+
+from pathlib import Path
+
+import pytest
+import trustme
+
+pytest_plugins = ["tests.servers.smtp_server", "tests.fakes.fixtures"]
+
+
+@pytest.fixture(scope="session")
+def tls_ca() -> trustme.CA:
+    """One CA for the whole run: local SMTP and HTTPS servers get certificates from it."""
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def ca_file(tls_ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The test CA's certificate as a PEM file, for MAILCONFIG_CA_FILE."""
+    path: Path = tmp_path_factory.mktemp("ca") / "ca.pem"
+    tls_ca.cert_pem.write_to_path(str(path))
+    return str(path)
+
+
+@pytest.fixture
+def trust_test_ca(settings, ca_file: str) -> str:
+    """Make outbound TLS trust the test CA (what an operator does with MAILCONFIG_CA_FILE)."""
+    settings.MAILCONFIG_CA_FILE = ca_file
+    return ca_file

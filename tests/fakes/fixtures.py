@@ -1,0 +1,1 @@
+"""HTTPS fakes of Microsoft identity, Graph, Google token and Gmail (fixtures)."""

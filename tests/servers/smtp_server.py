@@ -1,0 +1,1 @@
+"""aiosmtpd-based SMTP servers for tests (written by the SMTP transport work)."""
