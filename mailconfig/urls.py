@@ -12,7 +12,9 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="settings_app:mail_server"), name="home"),
     path(
         "accounts/login/",
-        auth_views.LoginView.as_view(authentication_form=LoginForm, redirect_authenticated_user=True),
+        auth_views.LoginView.as_view(
+            authentication_form=LoginForm, redirect_authenticated_user=True
+        ),
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -39,7 +39,9 @@ def main() -> int:
     if reachable(POSTGRES_URL):
         env = {**os.environ, "DATABASE_URL": POSTGRES_URL}
         return pytest("-m", "db_sensitive", *extra, env=env)
-    message = f"PostgreSQL not reachable at {POSTGRES_URL}: database-sensitive tests ran on SQLite only."
+    message = (
+        f"PostgreSQL not reachable at {POSTGRES_URL}: database-sensitive tests ran on SQLite only."
+    )
     if os.environ.get("CI") == "true":
         print(message + " CI requires it.", file=sys.stderr)
         return 1

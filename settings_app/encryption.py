@@ -38,7 +38,9 @@ def configured_keys() -> list[str]:
     if not keys:
         keys = _read_or_create_key_file(Path(settings.MAILCONFIG_KEY_FILE))
     if not keys:
-        raise EncryptionKeyError(f"The encryption key file {settings.MAILCONFIG_KEY_FILE} is empty.")
+        raise EncryptionKeyError(
+            f"The encryption key file {settings.MAILCONFIG_KEY_FILE} is empty."
+        )
     return keys
 
 

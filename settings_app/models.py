@@ -33,8 +33,13 @@ class Provider(models.TextChoices):
 DEFAULT_PORTS = {Security.SSL: 465, Security.TLS: 587, Security.NONE: 25}
 
 # Secret fields: encrypted at rest, never rendered back to the browser.
-SECRET_FIELDS = ("password", "oauth_client_secret", "google_client_secret", "api_client_secret",
-                 "service_account_key")
+SECRET_FIELDS = (
+    "password",
+    "oauth_client_secret",
+    "google_client_secret",
+    "api_client_secret",
+    "service_account_key",
+)
 
 
 class MailServerConfig(models.Model):

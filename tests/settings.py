@@ -9,7 +9,7 @@ os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-" + "x" * 40)
 # to run beside one unless told it is safe (it is: tests are single-threaded there).
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-from mailconfig.settings import *  # noqa: E402,F403
+from mailconfig.settings import *  # noqa: F403
 
 MAILCONFIG_ENCRYPTION_KEYS = ["hUEpZ9kS2E3vBV3d7w0a0R5uVtyNfPMh4eQCWUnXeKk="]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,63 @@
+"""Saving the Mail Server form: one transaction, a row lock, a version check, an audit entry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from .forms import MailServerForm
+from .models import AuditEntry, MailServerConfig
+
+
+class VersionConflict(Exception):
+    """Someone saved after this form was loaded; nothing was written."""
+
+    def __init__(self, current: MailServerConfig, entries: list[AuditEntry]) -> None:
+        super().__init__("The settings were changed by someone else.")
+        self.current = current
+        self.entries = entries
+
+    def describe(self) -> str:
+        """Who changed what and when, in one sentence for the admin."""
+        parts = []
+        for entry in reversed(self.entries):
+            fields = ", ".join(entry.changed_fields) or "no fields"
+            when = timezone.localtime(entry.created_at).strftime("%Y-%m-%d %H:%M:%S %Z")
+            parts.append(f"{entry.username} changed {fields} at {when}")
+        return "; ".join(parts) or f"the settings are now at version {self.current.version}"
+
+
+@dataclass(frozen=True)
+class SaveResult:
+    """The saved record and the labels of the fields that changed."""
+
+    config: MailServerConfig
+    changed: list[str]
+
+
+def save_settings(
+    form: MailServerForm, *, user: AbstractBaseUser, source_ip: str | None
+) -> SaveResult:
+    """Write a valid form into the stored configuration, or raise ``VersionConflict``."""
+    with transaction.atomic():
+        # The lock serialises concurrent saves; the version check catches stale forms.
+        config = MailServerConfig.objects.select_for_update().get(pk=MailServerConfig.SINGLETON_ID)
+        if config.version != form.cleaned_data["version"]:
+            newer = AuditEntry.objects.filter(version__gt=form.cleaned_data["version"])
+            raise VersionConflict(config, list(newer[:5]))
+        changed = form.apply_to(config)
+        config.version += 1
+        config.updated_at = timezone.now()
+        config.updated_by = user
+        config.save()
+        AuditEntry.objects.create(
+            user=user,
+            username=user.get_username(),
+            source_ip=source_ip,
+            version=config.version,
+            changed_fields=changed,
+        )
+    return SaveResult(config=config, changed=changed)

@@ -1,0 +1,113 @@
+// The Mail Server page: show only the fields of the chosen options, suggest the
+// usual port, reveal the Azure environment selector, preview an uploaded key.
+// Without JavaScript every section stays visible and the server decides.
+(function () {
+  "use strict";
+  const form = document.getElementById("mail-server-form");
+  if (!form) return;
+
+  function value(name) {
+    const checked = form.querySelector(`input[name="${name}"]:checked`);
+    if (checked) return checked.value;
+    const field = form.elements.namedItem(name);
+    return field && "value" in field ? field.value : "";
+  }
+
+  // data-show-if="a=x&b=y|c=z": any alternative whose conditions all hold.
+  function matches(rule) {
+    return rule.split("|").some((alternative) =>
+      alternative.split("&").every((condition) => {
+        const [name, expected] = condition.split("=");
+        return value(name.trim()) === expected.trim();
+      })
+    );
+  }
+
+  function refresh() {
+    form.querySelectorAll("[data-show-if]").forEach((section) => {
+      section.hidden = !matches(section.dataset.showIf);
+    });
+  }
+
+  // Suggest the usual port when the security changes, unless the admin typed one.
+  const defaultPorts = JSON.parse(form.dataset.defaultPorts || "{}");
+  const port = form.elements.namedItem("port");
+  if (port) {
+    port.addEventListener("input", () => { port.dataset.edited = "true"; });
+  }
+  function suggestPort() {
+    if (!port) return;
+    const usual = Object.values(defaultPorts).map(String);
+    const untouched = port.dataset.edited !== "true" || port.value === "" || usual.includes(port.value);
+    const suggestion = defaultPorts[value("security")];
+    if (untouched && suggestion) {
+      port.value = suggestion;
+      port.dataset.edited = "false";
+    }
+  }
+
+  form.addEventListener("change", (event) => {
+    if (event.target.name === "security") suggestPort();
+    refresh();
+  });
+
+  // "Choose the appropriate Azure environment" reveals the selector.
+  form.querySelectorAll("[data-azure-env]").forEach((box) => {
+    const select = box.querySelector("select");
+    const label = box.querySelector("[data-azure-label]");
+    box.querySelector("[data-azure-choose]").addEventListener("click", (event) => {
+      event.preventDefault();
+      box.querySelector("[data-azure-select]").classList.add("revealed");
+      select.focus();
+    });
+    select.addEventListener("change", () => {
+      label.textContent = select.options[select.selectedIndex].text;
+    });
+    if (select.classList.contains("is-invalid")) box.querySelector("[data-azure-select]").classList.add("revealed");
+  });
+
+  // Links that switch options in one click (for example Basic auth -> OAuth).
+  document.querySelectorAll("[data-switch-to]").forEach((link) => {
+    link.addEventListener("click", (event) => {
+      event.preventDefault();
+      link.dataset.switchTo.split(",").forEach((pair) => {
+        const [name, wanted] = pair.split("=");
+        const radio = form.querySelector(`input[name="${name}"][value="${wanted}"]`);
+        if (radio) radio.checked = true;
+      });
+      refresh();
+      form.scrollIntoView({ behavior: "smooth" });
+    });
+  });
+
+  // Show whose key was chosen before uploading it (nothing leaves the browser here).
+  const keyInput = form.querySelector("[data-key-input]");
+  const keyPreview = form.querySelector("[data-key-preview]");
+  if (keyInput && keyPreview) {
+    keyInput.addEventListener("change", () => {
+      const file = keyInput.files[0];
+      keyPreview.textContent = "";
+      if (!file) return;
+      if (file.size > 64 * 1024) {
+        keyPreview.textContent = "This file is larger than 64 KiB; it is not a service account key.";
+        return;
+      }
+      file.text().then((text) => {
+        let info;
+        try { info = JSON.parse(text); } catch (e) { info = null; }
+        if (!info || info.type !== "service_account" || !info.client_email) {
+          keyPreview.textContent = "This file does not look like a service account JSON key.";
+          return;
+        }
+        keyPreview.textContent = `Service account ${info.client_email} · client ID ${info.client_id || "?"} ` +
+          "(press Save Settings to store it)";
+      });
+    });
+  }
+
+  document.querySelectorAll('[data-bs-toggle="tooltip"]').forEach((el) => {
+    if (window.bootstrap) new window.bootstrap.Tooltip(el);
+  });
+
+  refresh();
+})();
