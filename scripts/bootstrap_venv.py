@@ -20,18 +20,18 @@ INDEX_JSON = os.environ.get("PIP_BOOTSTRAP_JSON", "https://pypi.org/pypi/pip/jso
 
 
 def has_pip(python: Path) -> bool:
-    return subprocess.run([python, "-m", "pip", "--version"], capture_output=True).returncode == 0  # noqa: S603
+    return subprocess.run([python, "-m", "pip", "--version"], capture_output=True).returncode == 0
 
 
 def install_pip_from_wheel(python: Path) -> None:
-    with urllib.request.urlopen(INDEX_JSON, timeout=60) as response:  # noqa: S310
+    with urllib.request.urlopen(INDEX_JSON, timeout=60) as response:
         release = json.load(response)
     wheel = next(u for u in release["urls"] if u["filename"].endswith(".whl"))
     with tempfile.TemporaryDirectory() as tmp:
         target = Path(tmp) / wheel["filename"]
-        with urllib.request.urlopen(wheel["url"], timeout=120) as response:  # noqa: S310
+        with urllib.request.urlopen(wheel["url"], timeout=120) as response:
             target.write_bytes(response.read())
-        subprocess.run([python, f"{target}/pip", "install", "--quiet", str(target)], check=True)  # noqa: S603
+        subprocess.run([python, f"{target}/pip", "install", "--quiet", str(target)], check=True)
 
 
 def main() -> None:
