@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import models
+from django.db import IntegrityError, models, transaction
 
 from .fields import EncryptedTextField
 
@@ -101,6 +101,15 @@ class MailServerConfig(models.Model):
     def load(cls) -> MailServerConfig:
         """The stored record, or an unsaved blank one (version 0) when none exists yet."""
         return cls.objects.filter(pk=cls.SINGLETON_ID).first() or cls(pk=cls.SINGLETON_ID)
+
+    @classmethod
+    def ensure_row(cls) -> None:
+        """Make sure the record exists, so a save can lock it (a migration creates it too)."""
+        try:
+            with transaction.atomic():
+                cls.objects.get_or_create(pk=cls.SINGLETON_ID)
+        except IntegrityError:
+            pass  # created concurrently by another save
 
     @property
     def is_configured(self) -> bool:

@@ -42,6 +42,7 @@ def save_settings(
     form: MailServerForm, *, user: AbstractBaseUser, source_ip: str | None
 ) -> SaveResult:
     """Write a valid form into the stored configuration, or raise ``VersionConflict``."""
+    MailServerConfig.ensure_row()
     with transaction.atomic():
         # The lock serialises concurrent saves; the version check catches stale forms.
         config = MailServerConfig.objects.select_for_update().get(pk=MailServerConfig.SINGLETON_ID)

@@ -14,3 +14,7 @@ from mailconfig.settings import *  # noqa: F403
 MAILCONFIG_ENCRYPTION_KEYS = ["hUEpZ9kS2E3vBV3d7w0a0R5uVtyNfPMh4eQCWUnXeKk="]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 MAILCONFIG_TIMEOUT = 5.0
+
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
+    # A file, not memory, so tests can read the raw database file for leaked secrets.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}  # noqa: F405
