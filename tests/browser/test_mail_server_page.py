@@ -1,0 +1,145 @@
+"""The Mail Server page in Chromium, as an administrator uses it."""
+
+from pathlib import Path
+
+from playwright.sync_api import Page, expect
+
+from settings_app.models import MailServerConfig
+from tests.factories import service_account_json
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+def visible(page: Page, selector: str) -> bool:
+    return page.locator(selector).is_visible()
+
+
+def test_navigation_leads_to_the_mail_server_page(admin_page: Page, live_server):
+    admin_page.goto(live_server.url + "/")
+    admin_page.get_by_role("link", name="Mail Server").click()
+    expect(admin_page).to_have_url(live_server.url + "/admin/general-settings/mail-server/")
+    expect(admin_page.get_by_test_id("breadcrumb")).to_have_text(
+        "Admin General Settings Mail Server", use_inner_text=False
+    )
+    expect(admin_page.get_by_role("heading", name="Mail Server", exact=True)).to_be_visible()
+
+
+def test_only_the_chosen_options_fields_are_shown(admin_page: Page):
+    page = admin_page
+    # SMTP + Basic (the defaults)
+    assert visible(page, "#id_server_name") and visible(page, "#id_password")
+    assert not visible(page, "#id_oauth_tenant_id") and not visible(page, "#id_api_client_id")
+    # SMTP + OAuth + Microsoft
+    page.locator("label[for=id_auth_1]").click()
+    assert visible(page, "#id_oauth_tenant_id") and visible(page, "#id_username")
+    assert not visible(page, "#id_password") and not visible(page, "#id_google_client_id")
+    # SMTP + OAuth + Google
+    page.locator("label[for=id_oauth_provider_1]").click()
+    assert visible(page, "#id_google_client_id") and not visible(page, "#id_username")
+    # API + Microsoft: SMTP-only fields are gone, addresses stay
+    page.locator("label[for=id_mode_1]").click()
+    assert visible(page, "#id_api_tenant_id") and visible(page, "#id_from_address")
+    assert visible(page, "#id_admin_address")
+    assert not visible(page, "#id_server_name") and not visible(page, "#id_port")
+    # API + Google
+    page.locator("label[for=id_api_provider_1]").click()
+    assert visible(page, "[data-key-input]") and not visible(page, "#id_api_tenant_id")
+
+
+def test_changing_security_suggests_the_usual_port_until_one_is_typed(admin_page: Page):
+    page = admin_page
+    expect(page.locator("#id_port")).to_have_value("587")
+    page.locator("label[for=id_security_0]").click()  # SSL
+    expect(page.locator("#id_port")).to_have_value("465")
+    page.locator("label[for=id_security_2]").click()  # None
+    expect(page.locator("#id_port")).to_have_value("25")
+    page.fill("#id_port", "2525")
+    page.locator("label[for=id_security_1]").click()  # TLS
+    expect(page.locator("#id_port")).to_have_value("2525")
+
+
+def fill_smtp_basic(page: Page) -> None:
+    page.fill("#id_server_name", "smtp.example.com")
+    page.fill("#id_from_address", "mailer@example.com")
+    page.fill("#id_admin_address", "admin@example.com")
+    page.fill("#id_username", "mailer@example.com")
+    page.fill("#id_password", "browser-secret-pw")
+
+
+def test_smtp_basic_settings_are_saved_and_shown_after_reload(admin_page: Page):
+    page = admin_page
+    fill_smtp_basic(page)
+    page.get_by_test_id("save").click()
+    expect(page.get_by_role("alert")).to_contain_text("Settings saved")
+    page.reload()
+    expect(page.locator("#id_server_name")).to_have_value("smtp.example.com")
+    expect(page.locator("#id_from_address")).to_have_value("mailer@example.com")
+    expect(page.locator("#id_password")).to_have_value("")
+    expect(page.locator("#id_password")).to_have_attribute(
+        "placeholder", "stored - leave blank to keep"
+    )
+    assert "browser-secret-pw" not in page.content()
+    assert MailServerConfig.load().password == "browser-secret-pw"
+    expect(page.get_by_test_id("audit")).to_contain_text("admin")
+
+
+def test_invalid_form_shows_field_errors_and_keeps_typed_values(admin_page: Page):
+    page = admin_page
+    fill_smtp_basic(page)
+    page.fill("#id_from_address", "not-an-address")
+    page.fill("#id_port", "70000")
+    page.get_by_test_id("save").click()
+    expect(page.get_by_test_id("form-errors")).to_contain_text("Nothing was saved")
+    expect(page.get_by_test_id("form-errors")).to_contain_text("re-enter Password")
+    expect(page.locator("#id_from_address")).to_have_class("textinput form-control is-invalid")
+    expect(page.locator("#id_server_name")).to_have_value("smtp.example.com")
+    expect(page.locator("#id_password")).to_have_value("")
+
+
+def test_azure_environment_link_reveals_the_selector(admin_page: Page):
+    page = admin_page
+    page.locator("label[for=id_auth_1]").click()
+    box = page.locator("[data-show-if='auth=oauth&oauth_provider=microsoft'] [data-azure-env]")
+    expect(box.locator("[data-azure-label]")).to_have_text("Azure Cloud")
+    expect(box.locator("select")).to_be_hidden()
+    box.get_by_role("link", name="Choose the appropriate Azure environment").click()
+    expect(box.locator("select")).to_be_visible()
+    box.locator("select").select_option(label="Azure US Government")
+    expect(box.locator("[data-azure-label]")).to_have_text("Azure US Government")
+
+
+def test_json_key_upload_shows_the_service_account(admin_page: Page, tmp_path):
+    page = admin_page
+    key = tmp_path / "key.json"
+    key.write_bytes(service_account_json())
+    page.fill("#id_from_address", "mailer@example.com")
+    page.fill("#id_admin_address", "admin@example.com")
+    page.locator("label[for=id_mode_1]").click()
+    page.locator("label[for=id_api_provider_1]").click()
+    page.set_input_files("[data-key-input]", str(key))
+    expect(page.locator("[data-key-preview]")).to_contain_text(
+        "mailer@mail-console-test.iam.gserviceaccount.com"
+    )
+    page.get_by_test_id("save").click()
+    expect(page.get_by_test_id("stored-key")).to_contain_text(
+        "mailer@mail-console-test.iam.gserviceaccount.com"
+    )
+    expect(page.get_by_test_id("stored-key")).to_contain_text("112233445566778899001")
+
+
+def test_the_page_is_usable_at_400_pixels(admin_page: Page):
+    page = admin_page
+    page.set_viewport_size({"width": 400, "height": 800})
+    page.reload()
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0
+    expect(page.get_by_test_id("save")).to_be_visible()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "mail-server-400px.png"), full_page=True)
+
+
+def test_test_mail_does_not_pretend_to_work_before_the_sender_exists(admin_page: Page):
+    button = admin_page.get_by_test_id("test-mail")
+    if button.is_enabled():
+        return  # the sender is wired up: its own tests cover the button
+    expect(button).to_be_disabled()
