@@ -15,6 +15,11 @@ from tests.factories import smtp_basic_post
 pytestmark = [pytest.mark.db_sensitive, pytest.mark.django_db(transaction=True)]
 
 
+@pytest.fixture(autouse=True)
+def config_row():
+    MailServerConfig.ensure_row()  # transactional tests flush the migration's row
+
+
 def valid_form(**overrides) -> MailServerForm:
     form = MailServerForm(smtp_basic_post(**overrides), stored=MailServerConfig.load())
     assert form.is_valid(), form.errors

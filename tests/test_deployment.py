@@ -17,6 +17,7 @@ pytestmark = pytest.mark.django_db
 
 def test_a_context_path_prefixes_links_and_static_files(admin_client, settings):
     settings.FORCE_SCRIPT_NAME = "/mailconsole"
+    settings.STATIC_URL = "static/"  # resets the storage, which keeps the prefix it first saw
     # The WSGI handler sets the prefix from FORCE_SCRIPT_NAME per request; the test client does not.
     set_script_prefix("/mailconsole/")
     try:
