@@ -12,6 +12,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from settings_app.sender.admins import StoredAdmins
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -72,6 +74,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "settings_app.middleware.ConsoleAccessMiddleware",
     "settings_app.middleware.SecretKeyErrorMiddleware",
+    "settings_app.middleware.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "mailconfig.urls"
@@ -136,6 +139,8 @@ CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"
 
 SESSION_COOKIE_HTTPONLY = True
+# An admin console: sessions end after a working day rather than Django's two weeks.
+SESSION_COOKIE_AGE = int(os.environ.get("DJANGO_SESSION_AGE", str(8 * 3600)))
 SESSION_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -164,6 +169,11 @@ LOGGING = {
 
 # Every mail the product sends goes through the stored configuration.
 EMAIL_BACKEND = "settings_app.sender.backend.EmailBackend"
+# Empty on purpose: a message without a sender gets the stored From Address.
+DEFAULT_FROM_EMAIL = ""
+SERVER_EMAIL = ""
+# mail_admins() and Django's error mails go to the stored Admin Mail Address.
+ADMINS = StoredAdmins()
 
 # Fernet keys for stored secrets, newest first. Unset: a key file in DATA_DIR.
 MAILCONFIG_ENCRYPTION_KEYS = env_list("MAILCONFIG_ENCRYPTION_KEYS")

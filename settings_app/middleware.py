@@ -74,3 +74,26 @@ class SecretKeyErrorMiddleware:
             return None
         logger.error("Encryption key problem: %s", exception)
         return render(request, "key_error.html", {"reason": str(exception)}, status=503)
+
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+class ContentSecurityPolicyMiddleware:
+    """Only the console's own scripts and styles may run: no inline code, no CDN.
+
+    Django's admin (users and groups) keeps its own rules: it uses inline scripts.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        match = request.resolver_match
+        if not (match and match.app_name == "admin"):
+            response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        return response

@@ -135,3 +135,17 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} by {self.username} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class TestMailRun(models.Model):
+    """A Test Mail in progress: one per user at a time, across server processes."""
+
+    __test__ = False  # not a pytest test class
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    started_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Test Mail by user {self.user_id} since {self.started_at:%H:%M:%S}"

@@ -54,6 +54,14 @@ class Transcript:
             if self.enabled:
                 self.steps.append(current)
 
+    def fail(self, name: str, error: Exception) -> None:
+        """Record a failed step for an error raised outside any step."""
+        try:
+            with self.step(name):
+                raise error
+        except Exception:  # noqa: S110  (recorded above, nothing more to do)
+            pass
+
     @property
     def ok(self) -> bool:
         return bool(self.steps) and all(step.ok for step in self.steps)

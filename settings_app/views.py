@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
+from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
@@ -14,7 +16,9 @@ from oauth import page as oauth_page
 from .forms import MailServerForm
 from .models import DEFAULT_PORTS, AuditEntry, MailServerConfig
 from .saving import VersionConflict, save_settings
-from .values import azure_environments
+from .test_mail import TestAlreadyRunning, one_test_per_user, run_test_mail
+from .validators import validate_address
+from .values import MailSettings, azure_environments
 
 AUDIT_ROWS = 20
 
@@ -56,13 +60,20 @@ def mail_server(request: HttpRequest) -> HttpResponse:
 
 
 def render_page(
-    request: HttpRequest, form: MailServerForm, stored: MailServerConfig, status: int = 200
+    request: HttpRequest,
+    form: MailServerForm,
+    stored: MailServerConfig,
+    status: int = 200,
+    extra: dict[str, object] | None = None,
 ) -> HttpResponse:
-    """Render the page around a form (fresh, invalid, or in conflict)."""
+    """Render the page around a form (fresh, invalid, in conflict, or after a Test Mail)."""
     context = {
+        **(extra or {}),
         "form": form,
         "stored": stored,
         "audit_entries": AuditEntry.objects.all()[:AUDIT_ROWS],
+        "timeout_seconds": int(settings.MAILCONFIG_TIMEOUT),
+        "basic_auth_retiring": microsoft_basic_auth(stored),
         "azure_environments": azure_environments(),
         **oauth_page.page_context(request, stored),
         "default_ports": json.dumps({str(key): port for key, port in DEFAULT_PORTS.items()}),
@@ -72,5 +83,59 @@ def render_page(
 
 @require_http_methods(["POST"])
 def test_mail(request: HttpRequest) -> HttpResponse:
-    """Send a test message with the values on the form (wired up by the sender)."""
-    return redirect("settings_app:mail_server")
+    """Send a test message with the values on the form, unsaved; blank secrets mean stored ones.
+
+    Answers a transcript fragment to the page's script, or the whole page without JavaScript.
+    """
+    stored = MailServerConfig.load()
+    form = MailServerForm(request.POST, request.FILES, stored=stored)
+    context: dict[str, object] = {}
+    recipient_error = ""
+    recipient = request.POST.get("test_recipient") or request.POST.get("admin_address") or ""
+    try:
+        recipient = validate_address(recipient)
+    except ValidationError as err:
+        recipient_error = f"Recipient: {err.messages[0]}"
+    if not form.is_valid() or recipient_error:
+        context = {
+            "test_errors": form_error_lines(form) + ([recipient_error] if recipient_error else [])
+        }
+    else:
+        candidate = MailServerConfig.load()  # a copy to apply the form to; never saved here
+        form.apply_to(candidate)
+        try:
+            with one_test_per_user(request.user):
+                transcript = run_test_mail(
+                    MailSettings.from_model(candidate),
+                    recipient,
+                    requested_by=request.user.get_username(),
+                )
+            context = {"transcript": transcript, "recipient": recipient}
+        except TestAlreadyRunning:
+            context = {
+                "test_errors": ["A Test Mail is already running for you; wait for it to finish."]
+            }
+    if request.headers.get("X-Requested-With") == "fetch":
+        return render(request, "settings_app/_test_result.html", context)
+    return render_page(request, form, stored, extra=context)
+
+
+def microsoft_basic_auth(config: MailServerConfig) -> bool:
+    """Basic auth against Exchange Online, which Microsoft is retiring for SMTP AUTH."""
+    microsoft_hosts = {env.smtp_host for env in azure_environments().values()}
+    microsoft_hosts |= {"outlook.office365.com", "smtp-mail.outlook.com"}
+    return (
+        config.mode == "smtp"
+        and config.auth == "basic"
+        and bool(config.username)
+        and config.server_name.lower() in microsoft_hosts
+    )
+
+
+def form_error_lines(form: MailServerForm) -> list[str]:
+    """Field errors as "Label: message" lines for the Test Mail dialog."""
+    lines = []
+    for name, errors in form.errors.items():
+        label = form.fields[name].label if name in form.fields else ""
+        lines += [f"{label}: {error}" if label else str(error) for error in errors]
+    return lines

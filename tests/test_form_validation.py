@@ -196,3 +196,16 @@ def test_nothing_is_saved_or_audited_when_invalid(admin_client):
     post(admin_client, from_address="bad")
     assert MailServerConfig.load().version == 0
     assert not AuditEntry.objects.exists()
+
+
+def test_saving_basic_auth_for_exchange_online_warns_with_a_path_to_oauth(admin_client):
+    post(admin_client, server_name="smtp.office365.com")
+    body = admin_client.get(PAGE_URL).content.decode()
+    assert "Microsoft is retiring Basic authentication" in body
+    assert 'data-switch-to="auth=oauth,oauth_provider=microsoft"' in body
+    assert 'data-switch-to="mode=api,api_provider=microsoft"' in body
+
+
+def test_other_servers_get_no_basic_auth_warning(admin_client):
+    post(admin_client)
+    assert "Microsoft is retiring" not in admin_client.get(PAGE_URL).content.decode()

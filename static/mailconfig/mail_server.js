@@ -111,3 +111,52 @@
 
   refresh();
 })();
+
+// Test Mail: ask for the recipient, post the form (unsaved values) and show the transcript.
+(function () {
+  "use strict";
+  const form = document.getElementById("mail-server-form");
+  const trigger = form && form.querySelector("[data-test-mail]");
+  const dialogEl = document.getElementById("test-mail-dialog");
+  if (!trigger || !dialogEl || !window.bootstrap) return; // without JS the button submits the form
+  const dialog = new window.bootstrap.Modal(dialogEl);
+  const recipient = dialogEl.querySelector("#id_test_recipient");
+  const send = dialogEl.querySelector("[data-test-send]");
+  const progress = dialogEl.querySelector("[data-test-progress]");
+  const output = dialogEl.querySelector("[data-test-output]");
+
+  trigger.addEventListener("click", (event) => {
+    event.preventDefault();
+    if (!recipient.value) recipient.value = form.elements.namedItem("admin_address").value;
+    output.innerHTML = "";
+    dialog.show();
+  });
+  dialogEl.addEventListener("shown.bs.modal", () => recipient.focus());
+  recipient.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") { event.preventDefault(); send.click(); }
+  });
+
+  send.addEventListener("click", async () => {
+    send.disabled = true;
+    trigger.disabled = true;
+    progress.hidden = false;
+    output.innerHTML = "";
+    try {
+      const response = await fetch(trigger.getAttribute("formaction"), {
+        method: "POST",
+        body: new FormData(form),
+        headers: { "X-Requested-With": "fetch" },
+        credentials: "same-origin",
+      });
+      output.innerHTML = response.ok
+        ? await response.text()
+        : `<div class="alert alert-danger">The console answered ${response.status}. Reload the page and try again.</div>`;
+    } catch (error) {
+      output.innerHTML = '<div class="alert alert-danger">The console could not be reached. Check your connection and try again.</div>';
+    } finally {
+      progress.hidden = true;
+      send.disabled = false;
+      trigger.disabled = false;
+    }
+  });
+})();

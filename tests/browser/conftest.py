@@ -52,11 +52,16 @@ def browser(chromium_path: str) -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
+    """A fresh browser tab; the test fails if the page logs a script error or CSP violation."""
     context = browser.new_context(viewport={"width": 1280, "height": 900}, ignore_https_errors=True)
     context.set_default_timeout(10_000)
     page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"script error: {error}"))
+    page.on("console", lambda msg: msg.type == "error" and problems.append(f"console: {msg.text}"))
     yield page
     context.close()
+    assert not problems, problems
 
 
 @pytest.fixture

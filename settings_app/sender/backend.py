@@ -1,0 +1,90 @@
+"""The Django email backend: every ``send_mail()`` goes through the stored configuration.
+
+Shaped like Django's SMTP backend: one transport (connection, token) per batch,
+``fail_silently``, ``open()``/``close()`` usable as a context manager so callers
+can reuse one connection across several ``send_messages()`` calls.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from django.core.mail import EmailMessage
+from django.core.mail.backends.base import BaseEmailBackend
+
+from settings_app.errors import MailError
+from settings_app.values import MailSettings
+
+from .factory import build_transport
+from .stored import current_settings
+from .transports.base import Transport
+
+
+class EmailBackend(BaseEmailBackend):
+    """Sends through SMTP, Microsoft Graph or the Gmail API, as the admin configured."""
+
+    def __init__(
+        self, fail_silently: bool = False, config: MailSettings | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(fail_silently=fail_silently, **kwargs)
+        self.config_override = config  # Test Mail passes unsaved values
+        self.transport: Transport | None = None
+        self.config: MailSettings | None = None
+        self._lock = threading.RLock()
+
+    def open(self) -> bool:
+        """Open the transport; return True if this call opened it (Django's convention)."""
+        if self.transport is not None:
+            return False
+        try:
+            self.config = self.config_override or current_settings()
+            transport = build_transport(self.config)
+            transport.open()
+        except MailError:
+            if not self.fail_silently:
+                raise
+            return False
+        self.transport = transport
+        return True
+
+    def close(self) -> None:
+        if self.transport is None:
+            return
+        try:
+            self.transport.close()
+        finally:
+            self.transport = None
+
+    def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
+        if not email_messages:
+            return 0
+        with self._lock:
+            opened_here = self.open()
+            if self.transport is None or self.config is None:
+                return 0  # failed silently
+            sent = 0
+            try:
+                for message in email_messages:
+                    if not message.recipients():
+                        continue
+                    self._fill_sender(message, self.config)
+                    try:
+                        self.transport.send(message)
+                    except MailError:
+                        if not self.fail_silently:
+                            raise
+                    else:
+                        sent += 1
+            finally:
+                if opened_here:
+                    self.close()
+            return sent
+
+    @staticmethod
+    def _fill_sender(message: EmailMessage, config: MailSettings) -> None:
+        # DEFAULT_FROM_EMAIL and SERVER_EMAIL are empty: a message without a sender
+        # gets the configured From Address.
+        if not message.from_email:
+            message.from_email = config.from_address

@@ -1,0 +1,35 @@
+"""The stored configuration as the sender sees it: cached, reloaded when a save bumps the version."""
+
+from __future__ import annotations
+
+import threading
+
+from django.urls import reverse
+
+from settings_app.errors import ConfigurationError
+from settings_app.models import MailServerConfig
+from settings_app.values import MailSettings
+
+_lock = threading.Lock()
+_cached: MailSettings | None = None
+
+
+def current_settings() -> MailSettings:
+    """The saved configuration; raises ConfigurationError when nothing has been saved yet."""
+    global _cached
+    # One cheap query per batch tells whether another process saved since we decrypted.
+    version = (
+        MailServerConfig.objects.filter(pk=MailServerConfig.SINGLETON_ID)
+        .values_list("version", flat=True)
+        .first()
+    )
+    if not version:
+        raise ConfigurationError(
+            "Mail cannot be sent: no mail server is configured.",
+            step="Load settings",
+            hint=f"An administrator must save the settings at {reverse('settings_app:mail_server')}.",
+        )
+    with _lock:
+        if _cached is None or _cached.version != version:
+            _cached = MailSettings.from_model(MailServerConfig.load())
+        return _cached

@@ -1,0 +1,89 @@
+"""Test Mail: send one real message with the values on the form and record every step."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.mail import EmailMessage
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from .errors import MailError
+from .models import TestMailRun
+from .sender.factory import build_transport
+from .transcript import Transcript
+from .values import MailSettings
+
+logger = logging.getLogger(__name__)
+
+SUBJECT = "Test Mail from the Mail Console"
+
+
+class TestAlreadyRunning(Exception):
+    """This user already has a Test Mail under way."""
+
+    __test__ = False  # not a pytest test class
+
+
+@contextmanager
+def one_test_per_user(user: AbstractBaseUser) -> Iterator[None]:
+    """Refuse a second concurrent Test Mail by the same user (a double click, two tabs)."""
+    # A run older than a few timeouts was left by a crashed process: it no longer counts.
+    stale = timezone.now() - timedelta(seconds=settings.MAILCONFIG_TIMEOUT * 8)
+    TestMailRun.objects.filter(user=user, started_at__lt=stale).delete()
+    try:
+        with transaction.atomic():
+            run = TestMailRun.objects.create(user=user)
+    except IntegrityError:
+        raise TestAlreadyRunning from None
+    try:
+        yield
+    finally:
+        TestMailRun.objects.filter(pk=run.pk).delete()
+
+
+def build_test_message(config: MailSettings, recipient: str, requested_by: str) -> EmailMessage:
+    """The message Test Mail sends."""
+    sent_at = timezone.localtime().strftime("%Y-%m-%d %H:%M:%S %Z")
+    method = {
+        ("smtp", "basic"): f"SMTP ({config.server_name}:{config.port})",
+        ("smtp", "oauth"): f"SMTP with OAuth ({config.server_name}:{config.port})",
+    }.get((config.mode, config.auth)) or (
+        "Gmail API" if config.api_provider == "google" else "Microsoft Graph API"
+    )
+    body = (
+        f"This is a test message from the Mail Console, sent by {requested_by} at {sent_at} "
+        f"through {method}.\n\nIf you can read this, the product can send mail with these settings."
+    )
+    return EmailMessage(SUBJECT, body, from_email=config.from_address, to=[recipient])
+
+
+def run_test_mail(config: MailSettings, recipient: str, *, requested_by: str) -> Transcript:
+    """Send a test message; every step, success or failure, ends up in the transcript."""
+    transcript = Transcript()
+    transport = None
+    try:
+        transport = build_transport(config, transcript=transcript)
+        transport.open()
+        transport.send(build_test_message(config, recipient, requested_by))
+    except MailError:
+        pass  # the failing step is in the transcript with its hint
+    except Exception:
+        # Unknown failures are logged for the operator (no secrets in our exceptions).
+        logger.exception("Test Mail failed unexpectedly")
+        transcript.fail(
+            "Unexpected error",
+            MailError(
+                "An unexpected error stopped the test.",
+                hint="The details are in the server log; please report them.",
+            ),
+        )
+    finally:
+        if transport is not None:
+            transport.close()
+    return transcript
