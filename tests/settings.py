@@ -1,9 +1,14 @@
 """Settings for the test run: the project's settings with a throw-away data directory."""
 
+import atexit
 import os
+import shutil
 import tempfile
 
-os.environ.setdefault("MAILCONFIG_DATA_DIR", tempfile.mkdtemp(prefix="mailconfig-test-"))
+if "MAILCONFIG_DATA_DIR" not in os.environ:
+    _data_dir = tempfile.mkdtemp(prefix="mailconfig-test-")
+    os.environ["MAILCONFIG_DATA_DIR"] = _data_dir
+    atexit.register(shutil.rmtree, _data_dir, ignore_errors=True)
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-" + "x" * 40)
 # Playwright's sync API runs an event loop in the test thread; Django's ORM refuses
 # to run beside one unless told it is safe (it is: tests are single-threaded there).
