@@ -19,7 +19,7 @@ urlpatterns = [
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/general-settings/", include("settings_app.urls")),
-    path("RestAPI/WC/", include("oauth.urls")),
+    path("", include("oauth.urls")),
     # Users and groups (who may change mail settings) are managed here, not under /admin/,
     # so Django's admin catch-all can never shadow the console's URLs.
     path("django-admin/", admin.site.urls),

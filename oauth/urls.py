@@ -5,5 +5,12 @@ from . import views
 app_name = "oauth"
 
 urlpatterns = [
-    path("OAuthSetting", views.callback, name="callback"),
+    # The redirect URI admins register at Microsoft and Google (the product's path).
+    path("RestAPI/WC/OAuthSetting", views.callback, name="callback"),
+    # Actions of the Mail Server page's OAuth panel.
+    path("admin/general-settings/mail-server/oauth/authorize/", views.start, name="start"),
+    path("admin/general-settings/mail-server/oauth/check/", views.check, name="check"),
+    path(
+        "admin/general-settings/mail-server/oauth/disconnect/", views.disconnect, name="disconnect"
+    ),
 ]

@@ -8,6 +8,7 @@ is handed to MSAL (``http_client=``) and google-auth (``Request(session)``).
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import requests
@@ -26,3 +27,19 @@ class VerifiedSession(requests.Session):
         kwargs["verify"] = self.ca_file or True
         kwargs["timeout"] = self.timeout
         return super().request(method, url, *args, **kwargs)
+
+
+_sessions: dict[tuple[str | None, float], VerifiedSession] = {}
+_sessions_lock = threading.Lock()
+
+
+def shared_session(ca_file: str | None = None, timeout: float | None = None) -> VerifiedSession:
+    """One keep-alive session per (CA file, timeout), shared by every sender in the process.
+
+    Django builds a new backend for each ``send_mail()``; sharing the session keeps
+    the TCP and TLS connections to the token endpoint and the API open between them.
+    """
+    session = VerifiedSession(ca_file, timeout)
+    key = (session.ca_file, session.timeout)
+    with _sessions_lock:
+        return _sessions.setdefault(key, session)

@@ -27,7 +27,7 @@ def build_transport(
 
     token_provider = None
     if config.uses_smtp_oauth:
-        from oauth.refresh_grant import StoredGrantTokenProvider
+        from oauth.grant import StoredGrantTokenProvider
 
         token_provider = StoredGrantTokenProvider(config)
     return SmtpTransport(

@@ -1,0 +1,305 @@
+"""The two consent providers for SMTP XOAUTH2: build the authorization URL, redeem the
+code, refresh, revoke. A provider is a small class plus its facts (allauth's shape);
+the flow around it (state, storage, views) is the same for both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import google.auth.exceptions
+import google.auth.transport.requests
+import google.oauth2.credentials
+import msal
+import requests
+from django.conf import settings
+from google_auth_oauthlib.flow import Flow
+from oauthlib.oauth2.rfc6749.errors import OAuth2Error
+
+from settings_app.errors import ConfigurationError, MailError
+from settings_app.http import shared_session
+from settings_app.models import Provider
+from settings_app.sender.diagnosis import http_failure
+from settings_app.values import MailSettings
+
+from .errors import as_grant_invalid, google_error, microsoft_error
+from .service_account import refresh_error
+from .tokens import ProviderCache, cache_key, expires_in, jwt_claims
+
+# The settings a grant is made for: changing any of them invalidates it.
+GRANT_FIELDS = {
+    Provider.MICROSOFT: (
+        "oauth_provider",
+        "oauth_tenant_id",
+        "oauth_client_id",
+        "oauth_client_secret",
+        "oauth_azure_environment",
+        "username",
+    ),
+    Provider.GOOGLE: ("oauth_provider", "google_client_id", "google_client_secret", "username"),
+}
+GOOGLE_SCOPES = [
+    "https://mail.google.com/",
+    # The account's address, to show who authorized. Full names, because Google
+    # answers "email" as userinfo.email and oauthlib treats that as a scope change.
+    "openid",
+    "https://www.googleapis.com/auth/userinfo.email",
+]
+_msal_apps = ProviderCache()
+
+
+def grant_fingerprint(config: MailSettings) -> str:
+    """A hash of the settings a grant belongs to (secrets hashed, never stored)."""
+    return config.fingerprint(GRANT_FIELDS[Provider(config.oauth_provider)])
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """What a code redemption or a refresh returned (kept in memory only)."""
+
+    access_token: str = field(repr=False)
+    expires_at: datetime | None
+    refresh_token: str = field(default="", repr=False)
+    account: str = ""
+    scopes: str = ""
+
+
+class ConsentProvider(ABC):
+    """One identity provider's side of the SMTP OAuth grant."""
+
+    name: str
+
+    def __init__(self, config: MailSettings) -> None:
+        self.config = config
+        self.session = shared_session()
+
+    @abstractmethod
+    def start(self, redirect_uri: str, state: str) -> tuple[str, dict[str, Any]]:
+        """The authorization URL, and what must be kept server-side for the callback."""
+
+    @abstractmethod
+    def redeem(self, flow: dict[str, Any], params: dict[str, str]) -> Tokens:
+        """Exchange the callback's code for tokens; raise ``MailError``."""
+
+    @abstractmethod
+    def refresh(self, refresh_token: str) -> Tokens:
+        """A new access token (and maybe a rotated refresh token); raise ``MailError``."""
+
+    def revoke(self, refresh_token: str) -> None:  # noqa: B027  (optional: Microsoft has none)
+        """Tell the provider to forget the grant, best effort (not every provider can)."""
+
+    @abstractmethod
+    def callback_error(self, error: str, description: str, redirect_uri: str) -> MailError:
+        """The error for ``error`` / ``error_description`` coming back on the callback."""
+
+
+class MicrosoftConsent(ConsentProvider):
+    """Microsoft identity platform, authorization code with PKCE through MSAL."""
+
+    name = "Microsoft"
+
+    @property
+    def scope(self) -> str:
+        return self.config.smtp_azure.smtp_scope
+
+    def app(self, step: str) -> msal.ConfidentialClientApplication:
+        config = self.config
+        if not (config.oauth_tenant_id and config.oauth_client_id and config.oauth_client_secret):
+            raise ConfigurationError(
+                "Tenant ID, Client ID and Client Secret are needed to authorize.",
+                step=step,
+                hint="Fill them in and save the settings.",
+            )
+        authority = f"{config.smtp_azure.authority_host.rstrip('/')}/{config.oauth_tenant_id}"
+        key = cache_key(authority, config.oauth_client_id, config.oauth_client_secret)
+
+        def build() -> msal.ConfidentialClientApplication:
+            try:
+                return msal.ConfidentialClientApplication(
+                    config.oauth_client_id,
+                    client_credential=config.oauth_client_secret,
+                    authority=authority,
+                    http_client=self.session,
+                    instance_discovery=False,
+                )
+            except ValueError as err:
+                text = f"{err} {err.__context__ or ''}"
+                raise microsoft_error(
+                    "invalid_request", text if "AADSTS" in text else "AADSTS90002", step=step
+                ) from err
+            except requests.RequestException as err:
+                raise http_failure(step, err, authority) from err
+
+        return _msal_apps.get(key, build)
+
+    def start(self, redirect_uri: str, state: str) -> tuple[str, dict[str, Any]]:
+        # MSAL adds offline_access, openid and profile, PKCE (S256) and a nonce.
+        flow = self.app("Authorize").initiate_auth_code_flow(
+            scopes=[self.scope],
+            redirect_uri=redirect_uri,
+            state=state,
+            login_hint=self.config.username or None,
+            response_mode="query",
+        )
+        return flow["auth_uri"], flow
+
+    def redeem(self, flow: dict[str, Any], params: dict[str, str]) -> Tokens:
+        step = "Redeem authorization code"
+        try:
+            result = self.app(step).acquire_token_by_auth_code_flow(
+                flow, params, scopes=[self.scope]
+            )
+        except ValueError as err:  # MSAL: state or nonce mismatch
+            raise MailError("The authorization response did not match.", step=step) from err
+        except requests.RequestException as err:
+            raise http_failure(step, err, self.config.smtp_azure.authority_host) from err
+        return self._tokens(result, step)
+
+    def refresh(self, refresh_token: str) -> Tokens:
+        step = "Obtain token"
+        try:
+            result = self.app(step).acquire_token_by_refresh_token(refresh_token, [self.scope])
+        except requests.RequestException as err:
+            raise http_failure(step, err, self.config.smtp_azure.authority_host) from err
+        if result.get("error") == "invalid_grant":
+            raise as_grant_invalid(
+                microsoft_error("invalid_grant", result.get("error_description", ""), step=step)
+            )
+        return self._tokens(result, step)
+
+    def _tokens(self, result: dict[str, Any], step: str) -> Tokens:
+        if "access_token" not in result:
+            raise microsoft_error(
+                result.get("error", ""), result.get("error_description", ""), step=step
+            )
+        claims = result.get("id_token_claims") or {}
+        return Tokens(
+            access_token=result["access_token"],
+            expires_at=expires_in(result.get("expires_in")),
+            refresh_token=result.get("refresh_token", ""),
+            account=claims.get("preferred_username") or claims.get("email") or "",
+            scopes=result.get("scope", ""),
+        )
+
+    def callback_error(self, error: str, description: str, redirect_uri: str) -> MailError:
+        return microsoft_error(
+            error, description, step="Authorize", context={"redirect_uri": redirect_uri}
+        )
+
+
+class GoogleConsent(ConsentProvider):
+    """Google OAuth for a web client, with PKCE, through google-auth-oauthlib."""
+
+    name = "Google"
+
+    def _flow(self, redirect_uri: str, code_verifier: str | None = None) -> Flow:
+        google = settings.MAILCONFIG_GOOGLE
+        if not (self.config.google_client_id and self.config.google_client_secret):
+            raise ConfigurationError(
+                "Client ID and Client Secret are needed to authorize with Google.",
+                step="Authorize",
+                hint="Fill them in and press Configure.",
+            )
+        client = {
+            "web": {
+                "client_id": self.config.google_client_id,
+                "client_secret": self.config.google_client_secret,
+                "auth_uri": google["auth_uri"],
+                "token_uri": google["token_uri"],
+            }
+        }
+        return Flow.from_client_config(
+            client, scopes=GOOGLE_SCOPES, redirect_uri=redirect_uri, code_verifier=code_verifier
+        )
+
+    def start(self, redirect_uri: str, state: str) -> tuple[str, dict[str, Any]]:
+        flow = self._flow(redirect_uri)
+        url, _ = flow.authorization_url(
+            access_type="offline",
+            prompt="consent",
+            state=state,
+            login_hint=self.config.username or None,
+        )
+        return url, {"code_verifier": flow.code_verifier, "redirect_uri": redirect_uri}
+
+    def redeem(self, flow: dict[str, Any], params: dict[str, str]) -> Tokens:
+        step = "Redeem authorization code"
+        oauth_flow = self._flow(flow["redirect_uri"], flow["code_verifier"])
+        try:
+            with warnings.catch_warnings():
+                # oauthlib raises a Warning (as an exception) when scopes were narrowed.
+                warnings.simplefilter("error")
+                token = oauth_flow.fetch_token(
+                    code=params.get("code", ""),
+                    verify=self.session.ca_file or True,
+                    timeout=self.session.timeout,
+                )
+        except requests.RequestException as err:
+            raise http_failure(step, err, settings.MAILCONFIG_GOOGLE["token_uri"]) from err
+        except Warning as err:
+            raise MailError(
+                "Google granted fewer permissions than requested.",
+                step=step,
+                code="scope_changed",
+                hint="Authorize again and allow full access to Gmail (https://mail.google.com/).",
+            ) from err
+        except OAuth2Error as err:  # the token endpoint said no
+            raise google_error(err.error, err.description or "", step=step) from err
+        claims = jwt_claims(token.get("id_token", ""))
+        expires_at = token.get("expires_at")
+        return Tokens(
+            access_token=token["access_token"],
+            expires_at=datetime.fromtimestamp(expires_at, UTC) if expires_at else None,
+            refresh_token=token.get("refresh_token", ""),
+            account=claims.get("email", ""),
+            scopes=" ".join(token.get("scope") or ()),
+        )
+
+    def refresh(self, refresh_token: str) -> Tokens:
+        credentials = google.oauth2.credentials.Credentials(
+            None,
+            refresh_token=refresh_token,
+            # Passed explicitly: google-auth would otherwise use Google's own endpoint.
+            token_uri=settings.MAILCONFIG_GOOGLE["token_uri"],
+            client_id=self.config.google_client_id,
+            client_secret=self.config.google_client_secret,
+        )
+        try:
+            credentials.refresh(google.auth.transport.requests.Request(self.session))
+        except google.auth.exceptions.RefreshError as err:
+            error = refresh_error(err)
+            raise (as_grant_invalid(error) if error.code == "invalid_grant" else error) from err
+        except google.auth.exceptions.TransportError as err:
+            raise MailError(
+                "Google's token endpoint could not be reached.", step="Obtain token"
+            ) from err
+        expiry = credentials.expiry
+        return Tokens(
+            access_token=credentials.token,
+            expires_at=expiry.replace(tzinfo=UTC) if expiry else None,
+            refresh_token=credentials.refresh_token or "",
+        )
+
+    def revoke(self, refresh_token: str) -> None:
+        # Best effort: the grant is deleted here whatever Google says.
+        with contextlib.suppress(requests.RequestException):
+            self.session.post(
+                settings.MAILCONFIG_GOOGLE["revoke_uri"], data={"token": refresh_token}
+            )
+
+    def callback_error(self, error: str, description: str, redirect_uri: str) -> MailError:
+        return google_error(
+            error, description, step="Authorize", context={"redirect_uri": redirect_uri}
+        )
+
+
+def consent_provider(config: MailSettings) -> ConsentProvider:
+    """The consent provider for the configuration's SMTP OAuth Mail Provider."""
+    if config.oauth_provider == Provider.GOOGLE:
+        return GoogleConsent(config)
+    return MicrosoftConsent(config)

@@ -1,0 +1,113 @@
+"""The consent flow from the console's side: start it, and complete it on the callback."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+
+from settings_app.models import AuditEntry, MailServerConfig, Provider
+from settings_app.values import MailSettings
+
+from .consent import Tokens, consent_provider
+from .grant import store_grant
+from .models import OAuthGrant
+from .redirect_uri import redirect_uri
+from .state import (
+    browser_token,
+    consume_state,
+    create_state,
+    flow_of,
+    save_flow,
+    set_browser_cookie,
+)
+
+
+class SettingsChanged(Exception):
+    """The settings were saved again between the start of consent and its callback."""
+
+
+@dataclass(frozen=True)
+class Completed:
+    """A stored grant and what the admin should be warned about."""
+
+    grant: OAuthGrant
+    warnings: list[str]
+
+
+def begin(request: HttpRequest, config: MailSettings) -> HttpResponse:
+    """Redirect to the provider's consent page; raises ``MailError`` if it cannot start."""
+    browser = browser_token(request)
+    state, record = create_state(
+        user=request.user,
+        browser=browser,
+        provider=config.oauth_provider,
+        config_version=config.version,
+        redirect_uri=redirect_uri(request),
+    )
+    url, flow = consent_provider(config).start(record.redirect_uri, state)
+    save_flow(record, flow)
+    response = HttpResponseRedirect(url)
+    set_browser_cookie(request, response, browser)
+    return response
+
+
+def complete(request: HttpRequest) -> Completed:
+    """Check the callback and store the grant.
+
+    Raises ``StateRefused`` (forged, replayed, expired, someone else's),
+    ``SettingsChanged``, or ``MailError`` (the provider's error, or the code redemption's).
+    """
+    record = consume_state(request, request.GET.get("state", ""))
+    config = MailSettings.from_model(MailServerConfig.load())
+    provider = consent_provider(config)
+    error = request.GET.get("error")
+    if error:
+        raise provider.callback_error(
+            error, request.GET.get("error_description", ""), record.redirect_uri
+        )
+    if config.version != record.config_version or config.oauth_provider != record.provider:
+        raise SettingsChanged
+    tokens = provider.redeem(flow_of(record), request.GET.dict())
+    with transaction.atomic():
+        # Under the settings' lock, so a save cannot slip in between check and store.
+        locked = MailServerConfig.objects.select_for_update().get(pk=MailServerConfig.SINGLETON_ID)
+        if locked.version != record.config_version:
+            raise SettingsChanged
+        grant = store_grant(config, tokens, request.user)
+        _audit(request.user, config, tokens, request.META.get("REMOTE_ADDR"))
+    return Completed(grant, account_warnings(config, tokens.account))
+
+
+def account_warnings(config: MailSettings, account: str) -> list[str]:
+    """Mismatches between who authorized and whom the settings name."""
+    if not account:
+        return []
+    if config.oauth_provider == Provider.MICROSOFT:
+        if config.username and account.lower() != config.username.lower():
+            return [
+                f"The authorization was made by {account}, but the Username is "
+                f"{config.username}. Mail will be sent as {account}, and signing in as "
+                f"{config.username} will fail: set the Username to {account}, or Reconnect "
+                f"signed in as {config.username}."
+            ]
+    elif config.from_address and account.lower() != config.from_address.lower():
+        return [
+            f"The authorization was made by {account}, but the From Address is "
+            f"{config.from_address}. Google only sends from the account or one of its "
+            "verified aliases (Gmail > Settings > Accounts > Send mail as)."
+        ]
+    return []
+
+
+def _audit(user: AbstractBaseUser, config: MailSettings, tokens: Tokens, ip: str | None) -> None:
+    AuditEntry.objects.create(
+        user=user,
+        username=user.get_username(),
+        source_ip=ip,
+        version=config.version,
+        action=f"Authorized OAuth ({config.oauth_provider.title()})",
+        changed_fields=[f"Authorized as {tokens.account or 'unknown account'}"],
+    )

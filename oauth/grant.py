@@ -1,0 +1,221 @@
+"""The stored SMTP OAuth grant: its status, storing it, and tokens from it for XOAUTH2.
+
+Refresh tokens may rotate on every use. Refreshing happens under a row lock, and
+a rotated refresh token is stored in the same transaction, so two processes
+refreshing at once never lose the newest token: the second waits, then finds
+the access token the first one stored and uses it.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from settings_app.errors import AuthenticationError, ConfigurationError, MailError
+from settings_app.models import Provider
+from settings_app.transcript import Transcript
+from settings_app.values import MailSettings
+
+from .consent import Tokens, consent_provider, grant_fingerprint
+from .errors import GrantInvalid
+from .models import GrantStatus, OAuthGrant
+from .tokens import AccessToken, describe_expiry, expires_soon
+
+STEP = "Obtain token"
+RECONNECT_HINT = "Open the Mail Server page and press Reconnect to authorize again."
+
+_memory: dict[str, AccessToken] = {}
+_memory_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class GrantState:
+    """What the page says about the grant for the current settings."""
+
+    status: str  # "missing", "changed", "active" or "expired"
+    grant: OAuthGrant | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self.status == "active"
+
+    @property
+    def needs_authorization(self) -> bool:
+        return self.status in ("missing", "changed")
+
+
+def stored_grant() -> OAuthGrant | None:
+    return OAuthGrant.objects.filter(pk=OAuthGrant.SINGLETON_ID).first()
+
+
+def grant_state(config: MailSettings) -> GrantState:
+    """The grant's status for these settings (a grant for other settings does not count)."""
+    grant = stored_grant()
+    if grant is None:
+        return GrantState("missing")
+    if (
+        grant.provider != config.oauth_provider
+        or grant.credentials_fingerprint != grant_fingerprint(config)
+    ):
+        return GrantState("changed", grant)
+    if grant.status == GrantStatus.EXPIRED:
+        return GrantState("expired", grant)
+    return GrantState("active", grant)
+
+
+def store_grant(config: MailSettings, tokens: Tokens, user: AbstractBaseUser) -> OAuthGrant:
+    """Keep a new grant (replacing any older one) for the settings it was made for."""
+    if not tokens.refresh_token:
+        raise MailError(
+            "The provider returned no refresh token, so mail could only be sent for an hour.",
+            step="Redeem authorization code",
+            hint="Authorize again; for Google the consent must ask for offline access.",
+        )
+    now = timezone.now()
+    grant, _ = OAuthGrant.objects.update_or_create(
+        pk=OAuthGrant.SINGLETON_ID,
+        defaults={
+            "provider": config.oauth_provider,
+            "account": tokens.account,
+            "refresh_token": tokens.refresh_token,
+            "access_token": tokens.access_token,
+            "access_token_expires_at": tokens.expires_at,
+            "scopes": tokens.scopes[:512],
+            "credentials_fingerprint": grant_fingerprint(config),
+            "authorized_at": now,
+            "authorized_by": user,
+            "refreshed_at": now,
+            "status": GrantStatus.ACTIVE,
+            "status_reason": "",
+        },
+    )
+    forget_cached_tokens()
+    return grant
+
+
+def delete_grant(config: MailSettings) -> OAuthGrant | None:
+    """Remove the stored grant; for Google also ask Google to revoke it (best effort)."""
+    grant = stored_grant()
+    if grant is None:
+        return None
+    refresh_token = grant.refresh_token
+    grant.delete()
+    forget_cached_tokens()
+    if grant.provider == config.oauth_provider == Provider.GOOGLE:
+        consent_provider(config).revoke(refresh_token)
+    return grant
+
+
+def forget_cached_tokens() -> None:
+    with _memory_lock:
+        _memory.clear()
+
+
+class StoredGrantTokenProvider:
+    """Access tokens for SMTP XOAUTH2 from the stored refresh token (the ``TokenProvider``)."""
+
+    def __init__(self, config: MailSettings) -> None:
+        self.config = config
+        self.fingerprint = grant_fingerprint(config) if config.uses_smtp_oauth else ""
+
+    def get_token(
+        self, transcript: Transcript | None = None, *, force: bool = False
+    ) -> AccessToken:
+        transcript = transcript or Transcript.discard()
+        with transcript.step(STEP) as step:
+            self._check_usable()
+            with _memory_lock:
+                cached = _memory.get(self.fingerprint)
+            if cached is not None and not force and not expires_soon(cached):
+                step.details.append(
+                    f"Reused the cached token of {cached.account}, {describe_expiry(cached)}"
+                )
+                return cached
+            token, details = self._refresh(force)
+            step.details.extend(details)
+            with _memory_lock:
+                _memory[self.fingerprint] = token
+            return token
+
+    def _check_usable(self) -> None:
+        state = grant_state(self.config)
+        if state.needs_authorization:
+            raise ConfigurationError(
+                "Authorization needed: no OAuth authorization exists for these settings."
+                if state.status == "missing"
+                else "Authorization needed: the OAuth settings changed since the authorization.",
+                step=STEP,
+                code="NO-GRANT",
+                hint="Save the settings, then press Authorize on the Mail Server page.",
+            )
+        if state.status == "expired":
+            assert state.grant is not None
+            raise AuthenticationError(
+                "Authorization expired - Reconnect.",
+                step=STEP,
+                code="invalid_grant",
+                provider_text=state.grant.status_reason,
+                hint=RECONNECT_HINT,
+            )
+
+    def _refresh(self, force: bool) -> tuple[AccessToken, list[str]]:
+        expired: AuthenticationError | None = None
+        with transaction.atomic():
+            grant = (
+                OAuthGrant.objects.select_for_update().filter(pk=OAuthGrant.SINGLETON_ID).first()
+            )
+            if grant is None or grant.credentials_fingerprint != self.fingerprint:
+                raise ConfigurationError(
+                    "Authorization needed: the authorization was removed.",
+                    step=STEP,
+                    code="NO-GRANT",
+                    hint="Press Authorize on the Mail Server page.",
+                )
+            stored = _stored_access_token(grant)
+            if stored is not None and not force and not expires_soon(stored):
+                # Another process refreshed while we waited for the lock.
+                return stored, [
+                    f"Reused the token refreshed by another process, {describe_expiry(stored)}"
+                ]
+            try:
+                tokens = consent_provider(self.config).refresh(grant.refresh_token)
+            except GrantInvalid as err:
+                grant.status = GrantStatus.EXPIRED
+                grant.status_reason = err.provider_text or err.message
+                grant.save(update_fields=["status", "status_reason"])
+                # Raised after the transaction, so the expired status is committed.
+                expired = AuthenticationError(
+                    "Authorization expired - Reconnect.",
+                    step=STEP,
+                    code=err.code,
+                    provider_text=err.provider_text,
+                    hint=f"{err.message} {RECONNECT_HINT}",
+                )
+            else:
+                rotated = bool(tokens.refresh_token) and tokens.refresh_token != grant.refresh_token
+                if rotated:
+                    grant.refresh_token = tokens.refresh_token
+                grant.access_token = tokens.access_token
+                grant.access_token_expires_at = tokens.expires_at
+                grant.refreshed_at = timezone.now()
+                grant.save()
+        if expired is not None:
+            raise expired
+        token = AccessToken(tokens.access_token, tokens.expires_at, account=grant.account)
+        details = [
+            f"Refreshed with the stored authorization of {grant.account or 'the account'}, "
+            f"{describe_expiry(token)}",
+        ]
+        if rotated:
+            details.append("The provider rotated the refresh token; the new one is stored.")
+        return token, details
+
+
+def _stored_access_token(grant: OAuthGrant) -> AccessToken | None:
+    if not grant.access_token:
+        return None
+    return AccessToken(grant.access_token, grant.access_token_expires_at, account=grant.account)

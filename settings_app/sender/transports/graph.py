@@ -1,0 +1,142 @@
+"""Microsoft Graph (API mode): ``POST /v1.0/users/{From Address}/sendMail`` with the MIME body."""
+
+from __future__ import annotations
+
+import base64
+from urllib.parse import quote
+
+import requests
+
+from oauth.client_credentials import MicrosoftClientCredentials, graph_token_provider
+from oauth.tokens import AccessToken
+from settings_app.errors import (
+    AuthenticationError,
+    AuthorizationError,
+    ConfigurationError,
+    MailError,
+    ProviderError,
+    RateLimited,
+)
+from settings_app.sender.diagnosis import SEND_AS_HINT
+
+from .http_api import STEP, HttpApiTransport
+
+MAIL_SEND_HINT = (
+    "Give the app the Microsoft Graph application permission Mail.Send and grant admin "
+    "consent (App registrations > the app > API permissions). If an Application Access "
+    "Policy limits the app to some mailboxes, include the From Address."
+)
+
+# Graph error codes (the JSON body's error.code) -> (error class, message, hint).
+GRAPH_ERRORS: dict[str, tuple[type[MailError], str, str]] = {
+    "ErrorAccessDenied": (
+        AuthorizationError,
+        "Microsoft Graph denied sending as the From Address.",
+        MAIL_SEND_HINT,
+    ),
+    "InvalidAuthenticationToken": (
+        AuthenticationError,
+        "Microsoft Graph rejected the access token.",
+        "Check the Azure environment: the token must come from the same cloud as Graph.",
+    ),
+    "ErrorInvalidUser": (
+        ConfigurationError,
+        "The From Address is not a mailbox in this tenant.",
+        "Use the address of a licensed mailbox (or shared mailbox) of the tenant.",
+    ),
+    "ResourceNotFound": (
+        ConfigurationError,
+        "The From Address is not a mailbox in this tenant.",
+        "Use the address of a licensed mailbox (or shared mailbox) of the tenant.",
+    ),
+    "MailboxNotEnabledForRESTAPI": (
+        ConfigurationError,
+        "The From Address has no Exchange Online mailbox.",
+        "Give the user an Exchange Online licence, or use another mailbox.",
+    ),
+    "ErrorSendAsDenied": (AuthorizationError, "Graph refused the From header.", SEND_AS_HINT),
+    "ErrorMessageSizeExceeded": (
+        ProviderError,
+        "The message is too large for Microsoft Graph.",
+        "Graph accepts about 4 MB per request: reduce the attachments.",
+    ),
+    "ErrorExceededMessageLimit": (
+        RateLimited,
+        "The mailbox reached Exchange Online's sending limit.",
+        "Exchange allows 30 messages a minute and 10,000 recipients a day per mailbox.",
+    ),
+}
+
+
+def graph_error(response: requests.Response) -> MailError:
+    """The error a Graph response means, read from its ``{"error": {"code", "message"}}``."""
+    try:
+        body = response.json().get("error", {})
+    except ValueError:
+        body = {}
+    code = body.get("code") or str(response.status_code)
+    text = body.get("message") or response.reason or ""
+    known = GRAPH_ERRORS.get(code)
+    if known is not None:
+        error_class, message, hint = known
+        return error_class(message, step=STEP, code=code, provider_text=text, hint=hint)
+    if response.status_code == 429:
+        return RateLimited(
+            "Microsoft Graph is throttling requests for this mailbox.",
+            step=STEP,
+            code=code,
+            provider_text=text,
+            hint="Sending resumes by itself; if it persists, the product sends too much at once.",
+        )
+    if response.status_code == 413:
+        return ProviderError(
+            "The message is too large for Microsoft Graph.",
+            step=STEP,
+            code=code,
+            provider_text=text,
+            hint=GRAPH_ERRORS["ErrorMessageSizeExceeded"][2],
+        )
+    return ProviderError(
+        f"Microsoft Graph answered {response.status_code}: {text}",
+        step=STEP,
+        code=code,
+        provider_text=text,
+    )
+
+
+class GraphTransport(HttpApiTransport):
+    """Sends as the From Address's mailbox with the app's client-credentials token."""
+
+    api_name = "Microsoft Graph"
+
+    @property
+    def endpoint(self) -> str:
+        graph = self.config.api_azure.graph_host.rstrip("/")
+        return f"{graph}/v1.0/users/{quote(self.config.from_address, safe='@')}/sendMail"
+
+    def token_provider(self) -> MicrosoftClientCredentials:
+        return graph_token_provider(
+            tenant=self.config.api_tenant_id,
+            client_id=self.config.api_client_id,
+            client_secret=self.config.api_client_secret,
+            environment=self.config.api_azure,
+            ca_file=self.ca_file,
+            timeout=self.timeout,
+        )
+
+    def post(self, token: AccessToken, raw: bytes) -> requests.Response:
+        # The MIME form sends headers, alternatives and attachments exactly as built.
+        return self.session.post(
+            self.endpoint,
+            data=base64.b64encode(raw),
+            headers={"Authorization": f"Bearer {token.token}", "Content-Type": "text/plain"},
+        )
+
+    def accepted(self, response: requests.Response) -> str | None:
+        if response.status_code != 202:
+            return None
+        request_id = response.headers.get("request-id", "")
+        return "202 Accepted" + (f" (request-id {request_id})" if request_id else "")
+
+    def error_for(self, response: requests.Response) -> MailError:
+        return graph_error(response)

@@ -1,0 +1,147 @@
+"""What Microsoft Graph and the Gmail API transports share: token, post, retry, explain.
+
+The sending algorithm lives here (django-anymail's shape); each API fills in its
+token provider, how to post a message, and how to read its errors.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import abstractmethod
+from email.utils import parsedate_to_datetime
+
+import requests
+from django.core.mail import EmailMessage
+from django.utils import timezone
+
+from oauth.tokens import AccessToken, CachedTokenProvider
+from settings_app.errors import MailError, RateLimited
+from settings_app.http import shared_session
+from settings_app.sender.diagnosis import http_failure
+from settings_app.transcript import Transcript
+from settings_app.values import MailSettings
+
+from .base import Transport
+
+STEP = "Send message"
+RETRY_STATUSES = (429, 503, 504)
+MAX_RETRIES = 2
+MAX_WAIT_SECONDS = 10.0
+
+
+def mime_with_bcc(message: EmailMessage) -> bytes:
+    """The RFC 822 bytes of a message, with a Bcc header for APIs that read recipients
+    from the headers (both Graph and Gmail strip it before delivery)."""
+    mime = message.message()
+    if message.bcc:
+        mime["Bcc"] = ", ".join(message.bcc)
+    return mime.as_bytes(linesep="\r\n")
+
+
+def retry_after(response: requests.Response, attempt: int) -> float:
+    """Seconds to wait before retrying: the server's Retry-After, or a short backoff."""
+    value = response.headers.get("Retry-After", "")
+    if value.isdigit():
+        return float(value)
+    if value:
+        try:
+            return max(0.0, (parsedate_to_datetime(value) - timezone.now()).total_seconds())
+        except (TypeError, ValueError):
+            pass
+    return float(2**attempt)
+
+
+class HttpApiTransport(Transport):
+    """A transport that posts each message to an HTTPS API with a bearer token."""
+
+    api_name = "the API"
+
+    def __init__(
+        self,
+        config: MailSettings,
+        *,
+        transcript: Transcript | None = None,
+        timeout: float | None = None,
+        ca_file: str | None = None,
+    ) -> None:
+        super().__init__(config, timeout=timeout, ca_file=ca_file, transcript=transcript)
+        self.tokens: CachedTokenProvider | None = None
+        self.session = shared_session(self.ca_file, self.timeout)
+
+    @abstractmethod
+    def token_provider(self) -> CachedTokenProvider:
+        """The shared token provider for this configuration."""
+
+    @abstractmethod
+    def post(self, token: AccessToken, raw: bytes) -> requests.Response:
+        """Post one message to the API."""
+
+    @abstractmethod
+    def accepted(self, response: requests.Response) -> str | None:
+        """The provider's id or status text if the response means sent, else None."""
+
+    @abstractmethod
+    def error_for(self, response: requests.Response) -> MailError:
+        """The error an unsuccessful response means."""
+
+    @property
+    @abstractmethod
+    def endpoint(self) -> str:
+        """The URL messages are posted to (for error messages)."""
+
+    def open(self) -> None:
+        if self.tokens is None:
+            self.tokens = self.token_provider()
+            # Fetched now so a credential problem shows up as its own step.
+            self.tokens.get_token(self.transcript)
+
+    def send(self, message: EmailMessage) -> str:
+        self.open()
+        raw = mime_with_bcc(message)
+        with self.transcript.step(STEP) as step:
+            result = self._post_with_retries(raw, step.details)
+            step.details.append(f"Accepted by {self.api_name}: {result}")
+        return result
+
+    def _post_with_retries(self, raw: bytes, details: list[str]) -> str:
+        assert self.tokens is not None
+        token_refreshed = False
+        attempt = 0
+        while True:
+            token = self.tokens.get_token()
+            try:
+                response = self.post(token, raw)
+            except requests.RequestException as err:
+                raise http_failure(STEP, err, self.endpoint) from err
+            result = self.accepted(response)
+            if result is not None:
+                return result
+            if response.status_code == 401 and not token_refreshed:
+                # The token was revoked or expired early: one new token, one retry.
+                details.append("The API rejected the token; retrying with a new one.")
+                self.tokens.invalidate()
+                token_refreshed = True
+                continue
+            if response.status_code in RETRY_STATUSES and attempt < MAX_RETRIES:
+                wait = retry_after(response, attempt)
+                if wait <= min(MAX_WAIT_SECONDS, self.timeout):
+                    details.append(
+                        f"{self.api_name} answered {response.status_code}; retrying in {wait:g} s."
+                    )
+                    time.sleep(wait)
+                    attempt += 1
+                    continue
+            error = self.error_for(response)
+            if response.status_code in RETRY_STATUSES and not isinstance(error, RateLimited):
+                error = RateLimited(
+                    error.message,
+                    step=STEP,
+                    code=error.code,
+                    provider_text=error.provider_text,
+                    hint=error.hint or "Try again in a few minutes.",
+                )
+            raise error
+
+    def close(self) -> None:
+        # The session is shared and keeps its connections for the next batch.
+        self.tokens = None
