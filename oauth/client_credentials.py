@@ -101,7 +101,7 @@ class MicrosoftClientCredentials(CachedTokenProvider):
         if self._app is not None:
             # Also drop MSAL's copy, or it would hand the rejected token back.
             cache = self._app.token_cache
-            for item in cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN):
+            for item in list(cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN)):
                 cache.remove_at(item)
 
     def describe(self, token: AccessToken) -> list[str]:
