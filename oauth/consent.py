@@ -138,14 +138,19 @@ class MicrosoftConsent(ConsentProvider):
         return _msal_apps.get(key, build)
 
     def start(self, redirect_uri: str, state: str) -> tuple[str, dict[str, Any]]:
-        # MSAL adds offline_access, openid and profile, PKCE (S256) and a nonce.
-        flow = self.app("Authorize").initiate_auth_code_flow(
-            scopes=[self.scope],
-            redirect_uri=redirect_uri,
-            state=state,
-            login_hint=self.config.username or None,
-            response_mode="query",
-        )
+        app = self.app("Authorize")
+        with warnings.catch_warnings():
+            # MSAL recommends form_post, but that cross-site POST arrives without the
+            # SameSite=Lax session cookie, so the callback could not check the state.
+            warnings.filterwarnings("ignore", message="response_mode='form_post'")
+            # MSAL adds offline_access, openid and profile, PKCE (S256) and a nonce.
+            flow = app.initiate_auth_code_flow(
+                scopes=[self.scope],
+                redirect_uri=redirect_uri,
+                state=state,
+                login_hint=self.config.username or None,
+                response_mode="query",
+            )
         return flow["auth_uri"], flow
 
     def redeem(self, flow: dict[str, Any], params: dict[str, str]) -> Tokens:

@@ -1,19 +1,54 @@
-"""What the Mail Server page shows and does for SMTP OAuth (filled in by the consent flow)."""
+"""What the Mail Server page shows and does for SMTP OAuth: redirect URI, grant status, actions."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpRequest
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
 
+from settings_app.errors import MailError
 from settings_app.models import MailServerConfig
+from settings_app.values import MailSettings
+
+from .flow import account_warnings, begin
+from .grant import grant_state
+from .redirect_uri import opened_elsewhere, redirect_uri
 
 
 def page_context(request: HttpRequest, stored: MailServerConfig) -> dict[str, Any]:
     """Extra template context for the OAuth panel of the Mail Server page."""
-    return {}
+    config = MailSettings.from_model(stored)
+    uri = redirect_uri(request)
+    state = grant_state(config)
+    warnings = (
+        account_warnings(config, state.grant.account)
+        if state.grant is not None and state.status == "active"
+        else []
+    )
+    return {
+        "oauth_redirect_uri": uri,
+        "oauth_opened_elsewhere": opened_elsewhere(request, uri),
+        "oauth_grant": state,
+        "oauth_grant_warnings": warnings,
+        "oauth_stored_active": stored.is_configured and config.uses_smtp_oauth,
+    }
 
 
-def after_save_redirect(request: HttpRequest, config: MailServerConfig) -> str | None:
-    """Where to go after a successful save (for example straight into consent), or None."""
-    return None
+def after_save_response(request: HttpRequest, config: MailServerConfig) -> HttpResponse | None:
+    """After a save in SMTP OAuth mode: go to the provider's consent when it is needed.
+
+    Authorize, Reconnect and Configure submit the form with ``after_save=authorize``
+    (always start); a plain Save Settings starts only when no grant fits the settings.
+    """
+    settings = MailSettings.from_model(config)
+    if not settings.uses_smtp_oauth:
+        return None
+    asked = request.POST.get("after_save") == "authorize"
+    if not asked and not grant_state(settings).needs_authorization:
+        return None
+    try:
+        return begin(request, settings)
+    except MailError as err:
+        messages.error(request, f"Saved, but the authorization could not start: {err}")
+        return None

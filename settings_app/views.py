@@ -54,8 +54,8 @@ def mail_server(request: HttpRequest) -> HttpResponse:
         messages.success(request, "Settings saved: " + ", ".join(result.changed) + ".")
     else:
         messages.info(request, "Settings saved. Nothing had changed.")
-    return redirect(
-        oauth_page.after_save_redirect(request, result.config) or "settings_app:mail_server"
+    return oauth_page.after_save_response(request, result.config) or redirect(
+        "settings_app:mail_server"
     )
 
 

@@ -12,24 +12,26 @@ from settings_app.values import MailSettings
 
 _lock = threading.Lock()
 _cached: MailSettings | None = None
+_cached_stamp: tuple[int, object] | None = None
 
 
 def current_settings() -> MailSettings:
     """The saved configuration; raises ConfigurationError when nothing has been saved yet."""
-    global _cached
+    global _cached, _cached_stamp
     # One cheap query per batch tells whether another process saved since we decrypted.
-    version = (
+    stamp = (
         MailServerConfig.objects.filter(pk=MailServerConfig.SINGLETON_ID)
-        .values_list("version", flat=True)
+        .values_list("version", "updated_at")
         .first()
     )
-    if not version:
+    if not stamp or not stamp[0]:
         raise ConfigurationError(
             "Mail cannot be sent: no mail server is configured.",
             step="Load settings",
             hint=f"An administrator must save the settings at {reverse('settings_app:mail_server')}.",
         )
     with _lock:
-        if _cached is None or _cached.version != version:
+        if _cached is None or _cached_stamp != stamp:
             _cached = MailSettings.from_model(MailServerConfig.load())
+            _cached_stamp = stamp
         return _cached

@@ -160,3 +160,19 @@
     }
   });
 })();
+
+// Copy buttons (the OAuth redirect URI): admins must register the exact string.
+document.querySelectorAll("[data-copy-from]").forEach((button) => {
+  button.addEventListener("click", async () => {
+    const source = document.getElementById(button.dataset.copyFrom);
+    source.select();
+    try {
+      await navigator.clipboard.writeText(source.value);
+    } catch {
+      document.execCommand("copy"); // non-secure origins have no clipboard API
+    }
+    const label = button.textContent;
+    button.textContent = "Copied";
+    setTimeout(() => { button.textContent = label; }, 1500);
+  });
+});

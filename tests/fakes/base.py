@@ -13,6 +13,7 @@ import re
 import secrets
 import ssl
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -119,6 +120,7 @@ class FakeServer:
         self.requests: Counter[str] = Counter()
         self.tokens_issued: Counter[str] = Counter()
         self.connections = 0
+        self.delays: dict[str, float] = {}  # endpoint -> seconds, to widen race windows
         self._injected: dict[str, list[Injected]] = {}
         self._lock = threading.RLock()
         self._routes: list[tuple[str, re.Pattern[str], str, Route]] = [
@@ -184,6 +186,8 @@ class FakeServer:
                     injected = self._take_injected(name)
                 if injected is not None:
                     return injected
+                if self.delays.get(name):
+                    time.sleep(self.delays[name])
                 try:
                     return route(request, match)
                 except Exception as err:  # a bug in the fake: make it visible
@@ -218,6 +222,7 @@ class FakeServer:
             self.requests.clear()
             self.tokens_issued.clear()
             self.connections = 0
+            self.delays.clear()
             self._injected.clear()
 
     def start(self) -> FakeServer:

@@ -177,8 +177,12 @@ class GoogleFake(FakeServer):
         grant = form.get("grant_type")
         if grant == JWT_BEARER:
             return self._jwt_bearer(form.get("assertion", ""))
-        client = self.clients.get(form.get("client_id", ""))
-        if client is None or client.secret != form.get("client_secret"):
+        client_id, secret = form.get("client_id", ""), form.get("client_secret")
+        basic = request.headers.get("authorization", "")
+        if basic.lower().startswith("basic "):  # client_secret_basic, as Google also accepts
+            client_id, _, secret = base64.b64decode(basic[6:]).decode().partition(":")
+        client = self.clients.get(client_id)
+        if client is None or client.secret != secret:
             return google_error(401, "invalid_client", "Unauthorized")
         if grant == "authorization_code":
             return self._authorization_code(client, form)
