@@ -122,9 +122,10 @@ def test_xoauth2_sends_the_exact_sasl_string(smtp_server_factory, trust_test_ca)
     server = smtp_server_factory(
         security="starttls", token_checker=lambda user, token: seen.append((user, token)) or True
     )
-    tokens = StaticTokens("token-123")
+    long_token = "eyJ" + "x" * 2500  # real access tokens are JWTs of 1-3 KB
+    tokens = StaticTokens(long_token)
     send(smtp_config(server, auth="oauth", password=""), token_provider=tokens)
-    assert seen == [("alice@example.com", "token-123")]
+    assert seen == [("alice@example.com", long_token)]
     assert server.auth_mechanisms == ["XOAUTH2"]
 
 

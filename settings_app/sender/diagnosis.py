@@ -75,8 +75,9 @@ SMTP_REPLY_RULES: tuple[SmtpReplyRule, ...] = (
         "5.7.8",
         AuthenticationError,
         "The server rejected the username and password or token.",
-        "For Google with Basic authentication, use an app password (needs 2-Step "
-        "Verification) or switch to OAuth; check that the Username is the full address.",
+        "Check the Username and Password (the Username is usually the full address). "
+        "For Gmail with Basic authentication, use an app password (needs 2-Step "
+        "Verification) or switch to OAuth.",
     ),
     SmtpReplyRule(
         550,

@@ -16,10 +16,11 @@ import re
 import socket
 import ssl
 import threading
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import trustme
@@ -60,8 +61,11 @@ class Injections:
 
 
 class _RecordingSMTP(SMTP):
-    # XOAUTH2 lines carry a JWT: far longer than SMTP's 1000 characters.
+    # "AUTH XOAUTH2 <base64 JWT>" is far longer than SMTP's 1000-character lines and
+    # aiosmtpd's 512-byte command limit (whose default dict reads the base class).
     line_length_limit = 64 * 1024
+    command_size_limit = 64 * 1024
+    command_size_limits: ClassVar[defaultdict[str, int]] = defaultdict(lambda: 64 * 1024)
 
     def __init__(self, handler: _Handler, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)

@@ -1,0 +1,136 @@
+"""Test Mail: unsaved form values, every mode, a transcript with explanations, nothing stored changes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from settings_app.models import MailServerConfig
+from tests.factories import PAGE_URL, smtp_basic_post
+from tests.oauth_helpers import MS_USER, consent, local, microsoft_post, register_microsoft
+from tests.test_api_transports import CLIENT_ID, SECRET, TENANT
+
+pytestmark = pytest.mark.django_db
+TEST_URL = PAGE_URL + "test-mail/"
+FETCH = {"HTTP_X_REQUESTED_WITH": "fetch"}
+
+
+def smtp_post(server, **overrides):
+    values = {
+        "server_name": "localhost",
+        "port": str(server.port),
+        "username": "alice@example.com",
+        "password": "s3cret",
+        "from_address": "alice@example.com",
+    }
+    return smtp_basic_post(**(values | overrides))
+
+
+def test_smtp_basic_success_unsaved(admin_client, smtp_starttls, trust_test_ca):
+    response = admin_client.post(TEST_URL, smtp_post(smtp_starttls), **FETCH)
+    body = response.content.decode()
+    assert "Test mail sent" in body
+    for step in ("Resolve host", "Connect", "EHLO", "STARTTLS", "Authenticate", "Send message"):
+        assert step in body
+    assert smtp_starttls.messages[0].rcpt_tos == ["admin@example.com"]
+    assert MailServerConfig.load().version == 0  # nothing saved
+    assert "s3cret" not in body
+
+
+def test_recipient_can_be_changed(admin_client, smtp_starttls, trust_test_ca):
+    admin_client.post(TEST_URL, smtp_post(smtp_starttls, test_recipient="ops@example.com"), **FETCH)
+    assert smtp_starttls.messages[0].rcpt_tos == ["ops@example.com"]
+
+
+def test_wrong_password_is_explained_and_nothing_changes(
+    admin_client, smtp_starttls, trust_test_ca
+):
+    admin_client.post(PAGE_URL, smtp_post(smtp_starttls))
+    before = MailServerConfig.load()
+    response = admin_client.post(TEST_URL, smtp_post(smtp_starttls, password="wrong"), **FETCH)
+    body = response.content.decode()
+    assert "Test mail failed" in body and "What to do" in body and "535" in body
+    after = MailServerConfig.load()
+    assert (after.version, after.password) == (before.version, before.password)
+
+
+def test_blank_password_means_the_stored_one(admin_client, smtp_starttls, trust_test_ca):
+    admin_client.post(PAGE_URL, smtp_post(smtp_starttls))
+    post = smtp_post(smtp_starttls, password="", version=str(MailServerConfig.load().version))
+    response = admin_client.post(TEST_URL, post, **FETCH)
+    assert "Test mail sent" in response.content.decode()
+
+
+def test_invalid_form_lists_what_to_fix(admin_client):
+    response = admin_client.post(TEST_URL, smtp_basic_post(port="99999"), **FETCH)
+    assert "Nothing was sent" in response.content.decode()
+
+
+def test_without_javascript_the_whole_page_shows_the_transcript(
+    admin_client, smtp_starttls, trust_test_ca
+):
+    response = admin_client.post(TEST_URL, smtp_post(smtp_starttls))
+    body = response.content.decode()
+    assert "<form" in body and "Test mail sent" in body
+
+
+def test_graph_mode(admin_client, microsoft_fake):
+    microsoft_fake.add_app(TENANT, CLIENT_ID, SECRET)
+    post = smtp_basic_post(
+        mode="api",
+        api_provider="microsoft",
+        api_tenant_id=TENANT,
+        api_client_id=CLIENT_ID,
+        api_client_secret=SECRET,
+        from_address="mailer@contoso.com",
+    )
+    body = admin_client.post(TEST_URL, post, **FETCH).content.decode()
+    assert "Test mail sent" in body and "Mail.Send" in body
+    assert len(microsoft_fake.sent) == 1
+
+
+def test_gmail_mode(admin_client, google_fake):
+    key = google_fake.make_service_account()
+    google_fake.delegate(key["client_id"])
+    google_fake.add_user("mailer@example.org")
+    post = smtp_basic_post(mode="api", api_provider="google", from_address="mailer@example.org")
+    post["service_account_key"] = SimpleUploadedFile("key.json", json.dumps(key).encode())
+    body = admin_client.post(TEST_URL, post, **FETCH).content.decode()
+    assert "Test mail sent" in body
+    assert google_fake.sent[0].user == "mailer@example.org"
+
+
+def test_smtp_oauth_through_the_stored_grant(
+    admin_client, microsoft_fake, smtp_server_factory, ca_file
+):
+    server = smtp_server_factory(
+        security="starttls",
+        token_checker=lambda user, token: (
+            user == MS_USER and microsoft_fake.token_is_valid(token, "SMTP.Send")
+        ),
+    )
+    register_microsoft(microsoft_fake)
+    response = admin_client.post(PAGE_URL, microsoft_post(server.port))
+    admin_client.get(local(consent(response["Location"], ca_file)))
+    post = microsoft_post(
+        server.port, oauth_client_secret="", version=str(MailServerConfig.load().version)
+    )
+    body = admin_client.post(TEST_URL, post, **FETCH).content.decode()
+    assert "Test mail sent" in body, body
+    assert "AUTH XOAUTH2 as mailer@contoso.com" in body
+    assert server.auth_mechanisms == ["XOAUTH2"]
+
+
+def test_smtp_oauth_without_grant_explains(admin_client, smtp_starttls, trust_test_ca):
+    post = smtp_post(
+        smtp_starttls,
+        auth="oauth",
+        oauth_provider="microsoft",
+        oauth_tenant_id=TENANT,
+        oauth_client_id=CLIENT_ID,
+        oauth_client_secret=SECRET,
+    )
+    body = admin_client.post(TEST_URL, post, **FETCH).content.decode()
+    assert "Authorization needed" in body
