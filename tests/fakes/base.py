@@ -131,6 +131,9 @@ class FakeServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, like the real endpoints
+            # Headers and body go out in two writes: without TCP_NODELAY, Nagle and
+            # delayed ACKs add 40 ms to every response.
+            disable_nagle_algorithm = True
 
             def setup(self) -> None:
                 super().setup()
