@@ -93,10 +93,13 @@ def main() -> None:
             page.click("[data-testid=save]")
             page.wait_for_load_state()
             if args.mode == "smtp-oauth":
-                page.check("#id_auth_1", force=True)
+                page.click("label[for=id_auth_1]")
             elif args.mode == "api-google":
-                page.check("#id_mode_1", force=True)
-                page.check("#id_api_provider_1", force=True)
+                page.click("label[for=id_mode_1]")
+                page.click("label[for=id_api_provider_1]")
+            page.mouse.move(0, 0)  # no hover highlight in the picture
+            page.wait_for_timeout(400)  # let the buttons' colour transitions finish
+            page.evaluate("document.activeElement && document.activeElement.blur()")
             args.output.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(args.output), full_page=True)
             browser.close()

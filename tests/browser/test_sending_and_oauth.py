@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from playwright.sync_api import Page, expect
 
+from tests.browser.test_mail_server_page import ARTIFACTS
+
 from oauth.models import OAuthGrant
 from tests.oauth_helpers import (
     G_CLIENT,
@@ -47,6 +49,8 @@ def test_test_mail_smtp_basic_success_then_wrong_password(
     expect(result.get_by_test_id("transcript")).to_contain_text("STARTTLS")
     expect(result.get_by_test_id("transcript")).to_contain_text("Certificate valid until")
     assert smtp_starttls.messages[0].rcpt_tos == ["admin@example.com"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "test-mail-success.png"))
 
     page.locator("#test-mail-dialog .btn-close").click()
     expect(page.locator("#test-mail-dialog")).to_be_hidden()
@@ -55,6 +59,7 @@ def test_test_mail_smtp_basic_success_then_wrong_password(
     expect(result.get_by_test_id("test-outcome")).to_contain_text("Test mail failed")
     expect(result.get_by_test_id("hint")).to_contain_text("Check the Username and Password")
     assert "wrong-password" not in result.inner_html()
+    page.screenshot(path=str(ARTIFACTS / "test-mail-failure.png"))
 
 
 def choose_oauth(page: Page, provider: str) -> None:
