@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from playwright.sync_api import Page, expect
 
-from tests.browser.test_mail_server_page import ARTIFACTS
-
 from oauth.models import OAuthGrant
+from tests.browser.test_mail_server_page import ARTIFACTS
 from tests.oauth_helpers import (
     G_CLIENT,
     G_SECRET,
