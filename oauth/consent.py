@@ -41,7 +41,8 @@ GRANT_FIELDS = {
         "oauth_azure_environment",
         "username",
     ),
-    Provider.GOOGLE: ("oauth_provider", "google_client_id", "google_client_secret", "username"),
+    # Google's page has no Username: the account is whoever consents.
+    Provider.GOOGLE: ("oauth_provider", "google_client_id", "google_client_secret"),
 }
 GOOGLE_SCOPES = [
     "https://mail.google.com/",
@@ -228,7 +229,7 @@ class GoogleConsent(ConsentProvider):
             access_type="offline",
             prompt="consent",
             state=state,
-            login_hint=self.config.username or None,
+            login_hint=self.config.from_address or None,
         )
         return url, {"code_verifier": flow.code_verifier, "redirect_uri": redirect_uri}
 

@@ -97,11 +97,19 @@ def test_microsoft_consent_end_to_end_then_test_mail_over_xoauth2(
     assert server.auth_mechanisms == ["XOAUTH2"]
 
 
-def test_google_configure_end_to_end_then_check(admin_page: Page, live_server, google_fake):
+def test_google_configure_end_to_end_then_check_and_test_mail(
+    admin_page: Page, live_server, google_fake, smtp_server_factory
+):
     page = admin_page
     register_google(google_fake, live_server.url + "/RestAPI/WC/OAuthSetting")
     google_fake.next_consent_user = G_USER
-    fill_smtp(page, 587, G_USER)
+    server = smtp_server_factory(
+        security="starttls",
+        token_checker=lambda user, token: (
+            user == G_USER and google_fake.token_is_valid(token, "https://mail.google.com/")
+        ),
+    )
+    fill_smtp(page, server.port, G_USER)
     choose_oauth(page, "Google")
     page.fill("#id_google_client_id", G_CLIENT)
     page.fill("#id_google_client_secret", G_SECRET)
@@ -111,3 +119,8 @@ def test_google_configure_end_to_end_then_check(admin_page: Page, live_server, g
     page.get_by_test_id("check").click()
     expect(page.get_by_role("alert").filter(has_text="Check passed")).to_be_visible()
     assert google_fake.tokens_issued["refresh_token"] == 1
+
+    run_test_mail(page)
+    result = page.get_by_test_id("test-result")
+    expect(result.get_by_test_id("test-outcome")).to_contain_text("Test mail sent")
+    assert server.auth_mechanisms == ["XOAUTH2"]

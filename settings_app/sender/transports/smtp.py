@@ -14,7 +14,7 @@ from django.core.mail.message import sanitize_address
 
 from oauth.tokens import TokenProvider
 from settings_app.errors import ConfigurationError, MailError, TLSError
-from settings_app.models import Security
+from settings_app.models import Provider, Security
 from settings_app.sender.diagnosis import network_error, smtp_reply_error
 from settings_app.transcript import Transcript
 from settings_app.values import MailSettings
@@ -221,7 +221,8 @@ class SmtpTransport(Transport):
                     hint="Check the Server Name: Microsoft 365 is smtp.office365.com, Gmail "
                     "is smtp.gmail.com, both with TLS on port 587.",
                 )
-            initial = xoauth2_string(self.config.username, token.token)
+            user = self._xoauth2_user(token.account)
+            initial = xoauth2_string(user, token.token)
 
             # smtplib calls this again with the server's 334 error challenge; the
             # protocol then wants an empty line, after which the server says 535.
@@ -229,7 +230,14 @@ class SmtpTransport(Transport):
                 return initial if challenge is None else ""
 
             self._auth(connection, "XOAUTH2", authobject)
-            step.details.append(f"AUTH XOAUTH2 as {self.config.username}: accepted")
+            step.details.append(f"AUTH XOAUTH2 as {user}: accepted")
+
+    def _xoauth2_user(self, account: str) -> str:
+        # Google's page has no Username: the account that authorized is the sender.
+        # Microsoft signs in as the Username (the page warns when the grant differs).
+        if self.config.oauth_provider == Provider.GOOGLE and account:
+            return account
+        return self.config.username or account
 
     def _auth(self, connection: smtplib.SMTP, mechanism: str, authobject: Any) -> None:
         try:
