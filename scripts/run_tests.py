@@ -8,6 +8,7 @@ local server), the ``db_sensitive`` tests run there too. Under CI it must be.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -31,8 +32,22 @@ def pytest(*args: str, env: dict[str, str] | None = None) -> int:
     return subprocess.run(command, env=env).returncode
 
 
+def chromium_notice() -> None:
+    """Say up front, not only in pytest's summary, why browser tests would be skipped."""
+    if shutil.which("chromium") or shutil.which("chromium-browser"):
+        return
+    if os.environ.get("CI") == "true":
+        print("Chromium is not installed: CI requires the browser tests (.ci/run installs it).")
+    else:
+        print(
+            "Chromium is not installed, so the browser tests are skipped. To run them:\n"
+            "    sudo apt-get install chromium"
+        )
+
+
 def main() -> int:
     extra = sys.argv[1:]
+    chromium_notice()
     code = pytest(*extra)
     if code != 0:
         return code
