@@ -17,6 +17,9 @@ GUID_RE = re.compile(
 )
 HOST_LABEL_RE = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 GOOGLE_CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9-]+\.apps\.googleusercontent\.com$")
+# The stored columns: service_account_email is 320 characters, service_account_client_id 64.
+SERVICE_ACCOUNT_CLIENT_ID_RE = re.compile(r"[0-9]{1,64}")
+SERVICE_ACCOUNT_EMAIL_MAX = 320
 
 SERVICE_ACCOUNT_MAX_BYTES = 64 * 1024
 SERVICE_ACCOUNT_KEYS = ("client_email", "private_key", "private_key_id", "client_id", "token_uri")
@@ -118,6 +121,14 @@ def parse_service_account_key(raw: bytes) -> dict[str, Any]:
             "This file is not JSON. Upload the key file Google Cloud Console downloaded "
             "(Service account > Keys > Add key > JSON)."
         ) from None
+    except (RecursionError, ValueError):
+        # Deep nesting exhausts the parser's stack; a number of thousands of digits
+        # exceeds Python's integer limit. Neither occurs in a real key file.
+        raise ValidationError(
+            "This file is not a service account key: its JSON nests too deeply or holds a "
+            "number thousands of digits long. Upload the key file Google Cloud Console "
+            "downloaded (Service account > Keys > Add key > JSON)."
+        ) from None
     if not isinstance(info, dict):
         raise ValidationError("This JSON file is not a service account key (not an object).")
     if info.get("type") != "service_account":
@@ -128,6 +139,7 @@ def parse_service_account_key(raw: bytes) -> dict[str, Any]:
     missing = [key for key in SERVICE_ACCOUNT_KEYS if not isinstance(info.get(key), str)]
     if missing:
         raise ValidationError(f"The key file lacks {', '.join(missing)}. Download a new JSON key.")
+    _check_service_account_identity(info["client_email"], info["client_id"])
     expected_uri = settings.MAILCONFIG_GOOGLE["token_uri"]
     if info["token_uri"] != expected_uri:
         raise ValidationError(
@@ -141,3 +153,23 @@ def parse_service_account_key(raw: bytes) -> dict[str, Any]:
             "The private key in this file cannot be read. Download a new key."
         ) from None
     return info
+
+
+def _check_service_account_identity(client_email: str, client_id: str) -> None:
+    # Both are stored in their own columns and shown on the page, so they must fit
+    # the columns and be what Google issues: an ASCII address and a numeric ID.
+    try:
+        if not client_email.isascii() or len(client_email) > SERVICE_ACCOUNT_EMAIL_MAX:
+            raise ValidationError("too long or not ASCII")
+        validate_address(client_email)
+    except ValidationError:
+        raise ValidationError(
+            "The key file's client_email is not a valid service account address "
+            "(name@project.iam.gserviceaccount.com, at most 320 characters). "
+            "Download a new JSON key."
+        ) from None
+    if not SERVICE_ACCOUNT_CLIENT_ID_RE.fullmatch(client_id):
+        raise ValidationError(
+            "The key file's client_id is not a service account client ID (digits only, "
+            "at most 64). Download a new JSON key."
+        )

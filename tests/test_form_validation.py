@@ -178,6 +178,16 @@ def test_service_account_key_is_stored_encrypted_with_its_email_shown(admin_clie
             "cannot be read",
         ),
         (bytes(range(256)), "not JSON"),
+        (b"[" * 60000, "nests too deeply"),
+        (b"1" * 5000, "thousands of digits"),
+        (b'{"a": ' + b"9" * 5000 + b"}", "thousands of digits"),
+        (service_account_json(client_email="not-an-address"), "client_email"),
+        (service_account_json(client_email="a" * 310 + "@example.com"), "client_email"),
+        (service_account_json(client_email="a@b.com\r\nBcc: x@y.com"), "client_email"),
+        (service_account_json(client_email="a@\ud800.com"), "client_email"),
+        (service_account_json(client_id="1" * 65), "client_id"),
+        (service_account_json(client_id="12ab"), "client_id"),
+        (service_account_json(client_id="\u0661\u0662"), "client_id"),  # Arabic-Indic digits
     ],
 )
 def test_service_account_key_is_checked_before_it_is_stored(admin_client, content, message):
