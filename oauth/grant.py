@@ -20,7 +20,7 @@ from settings_app.models import Provider
 from settings_app.transcript import Transcript
 from settings_app.values import MailSettings
 
-from .consent import Tokens, consent_provider, grant_fingerprint
+from .consent import GoogleConsent, Tokens, consent_provider, grant_fingerprint
 from .errors import GrantInvalid
 from .models import GrantStatus, OAuthGrant
 from .tokens import AccessToken, describe_expiry, expires_soon
@@ -98,15 +98,17 @@ def store_grant(config: MailSettings, tokens: Tokens, user: AbstractBaseUser) ->
 
 
 def delete_grant(config: MailSettings) -> OAuthGrant | None:
-    """Remove the stored grant; for Google also ask Google to revoke it (best effort)."""
+    """Remove the stored grant; a Google grant is also revoked at Google (best effort)."""
     grant = stored_grant()
     if grant is None:
         return None
     refresh_token = grant.refresh_token
     grant.delete()
     forget_cached_tokens()
-    if grant.provider == config.oauth_provider == Provider.GOOGLE:
-        consent_provider(config).revoke(refresh_token)
+    # Decided by the grant, not the settings: the provider may have changed since, and
+    # Google's revocation needs only the token, not the client credentials.
+    if grant.provider == Provider.GOOGLE:
+        GoogleConsent(config).revoke(refresh_token)
     return grant
 
 

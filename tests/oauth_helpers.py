@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from oauth.models import OAuthGrant
 from settings_app.http import VerifiedSession
-from tests.factories import smtp_basic_post
+from settings_app.models import MailServerConfig
+from settings_app.values import MailSettings
+from tests.factories import PAGE_URL, smtp_basic_post
 
 MS_TENANT = "7a1b2c3d-1111-4222-8333-444455556666"
 MS_CLIENT = "0c1d2e3f-aaaa-4bbb-8ccc-ddddeeeeffff"
@@ -15,6 +18,9 @@ G_CLIENT = "123-abc.apps.googleusercontent.com"
 G_SECRET = "google-client-secret"
 G_USER = "mailer@example.org"
 CALLBACK = "http://testserver/RestAPI/WC/OAuthSetting"
+CHECK_URL = PAGE_URL + "oauth/check/"
+DISCONNECT_URL = PAGE_URL + "oauth/disconnect/"
+START_URL = PAGE_URL + "oauth/authorize/"
 
 
 def microsoft_post(server_port: int = 587, **overrides) -> dict:
@@ -69,3 +75,32 @@ def local(url: str) -> str:
     """The path and query of a callback URL, for Django's test client."""
     parts = urlsplit(url)
     return f"{parts.path}?{parts.query}"
+
+
+def stored() -> MailSettings:
+    """The saved settings, as the sender sees them."""
+    return MailSettings.from_model(MailServerConfig.load())
+
+
+def start_consent(client, post: dict) -> str:
+    """Save the form and return the provider's authorization URL the page redirects to."""
+    response = client.post(PAGE_URL, post | {"after_save": "authorize"})
+    assert response.status_code == 302, response.content[:500]
+    return response["Location"]
+
+
+def authorize_microsoft(client, fake, ca_file: str, **overrides) -> OAuthGrant:
+    """Save Microsoft OAuth settings and consent at the fake: the stored grant."""
+    register_microsoft(fake)
+    back = consent(start_consent(client, microsoft_post(**overrides)), ca_file)
+    assert client.get(local(back)).status_code == 302
+    return OAuthGrant.objects.get()
+
+
+def authorize_google(client, fake, ca_file: str, user: str = G_USER, **overrides) -> OAuthGrant:
+    """Save Google OAuth settings and consent at the fake as ``user``: the stored grant."""
+    register_google(fake)
+    fake.next_consent_user = user
+    back = consent(start_consent(client, google_post(**overrides)), ca_file)
+    assert client.get(local(back)).status_code == 302
+    return OAuthGrant.objects.get()
