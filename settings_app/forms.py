@@ -13,6 +13,7 @@ from typing import Any
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
+from django.views.decorators.debug import sensitive_variables
 
 from . import validators
 from .models import DEFAULT_PORTS, Auth, MailServerConfig, Mode, Provider, Security
@@ -201,6 +202,8 @@ class MailServerForm(forms.Form):
         "google_client_id": validators.validate_google_client_id,
     }
 
+    # Error reports (Django's 500 page, HTML error mails) show locals: these hold secrets.
+    @sensitive_variables("data", "value")
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         active = self.active_fields()
@@ -237,6 +240,7 @@ class MailServerForm(forms.Form):
     def _new_secret(self, name: str) -> bool:
         return bool(self.cleaned_data.get(name))
 
+    @sensitive_variables("value")
     def _clean_secret(self, name: str, value: Any, *, required: bool) -> None:
         clearing = self.cleaned_data.get(self.SECRETS[name])
         if name == "service_account_key" and value:
@@ -253,6 +257,7 @@ class MailServerForm(forms.Form):
 
     # -- applying the form -------------------------------------------------------------
 
+    @sensitive_variables("new")
     def apply_to(self, config: MailServerConfig) -> list[str]:
         """Write the active fields into ``config`` (unsaved); return labels of changed fields."""
         changed: list[str] = []
@@ -279,6 +284,7 @@ class MailServerForm(forms.Form):
             config.service_account_client_id = self.service_account_info["client_id"]
         return changed
 
+    @sensitive_variables("value")
     def _secret_value(self, name: str) -> str | None:
         """The new secret, "" to clear it, or None to keep what is stored."""
         if name == "service_account_key" and self.service_account_info is not None:

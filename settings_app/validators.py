@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
+from django.views.decorators.debug import sensitive_variables
 
 GUID_RE = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -106,6 +107,7 @@ def validate_google_client_id(value: str) -> str:
     )
 
 
+@sensitive_variables("raw", "info")  # the private key, in error reports that show locals
 def parse_service_account_key(raw: bytes) -> dict[str, Any]:
     """Check an uploaded service account JSON key before anything uses it.
 

@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
 from oauth import page as oauth_page
@@ -21,6 +22,8 @@ from .validators import validate_address
 from .values import MailSettings, azure_environments
 
 AUDIT_ROWS = 20
+# A 500 mails a report to the Admin Mail Address: these POST values must show as stars in it.
+SECRET_POST_FIELDS = tuple(MailServerForm.SECRETS)
 
 
 def client_ip(request: HttpRequest) -> str | None:
@@ -28,6 +31,7 @@ def client_ip(request: HttpRequest) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
+@sensitive_post_parameters(*SECRET_POST_FIELDS)
 @require_http_methods(["GET", "POST"])
 def mail_server(request: HttpRequest) -> HttpResponse:
     """Admin > General Settings > Mail Server: show and save the configuration."""
@@ -81,6 +85,7 @@ def render_page(
     return render(request, "settings_app/mail_server.html", context, status=status)
 
 
+@sensitive_post_parameters(*SECRET_POST_FIELDS)
 @require_http_methods(["POST"])
 def test_mail(request: HttpRequest) -> HttpResponse:
     """Send a test message with the values on the form, unsaved; blank secrets mean stored ones.
