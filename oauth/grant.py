@@ -4,6 +4,11 @@ Refresh tokens may rotate on every use. Refreshing happens under a row lock, and
 a rotated refresh token is stored in the same transaction, so two processes
 refreshing at once never lose the newest token: the second waits, then finds
 the access token the first one stored and uses it.
+
+Each process also keeps the access tokens it got in memory, keyed by the settings
+and by the grant they came from: a grant replaced by another process (Reconnect as
+another account, Disconnect and Authorize) is a new key, so its token is never
+mistaken for the old grant's.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ from .tokens import AccessToken, describe_expiry, expires_soon
 STEP = "Obtain token"
 RECONNECT_HINT = "Open the Mail Server page and press Reconnect to authorize again."
 
-_memory: dict[str, AccessToken] = {}
+# (settings fingerprint, grant id, authorized at) -> the access token from that grant.
+_memory: dict[tuple[str, int, str], AccessToken] = {}
 _memory_lock = threading.Lock()
 
 
@@ -129,21 +135,28 @@ class StoredGrantTokenProvider:
     ) -> AccessToken:
         transcript = transcript or Transcript.discard()
         with transcript.step(STEP) as step:
-            self._check_usable()
+            grant = self._usable_grant()
             with _memory_lock:
-                cached = _memory.get(self.fingerprint)
+                cached = _memory.get(self._memory_key(grant))
             if cached is not None and not force and not expires_soon(cached):
                 step.details.append(
                     f"Reused the cached token of {cached.account}, {describe_expiry(cached)}"
                 )
                 return cached
-            token, details = self._refresh(force)
+            token, refreshed, details = self._refresh(force)
             step.details.extend(details)
             with _memory_lock:
-                _memory[self.fingerprint] = token
+                # Tokens of older grants are useless now: keep the memory to one entry.
+                _memory.clear()
+                _memory[self._memory_key(refreshed)] = token
             return token
 
-    def _check_usable(self) -> None:
+    def _memory_key(self, grant: OAuthGrant) -> tuple[str, int, str]:
+        # authorized_at changes with every consent, whichever process stored it.
+        return (self.fingerprint, grant.pk, grant.authorized_at.isoformat())
+
+    def _usable_grant(self) -> OAuthGrant:
+        """The stored grant if it fits these settings (the one query a cached token costs)."""
         state = grant_state(self.config)
         if state.needs_authorization:
             raise ConfigurationError(
@@ -163,8 +176,10 @@ class StoredGrantTokenProvider:
                 provider_text=state.grant.status_reason,
                 hint=RECONNECT_HINT,
             )
+        assert state.grant is not None
+        return state.grant
 
-    def _refresh(self, force: bool) -> tuple[AccessToken, list[str]]:
+    def _refresh(self, force: bool) -> tuple[AccessToken, OAuthGrant, list[str]]:
         expired: AuthenticationError | None = None
         with transaction.atomic():
             grant = (
@@ -180,9 +195,11 @@ class StoredGrantTokenProvider:
             stored = _stored_access_token(grant)
             if stored is not None and not force and not expires_soon(stored):
                 # Another process refreshed while we waited for the lock.
-                return stored, [
-                    f"Reused the token refreshed by another process, {describe_expiry(stored)}"
-                ]
+                return (
+                    stored,
+                    grant,
+                    [f"Reused the token refreshed by another process, {describe_expiry(stored)}"],
+                )
             try:
                 tokens = consent_provider(self.config).refresh(grant.refresh_token)
             except GrantInvalid as err:
@@ -214,7 +231,7 @@ class StoredGrantTokenProvider:
         ]
         if rotated:
             details.append("The provider rotated the refresh token; the new one is stored.")
-        return token, details
+        return token, grant, details
 
 
 def _stored_access_token(grant: OAuthGrant) -> AccessToken | None:

@@ -43,11 +43,8 @@ def test_concurrent_refreshes_keep_the_newest_refresh_token(microsoft_fake):
     config_row.save()
     config = MailSettings.from_model(MailServerConfig.load())
     # A grant as the consent flow leaves it, with a refresh token the fake knows.
-    first = microsoft_fake._user_tokens(
-        microsoft_fake.tenants[MS_TENANT],
-        microsoft_fake.tenants[MS_TENANT].apps[MS_CLIENT],
-        MS_USER,
-        "https://outlook.office.com/SMTP.Send offline_access",
+    first = microsoft_fake.issue_user_tokens(
+        MS_TENANT, MS_CLIENT, MS_USER, "https://outlook.office.com/SMTP.Send offline_access"
     )
     admin = get_user_model().objects.create_superuser("root", password="pw-12345")
     store_grant(config, Tokens("expired", timezone.now(), first["refresh_token"], MS_USER), admin)

@@ -128,6 +128,13 @@ class MicrosoftFake(FakeServer):
     def add_user(self, tenant: str, username: str) -> None:
         self.tenants[tenant].users.add(username.lower())
 
+    def issue_user_tokens(
+        self, tenant: str, client_id: str, user: str, scope: str
+    ) -> dict[str, Any]:
+        """A token response for ``user``, as if they had consented elsewhere (another process)."""
+        record = self.tenants[tenant]
+        return self._user_tokens(record, record.apps[client_id], user, scope)
+
     def revoke_refresh_tokens(self) -> None:
         for grant in self.refresh_tokens.values():
             grant["revoked"] = True
