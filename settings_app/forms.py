@@ -309,8 +309,9 @@ class MailServerForm(forms.Form):
         """Labels of secrets the admin typed that are not rendered back after an error."""
         if not self.is_bound:
             return []
+        # Named as in the audit ("API Client Secret"): three secrets share the label "Client Secret".
         return [
-            str(self.fields[name].label)
+            self._label(name)
             for name in self.SECRETS
             if self.data.get(name) or (name in self.files)
         ]

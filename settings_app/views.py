@@ -48,12 +48,17 @@ def mail_server(request: HttpRequest) -> HttpResponse:
         # Keep every typed value; let the next save go over the newer version knowingly.
         form.data = form.data.copy()
         form.data["version"] = conflict.current.version
+        kept = (
+            "Your other entries are still on the form; re-enter the secrets named below"
+            if form.rejected_secrets
+            else "Your entries are still on the form"
+        )
         messages.error(
             request,
             f"Not saved: {conflict.describe()}, after you opened this page. "
-            "Your entries are still on the form: review them and press Save Settings again.",
+            f"{kept}: review them and press Save Settings again.",
         )
-        return render_page(request, form, conflict.current, status=409)
+        return render_page(request, form, conflict.current, status=409, extra={"conflict": True})
     if result.changed:
         messages.success(request, "Settings saved: " + ", ".join(result.changed) + ".")
     else:

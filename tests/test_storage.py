@@ -126,6 +126,40 @@ def test_saving_over_a_newer_version_is_refused_and_keeps_what_was_typed(admin_c
     assert response.context["form"].data["version"] == 1
 
 
+def save_as_operator(client, **overrides) -> None:
+    user_with_permission()
+    client.login(username="operator", password="pass-12345")
+    client.post(PAGE_URL, smtp_basic_post(**overrides))
+
+
+def test_a_refused_save_names_the_typed_secrets_to_enter_again(admin_client, client):
+    key = SimpleUploadedFile("key.json", service_account_json(), "application/json")
+    stale = smtp_basic_post(
+        password=CANARY, api_client_secret=CANARY + "-api", service_account_key=key
+    )
+    save_as_operator(client, server_name="theirs.example.com")
+
+    response = admin_client.post(PAGE_URL, stale)
+    assert response.status_code == 409
+    body = response.content.decode()
+    assert CANARY not in body
+    assert "re-enter the secrets named below" in body
+    assert "Your entries are still on the form" not in body
+    assert (
+        "re-enter Password, API Client Secret, JSON Private Key (choose the key file again), "
+        "or leave them blank to keep the stored value" in body
+    )
+
+
+def test_a_refused_save_without_typed_secrets_has_nothing_to_re_enter(admin_client, client):
+    stale = smtp_basic_post(password="")
+    save_as_operator(client, server_name="theirs.example.com")
+
+    body = admin_client.post(PAGE_URL, stale).content.decode()
+    assert "Your entries are still on the form" in body
+    assert "re-enter" not in body
+
+
 def test_each_save_is_audited_without_secret_values(admin_client):
     admin_client.post(PAGE_URL, smtp_basic_post(password=CANARY), REMOTE_ADDR="192.0.2.10")
     entry = AuditEntry.objects.get()
