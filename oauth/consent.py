@@ -305,8 +305,8 @@ class GoogleConsent(ConsentProvider):
         )
 
 
-def consent_provider(config: MailSettings) -> ConsentProvider:
-    """The consent provider for the configuration's SMTP OAuth Mail Provider."""
-    if config.oauth_provider == Provider.GOOGLE:
+def consent_provider(config: MailSettings, provider: str | None = None) -> ConsentProvider:
+    """The consent provider named ``provider``, by default the configuration's SMTP OAuth one."""
+    if (provider or config.oauth_provider) == Provider.GOOGLE:
         return GoogleConsent(config)
     return MicrosoftConsent(config)

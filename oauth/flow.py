@@ -62,15 +62,17 @@ def complete(request: HttpRequest) -> Completed:
     """
     record = consume_state(request, request.GET.get("state", ""))
     config = MailSettings.from_model(MailServerConfig.load())
-    provider = consent_provider(config)
     error = request.GET.get("error")
     if error:
-        raise provider.callback_error(
+        # In the words of the provider the admin was sent to (kept with the state), even
+        # if the settings changed since: nothing is stored either way, and what that
+        # provider refused is the news the admin needs.
+        raise consent_provider(config, record.provider).callback_error(
             error, request.GET.get("error_description", ""), record.redirect_uri
         )
     if config.version != record.config_version or config.oauth_provider != record.provider:
         raise SettingsChanged
-    tokens = provider.redeem(flow_of(record), request.GET.dict())
+    tokens = consent_provider(config).redeem(flow_of(record), request.GET.dict())
     with transaction.atomic():
         # Under the settings' lock, so a save cannot slip in between check and store.
         locked = MailServerConfig.objects.select_for_update().get(pk=MailServerConfig.SINGLETON_ID)

@@ -139,6 +139,26 @@ def test_microsoft_error_callbacks_explained_and_nothing_stored(
     assert not OAuthGrant.objects.exists()
 
 
+def test_error_after_the_provider_changed_is_explained_by_the_consents_provider(
+    client, admin, microsoft_fake, ca_file
+):
+    register_microsoft(microsoft_fake)
+    microsoft_fake.consent_error = (
+        "access_denied",
+        "AADSTS65004: User declined to consent to access the app.",
+    )
+    url = local(consent(start_microsoft(client), ca_file))
+    client.post(PAGE_URL, google_post(after_save=""))  # saved as Google meanwhile
+    assert stored().oauth_provider == "google"
+    response = client.get(url)
+    # Microsoft's refusal in Microsoft's words, not Google's table nor "settings changed".
+    assert response.status_code == 400
+    assert b"AADSTS65004" in response.content
+    assert b"The consent was declined." in response.content
+    assert b"declined at Google" not in response.content
+    assert not OAuthGrant.objects.exists()
+
+
 def test_redirect_mismatch_hint_names_the_uri(client, admin, microsoft_fake, ca_file):
     register_microsoft(microsoft_fake)
     microsoft_fake.consent_error = ("invalid_request", "AADSTS50011: redirect URI mismatch")
