@@ -228,14 +228,26 @@ class MailServerForm(forms.Form):
                 except ValidationError as err:
                     self.add_error(name, err)
         if "username" in active and "username" not in self.errors:
-            validators.reject_line_breaks(data.get("username") or "")
-            if (
-                self._choice("auth") == Auth.BASIC
-                and self._new_secret("password")
-                and not data.get("username")
-            ):
-                self.add_error("username", "Enter the username that goes with this password.")
+            self._clean_username(data.get("username") or "")
         return data
+
+    def _clean_username(self, username: str) -> None:
+        try:
+            validators.reject_line_breaks(username)
+        except ValidationError as err:
+            self.add_error("username", err)
+            return
+        if self._choice("auth") != Auth.BASIC or username:
+            return
+        if self._new_secret("password"):
+            self.add_error("username", "Enter the username that goes with this password.")
+        elif self.stored.password and not self.cleaned_data.get("clear_password"):
+            # Saving would keep a password no login uses while mail goes out unauthenticated.
+            self.add_error(
+                "username",
+                "Enter the username, or tick Clear the stored password to send without "
+                "authentication.",
+            )
 
     def _new_secret(self, name: str) -> bool:
         return bool(self.cleaned_data.get(name))

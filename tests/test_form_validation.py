@@ -69,6 +69,32 @@ def test_a_password_needs_a_username(admin_client):
     assert "username" in errors(post(admin_client, username="", password="pw"))
 
 
+def test_emptying_the_username_keeps_nothing_orphaned_unless_the_password_is_cleared(
+    admin_client,
+):
+    post(admin_client)  # stores mailer@example.com with a password
+    response = post(admin_client, username="", password="")
+    assert errors(response)["username"] == [
+        "Enter the username, or tick Clear the stored password to send without authentication."
+    ]
+    config = MailServerConfig.load()
+    assert (config.username, config.password) == ("mailer@example.com", "s3cret-password")
+
+
+def test_emptying_the_username_and_clearing_the_password_means_no_authentication(admin_client):
+    post(admin_client)
+    assert post(admin_client, username="", password="", clear_password="on").status_code == 302
+    config = MailServerConfig.load()
+    assert (config.username, config.password) == ("", "")
+
+
+@pytest.mark.parametrize("username", ["mailer@example.com\r\nBcc: x@y.com", "a\nb", "a\rb"])
+def test_a_line_break_in_the_username_is_an_error_on_that_field(admin_client, username):
+    form = post(admin_client, username=username).context["form"]
+    assert form.errors["username"] == ["Line breaks are not allowed here."]
+    assert not form.non_field_errors()
+
+
 def test_invalid_form_keeps_typed_values_but_never_secrets(admin_client):
     response = post(admin_client, port="99999", password="typed-secret-value")
     body = response.content.decode()
