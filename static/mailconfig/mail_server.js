@@ -31,13 +31,15 @@
 
   // Suggest the usual port when the security changes, unless the admin typed one.
   const defaultPorts = JSON.parse(form.dataset.defaultPorts || "{}");
+  const usual = Object.values(defaultPorts).map(String);
   const port = form.elements.namedItem("port");
   if (port) {
+    // A saved custom port (2525) was chosen by someone: treat it as typed, never replace it.
+    port.dataset.edited = port.value !== "" && !usual.includes(port.value) ? "true" : "false";
     port.addEventListener("input", () => { port.dataset.edited = "true"; });
   }
   function suggestPort() {
     if (!port) return;
-    const usual = Object.values(defaultPorts).map(String);
     const untouched = port.dataset.edited !== "true" || port.value === "" || usual.includes(port.value);
     const suggestion = defaultPorts[value("security")];
     if (untouched && suggestion) {

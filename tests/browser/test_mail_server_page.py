@@ -58,6 +58,28 @@ def test_changing_security_suggests_the_usual_port_until_one_is_typed(admin_page
     expect(page.locator("#id_port")).to_have_value("2525")
 
 
+def test_a_saved_custom_port_is_kept_when_security_changes(admin_page: Page):
+    page = admin_page
+    fill_smtp_basic(page)
+    page.fill("#id_port", "2525")
+    page.get_by_test_id("save").click()
+    expect(page.get_by_role("alert")).to_contain_text("Settings saved")
+    page.reload()
+    expect(page.locator("#id_port")).to_have_value("2525")
+    page.locator("label[for=id_security_0]").click()  # SSL
+    expect(page.locator("#id_port")).to_have_value("2525")
+
+
+def test_a_saved_usual_port_still_follows_security(admin_page: Page):
+    page = admin_page
+    fill_smtp_basic(page)
+    page.get_by_test_id("save").click()  # TLS, port 587
+    expect(page.get_by_role("alert")).to_contain_text("Settings saved")
+    page.reload()
+    page.locator("label[for=id_security_0]").click()  # SSL
+    expect(page.locator("#id_port")).to_have_value("465")
+
+
 def fill_smtp_basic(page: Page) -> None:
     page.fill("#id_server_name", "smtp.example.com")
     page.fill("#id_from_address", "mailer@example.com")
