@@ -13,7 +13,7 @@ from settings_app.values import MailSettings
 
 from .flow import account_warnings, begin
 from .grant import grant_state
-from .redirect_uri import opened_elsewhere, redirect_uri
+from .redirect_uri import opened_elsewhere, redirect_uri, refused_as_plain_http
 
 
 def page_context(request: HttpRequest, stored: MailServerConfig) -> dict[str, Any]:
@@ -29,6 +29,8 @@ def page_context(request: HttpRequest, stored: MailServerConfig) -> dict[str, An
     return {
         "oauth_redirect_uri": uri,
         "oauth_opened_elsewhere": opened_elsewhere(request, uri),
+        "oauth_plain_http": refused_as_plain_http(uri),
+        "oauth_local_port": request.get_port(),
         "oauth_grant": state,
         "oauth_grant_warnings": warnings,
         "oauth_stored_active": stored.is_configured and config.uses_smtp_oauth,

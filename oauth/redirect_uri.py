@@ -9,6 +9,8 @@ from django.http import HttpRequest
 from django.urls import get_script_prefix, reverse
 
 CALLBACK_PATH = "RestAPI/WC/OAuthSetting"
+# Microsoft and Google accept a plain-http redirect URI only on these hosts.
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 def redirect_uri(request: HttpRequest) -> str:
@@ -35,3 +37,14 @@ def opened_elsewhere(request: HttpRequest, uri: str) -> bool:
     registered = urlsplit(uri)
     current = urlsplit(request.build_absolute_uri("/"))
     return (registered.hostname, registered.port) != (current.hostname, current.port)
+
+
+def refused_as_plain_http(uri: str) -> bool:
+    """True when providers will refuse this redirect URI: ``http://`` on a non-loopback host.
+
+    Microsoft and Google take plain-http redirect URIs only for localhost; anything
+    else must be https. This catches the console being opened (or published) over
+    plain http, e.g. behind a proxy that ends TLS without telling Django.
+    """
+    parts = urlsplit(uri)
+    return parts.scheme == "http" and (parts.hostname or "") not in LOOPBACK_HOSTS

@@ -10,7 +10,6 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.urls import set_script_prefix
 from django.utils import timezone
 
 from oauth.grant import StoredGrantTokenProvider, grant_state
@@ -306,24 +305,6 @@ def test_disconnect_google_revokes(client, admin, google_fake, ca_file):
     assert b"Disconnected" in page.content
     assert not OAuthGrant.objects.exists()
     assert google_fake.revoked == [refresh_token]
-
-
-def test_redirect_uri_with_context_path_and_public_url(client, admin, settings):
-    settings.FORCE_SCRIPT_NAME = "/mailconsole"
-    # The WSGI handler sets the prefix from FORCE_SCRIPT_NAME per request; the test client does not.
-    set_script_prefix("/mailconsole/")
-    try:
-        page = client.get(PAGE_URL)
-        assert b'value="http://testserver/mailconsole/RestAPI/WC/OAuthSetting"' in page.content
-        assert b"redirect-host-warning" not in page.content
-        settings.MAILCONFIG_PUBLIC_URL = "https://console.example.com"
-        page = client.get(PAGE_URL)
-    finally:
-        set_script_prefix("/")
-    assert (
-        b'value="https://console.example.com/mailconsole/RestAPI/WC/OAuthSetting"' in page.content
-    )
-    assert b"redirect-host-warning" in page.content  # opened as testserver, registered elsewhere
 
 
 def test_canary_refresh_token_never_leaks(client, admin, microsoft_fake, ca_file, caplog, settings):
