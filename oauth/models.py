@@ -21,6 +21,11 @@ class OAuthGrant(models.Model):
     ``credentials_fingerprint`` is a hash of the settings the grant was made for
     (provider, tenant, client ID and secret, Azure environment, username): when
     they change, the grant no longer applies and the page asks for authorization.
+    The hash covers the client secret, so in clear it would let anyone with a copy of
+    the database test guesses of a weak secret offline: it is stored encrypted like the
+    secret itself, and compared after decryption. Encryption, not an HMAC keyed by the
+    encryption key, because ``rotate_encryption_key`` re-encrypts it with every other
+    secret, so a grant stays valid across a key rotation without recomputing anything.
     """
 
     SINGLETON_ID = 1
@@ -33,7 +38,7 @@ class OAuthGrant(models.Model):
     access_token = EncryptedTextField(blank=True)
     access_token_expires_at = models.DateTimeField(null=True, blank=True)
     scopes = models.CharField(max_length=512, blank=True)
-    credentials_fingerprint = models.CharField(max_length=64)
+    credentials_fingerprint = EncryptedTextField()
     authorized_at = models.DateTimeField(default=timezone.now)
     authorized_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -93,7 +93,12 @@ class MailSettings:
         return json.loads(self.service_account_key) if self.service_account_key else {}
 
     def fingerprint(self, names: tuple[str, ...]) -> str:
-        """A hash of the named fields, to notice when credentials change (secrets hashed too)."""
+        """A hash of the named fields, to notice when credentials change (secrets hashed too).
+
+        Plain SHA-256, so whoever holds it can test guesses of the secrets it covers:
+        keep it in memory, or store it encrypted (``OAuthGrant.credentials_fingerprint``
+        is an ``EncryptedTextField``, which survives ``rotate_encryption_key``).
+        """
         data = asdict(self)
         payload = json.dumps([data[name] for name in names], sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()

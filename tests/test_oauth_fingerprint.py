@@ -1,0 +1,83 @@
+"""The grant's credentials fingerprint: never in clear at rest, valid across a key rotation."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography.fernet import Fernet
+from django.core.management import call_command
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+from oauth.consent import grant_fingerprint
+from oauth.grant import StoredGrantTokenProvider, grant_state
+from settings_app.models import MailServerConfig
+from tests.oauth_helpers import MS_CLIENT, MS_SECRET, MS_TENANT, authorize_microsoft, stored
+
+
+def raw_fingerprints() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT credentials_fingerprint FROM oauth_oauthgrant")
+        return [row[0] for row in cursor.fetchall()]
+
+
+@pytest.mark.django_db
+def test_fingerprint_is_not_stored_in_clear(admin_client, microsoft_fake, ca_file):
+    authorize_microsoft(admin_client, microsoft_fake, ca_file)
+    fingerprint = grant_fingerprint(stored())
+    assert grant_state(stored()).status == "active"
+    [raw] = raw_fingerprints()
+    # In clear it would be an offline oracle for guesses of the client secret.
+    assert fingerprint not in raw
+    assert raw.startswith("gAAAAA")  # a Fernet token
+
+
+@pytest.mark.django_db
+def test_key_rotation_keeps_the_grant_active(admin_client, microsoft_fake, ca_file, settings):
+    authorize_microsoft(admin_client, microsoft_fake, ca_file)
+    [before] = raw_fingerprints()
+    old_key = settings.MAILCONFIG_ENCRYPTION_KEYS[0]
+    new_key = Fernet.generate_key().decode()
+    settings.MAILCONFIG_ENCRYPTION_KEYS = [new_key, old_key]
+    call_command("rotate_encryption_key")
+    settings.MAILCONFIG_ENCRYPTION_KEYS = [new_key]  # the old key is gone
+    assert raw_fingerprints() != [before]
+    assert grant_state(stored()).status == "active"
+    token = StoredGrantTokenProvider(stored()).get_token(force=True)
+    assert microsoft_fake.token_is_valid(token.token, "SMTP.Send")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migration_encrypts_existing_fingerprints_and_keeps_the_grant():
+    MailServerConfig.ensure_row()
+    MailServerConfig.objects.filter(pk=MailServerConfig.SINGLETON_ID).update(
+        mode="smtp",
+        auth="oauth",
+        oauth_provider="microsoft",
+        oauth_tenant_id=MS_TENANT,
+        oauth_client_id=MS_CLIENT,
+        version=1,
+    )
+    config = MailServerConfig.load()
+    config.oauth_client_secret = MS_SECRET
+    config.save()
+    fingerprint = grant_fingerprint(stored())
+    executor = MigrationExecutor(connection)
+    latest = executor.loader.graph.leaf_nodes("oauth")
+    before = [("oauth", "0001_grant_and_requests")]
+    try:
+        executor.migrate(before)
+        old_apps = executor.loader.project_state(before).apps
+        old_apps.get_model("oauth", "OAuthGrant").objects.create(
+            pk=1, provider="microsoft", refresh_token="", credentials_fingerprint=fingerprint
+        )
+        executor = MigrationExecutor(connection)
+        executor.migrate(latest)
+        [raw] = raw_fingerprints()
+        assert fingerprint not in raw
+        assert grant_state(stored()).status == "active"
+        executor = MigrationExecutor(connection)
+        executor.migrate(before)  # and back: the clear value again, fitting the old column
+        assert raw_fingerprints() == [fingerprint]
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(latest)
