@@ -4,6 +4,10 @@
 requests, so a plain session cannot be made to trust a specific CA bundle.
 This subclass forces ``verify`` and ``timeout`` on every request instead, and
 is handed to MSAL (``http_client=``) and google-auth (``Request(session)``).
+
+Inside a Test Mail the timeout is also cut to the time the test has left
+(``settings_app.deadline``). The session is shared across threads; the deadline
+is a context variable, so each thread sees only its own.
 """
 
 from __future__ import annotations
@@ -13,6 +17,9 @@ from typing import Any
 
 import requests
 from django.conf import settings
+
+from .deadline import remaining
+from .errors import MailError
 
 
 class VerifiedSession(requests.Session):
@@ -25,7 +32,12 @@ class VerifiedSession(requests.Session):
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs["verify"] = self.ca_file or True
-        kwargs["timeout"] = self.timeout
+        try:
+            kwargs["timeout"] = remaining(self.timeout)
+        except MailError as err:
+            # Raised as the timeout requests itself would raise, so MSAL, google-auth and
+            # our callers handle it as one (and name the step they were at).
+            raise requests.Timeout(err.message) from err
         return super().request(method, url, *args, **kwargs)
 
 

@@ -13,6 +13,7 @@ from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from .deadline import time_limit
 from .errors import MailError
 from .models import TestMailRun
 from .sender.factory import build_transport
@@ -22,6 +23,7 @@ from .values import MailSettings
 logger = logging.getLogger(__name__)
 
 SUBJECT = "Test Mail from the Mail Console"
+STALE_AFTER_TIMEOUTS = 4
 
 
 class TestAlreadyRunning(Exception):
@@ -33,8 +35,9 @@ class TestAlreadyRunning(Exception):
 @contextmanager
 def one_test_per_user(user: AbstractBaseUser) -> Iterator[None]:
     """Refuse a second concurrent Test Mail by the same user (a double click, two tabs)."""
-    # A run older than a few timeouts was left by a crashed process: it no longer counts.
-    stale = timezone.now() - timedelta(seconds=settings.MAILCONFIG_TIMEOUT * 8)
+    # The whole test is limited to one timeout (run_test_mail), so a run older than a
+    # few timeouts was left by a crashed process: it no longer counts.
+    stale = timezone.now() - timedelta(seconds=settings.MAILCONFIG_TIMEOUT * STALE_AFTER_TIMEOUTS)
     TestMailRun.objects.filter(user=user, started_at__lt=stale).delete()
     try:
         with transaction.atomic():
@@ -63,14 +66,38 @@ def build_test_message(config: MailSettings, recipient: str, requested_by: str) 
     return EmailMessage(SUBJECT, body, from_email=config.from_address, to=[recipient])
 
 
+def config_secrets(config: MailSettings) -> list[str]:
+    """The secrets in a configuration, which the transcript must never show."""
+    values = [
+        config.password,
+        config.oauth_client_secret,
+        config.google_client_secret,
+        config.api_client_secret,
+    ]
+    try:
+        values.append(config.service_account_info.get("private_key", ""))
+    except (ValueError, AttributeError):
+        values.append(config.service_account_key)  # not JSON: hide it whole
+    return [value for value in values if isinstance(value, str) and value]
+
+
 def run_test_mail(config: MailSettings, recipient: str, *, requested_by: str) -> Transcript:
-    """Send a test message; every step, success or failure, ends up in the transcript."""
-    transcript = Transcript()
+    """Send a test message; every step, success or failure, ends up in the transcript.
+
+    The whole test, every step included, is limited to ``MAILCONFIG_TIMEOUT`` seconds:
+    the admin is waiting for the answer.
+    """
+    transcript = Transcript(secrets=config_secrets(config))
     transport = None
     try:
-        transport = build_transport(config, transcript=transcript)
-        transport.open()
-        transport.send(build_test_message(config, recipient, requested_by))
+        with time_limit(settings.MAILCONFIG_TIMEOUT):
+            try:
+                transport = build_transport(config, transcript=transcript)
+                transport.open()
+                transport.send(build_test_message(config, recipient, requested_by))
+            finally:
+                if transport is not None:
+                    transport.close()
     except MailError:
         pass  # the failing step is in the transcript with its hint
     except Exception:
@@ -83,7 +110,4 @@ def run_test_mail(config: MailSettings, recipient: str, *, requested_by: str) ->
                 hint="The details are in the server log; please report them.",
             ),
         )
-    finally:
-        if transport is not None:
-            transport.close()
     return transcript

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
+import trustme
 from django.core.mail import EmailMessage, EmailMultiAlternatives
 
 from settings_app.errors import (
     AuthenticationError,
     AuthorizationError,
     ConfigurationError,
+    MailConnectionError,
     RateLimited,
+    TLSError,
 )
 from settings_app.sender.transports.gmail import GmailTransport
 from settings_app.sender.transports.graph import GraphTransport
@@ -261,3 +265,66 @@ def test_gmail_refuses_a_key_for_another_token_endpoint(gmail):
     with pytest.raises(ConfigurationError):
         send(GmailTransport, gmail_config(key))
     assert gmail.requests["token"] == 0
+
+
+def test_gmail_rate_limit_is_explained(gmail):
+    gmail.fail_next(
+        "gmail_send",
+        429,
+        {
+            "error": {
+                "code": 429,
+                "message": "User-rate limit exceeded.  Retry after 2026-11-24T10:00:00.000Z",
+                "errors": [{"reason": "rateLimitExceeded"}],
+                "status": "RESOURCE_EXHAUSTED",
+            }
+        },
+        {"Retry-After": "3600"},
+    )
+    with pytest.raises(RateLimited) as caught:
+        send(GmailTransport, gmail_config(gmail.key))
+    assert caught.value.code == "rateLimitExceeded"
+    assert "2,000 messages a day" in caught.value.hint
+    assert gmail.sent == []
+
+
+# Networks that misbehave ----------------------------------------------------
+
+
+def test_an_api_that_never_answers_times_out_with_the_transports_timeout(graph):
+    graph.delays["graph_send"] = 30
+    started = time.monotonic()
+    with (
+        pytest.raises(MailConnectionError) as caught,
+        GraphTransport(graph_config(), timeout=0.5) as transport,
+    ):
+        transport.send(message())
+    assert caught.value.code == "TIMEOUT"
+    assert "within 0.5 seconds" in caught.value.message
+    assert time.monotonic() - started < 3
+
+
+@pytest.fixture
+def other_ca_file(tmp_path, settings) -> str:
+    """Trust a CA that did not sign the fakes' certificates (a wrong MAILCONFIG_CA_FILE)."""
+    path = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(path))
+    settings.MAILCONFIG_CA_FILE = str(path)
+    return str(path)
+
+
+def test_graph_with_an_untrusted_certificate_is_explained(graph, other_ca_file):
+    with pytest.raises(TLSError) as caught:
+        send(GraphTransport, graph_config())
+    assert caught.value.code == "CERTIFICATE"
+    assert caught.value.step == "Obtain token"
+    assert "MAILCONFIG_CA_FILE" in caught.value.hint
+    assert graph.tokens_issued["client_credentials"] == 0
+
+
+def test_gmail_with_an_untrusted_certificate_is_explained(gmail, other_ca_file):
+    with pytest.raises(TLSError) as caught:
+        send(GmailTransport, gmail_config(gmail.key))
+    assert caught.value.code == "CERTIFICATE"
+    assert "MAILCONFIG_CA_FILE" in caught.value.hint
+    assert gmail.tokens_issued["jwt_bearer"] == 0

@@ -17,6 +17,7 @@ from settings_app.errors import (
     RecipientsRefused,
     TLSError,
 )
+from settings_app.sender.diagnosis import SEND_AS_HINT
 from settings_app.sender.transports.smtp import SmtpTransport
 from settings_app.transcript import Transcript
 from settings_app.values import MailSettings
@@ -297,3 +298,119 @@ def test_no_secret_in_transcript_or_errors(smtp_starttls, trust_test_ca):
     with pytest.raises(AuthenticationError) as caught, SmtpTransport(config, transcript=transcript):
         pass
     assert "CANARY" not in repr(transcript) + str(caught.value) + repr(config)
+
+
+# Non-ASCII credentials: SASL carries UTF-8 (smtplib's own auth() would crash on them).
+
+UNICODE_USERS = {"jürgen@example.com": "pässwört-✓"}
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
+def test_non_ascii_username_and_password_sign_in(smtp_server_factory, trust_test_ca, mechanism):
+    other = "LOGIN" if mechanism == "PLAIN" else "PLAIN"
+    server = smtp_server_factory(
+        security="starttls", users=UNICODE_USERS, exclude_mechanisms=(other,)
+    )
+    config = smtp_config(server, username="jürgen@example.com", password="pässwört-✓")
+    transcript = send(config)
+    assert transcript.ok
+    assert server.auth_mechanisms == [mechanism]
+    assert server.messages[0].auth_user == "jürgen@example.com"
+
+
+def test_wrong_non_ascii_password_is_an_authentication_error(smtp_starttls, trust_test_ca):
+    error = failing(smtp_config(smtp_starttls, password="pässwört"), AuthenticationError)
+    assert error.code == "535"
+
+
+def test_xoauth2_refused_token_gets_the_empty_line_then_535(smtp_server_factory, trust_test_ca):
+    server = smtp_server_factory(security="ssl", token_checker=lambda user, token: False)
+    error = failing(
+        smtp_config(server, auth="oauth"), AuthenticationError, token_provider=StaticTokens("t")
+    )
+    assert error.code == "535"
+    assert server.auth_failures == 1
+    assert server.connections == 1  # refused at AUTH, not by a broken exchange
+
+
+# Send As refused: Exchange Online answers at the end of DATA, Postfix at MAIL FROM.
+
+SEND_AS_REPLIES = [
+    "554 5.2.252 SendAsDenied; alice@example.com not allowed to send as other@example.com; "
+    "STOREDRV.Submission.Exception:SendAsDeniedException.MapiExceptionSendAsDenied",
+    "553 5.7.1 <other@example.com>: Sender address rejected: not owned by user alice@example.com",
+    "550 5.7.60 SMTP; Client does not have permissions to send as this sender",
+]
+
+
+@pytest.mark.parametrize("reply", SEND_AS_REPLIES)
+@pytest.mark.parametrize("at", ["mail_from_reply", "data_reply"])
+def test_send_as_refusal_is_explained_wherever_it_comes(smtp_starttls, trust_test_ca, reply, at):
+    setattr(smtp_starttls.injections, at, reply)
+    transcript = Transcript()
+    with (
+        pytest.raises(AuthorizationError) as caught,
+        SmtpTransport(smtp_config(smtp_starttls), transcript=transcript) as transport,
+    ):
+        transport.send(message())
+    assert caught.value.hint == SEND_AS_HINT
+    failed = next(step for step in transcript.steps if not step.ok)
+    assert failed.hint == SEND_AS_HINT
+    assert failed.provider_text == reply[4:]
+
+
+def test_postfix_not_logged_in_asks_for_authentication(smtp_starttls, trust_test_ca):
+    smtp_starttls.injections.mail_from_reply = (
+        "553 5.7.1 <alice@example.com>: Sender address rejected: not logged in"
+    )
+    error = failing(smtp_config(smtp_starttls), AuthenticationError)
+    assert "Choose Basic or OAuth" in error.hint
+
+
+# Messages the server never sees.
+
+
+def test_a_message_without_recipients_is_refused_before_the_server_sees_it(
+    smtp_starttls, trust_test_ca
+):
+    empty = EmailMessage("Hello", "Body", "alice@example.com", to=[])
+    with SmtpTransport(smtp_config(smtp_starttls)) as transport:
+        with pytest.raises(RecipientsRefused) as caught:
+            transport.send(empty)
+        assert caught.value.code == "NO-RECIPIENTS"
+        transport.send(message())  # the connection is still usable
+    assert len(smtp_starttls.messages) == 1
+
+
+def test_an_invalid_recipient_address_is_a_mail_error(smtp_starttls, trust_test_ca):
+    with SmtpTransport(smtp_config(smtp_starttls)) as transport, pytest.raises(RecipientsRefused):
+        transport.send(message(to=["bob@example.com\nBcc: eve@example.com"]))
+    assert smtp_starttls.messages == []
+
+
+# Connecting to what was resolved, within the time given.
+
+
+def test_connects_to_the_resolved_address_and_checks_the_certificate_for_the_name(
+    smtp_ssl, trust_test_ca
+):
+    transcript = send(smtp_config(smtp_ssl))
+    details = [d for step in transcript.steps for d in step.details]
+    assert f"Connected to localhost:{smtp_ssl.port} (127.0.0.1) with implicit TLS (SSL)" in details
+
+
+def test_certificate_is_checked_for_the_configured_name_not_the_address(
+    smtp_server_factory, trust_test_ca
+):
+    server = smtp_server_factory(security="ssl", cert_hostnames=("127.0.0.1",))
+    error = failing(smtp_config(server), TLSError)
+    assert "not issued for localhost" in error.hint
+
+
+def test_a_server_that_stops_answering_mid_message_times_out(smtp_starttls, trust_test_ca):
+    smtp_starttls.injections.delays["DATA"] = 60
+    started = time.monotonic()
+    error = failing(smtp_config(smtp_starttls), MailConnectionError, timeout=0.5)
+    assert error.code == "TIMEOUT" and error.step == "Send message"
+    assert "within 0.5 seconds" in error.message
+    assert time.monotonic() - started < 3

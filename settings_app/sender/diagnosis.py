@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import requests
 from django.conf import settings
 
+from settings_app import deadline
 from settings_app.errors import (
     AuthenticationError,
     AuthorizationError,
@@ -41,15 +42,22 @@ SEND_AS_HINT = (
 )
 
 
+ANY_5XX = range(500, 600)
+
+
 @dataclass(frozen=True)
 class SmtpReplyRule:
-    """A known SMTP reply: matched by code and a fragment of its text (lower case)."""
+    """A known SMTP reply: matched by code (or a range) and a fragment of its text (lower case)."""
 
-    code: int
+    code: int | range
     fragment: str
     error: type[MailError]
     message: str
     hint: str
+
+    def matches(self, code: int, lowered_text: str) -> bool:
+        wanted = code == self.code if isinstance(self.code, int) else code in self.code
+        return wanted and self.fragment in lowered_text
 
 
 # Most specific first: the first matching row wins.
@@ -108,17 +116,36 @@ SMTP_REPLY_RULES: tuple[SmtpReplyRule, ...] = (
         "The server wants a different authentication method.",
         "The server may require OAuth, or an app password, for this account.",
     ),
-    SmtpReplyRule(550, "5.7.57", AuthenticationError, "The server requires authentication.", ""),
+    # Exchange Online refuses Send As at the end of DATA with 554 5.2.252 SendAsDenied
+    # (550 5.7.60 at MAIL FROM in older tenants): the code varies, the word does not.
     SmtpReplyRule(
-        550,
-        "send as",
+        ANY_5XX,
+        "sendasdenied",
+        AuthorizationError,
+        "The server refused the From Address.",
+        SEND_AS_HINT,
+    ),
+    # Postfix (smtpd_sender_login_maps): "553 5.7.1 <x@y>: Sender address rejected: not
+    # owned by user z", or "... not logged in" when nobody signed in.
+    SmtpReplyRule(
+        ANY_5XX,
+        "not owned by user",
         AuthorizationError,
         "The server refused the From Address.",
         SEND_AS_HINT,
     ),
     SmtpReplyRule(
+        ANY_5XX,
+        "sender address rejected: not logged in",
+        AuthenticationError,
+        "The server only accepts this From Address after signing in.",
+        "Choose Basic or OAuth authentication and enter the credentials of the account "
+        "that owns the From Address.",
+    ),
+    SmtpReplyRule(550, "5.7.57", AuthenticationError, "The server requires authentication.", ""),
+    SmtpReplyRule(
         550,
-        "sendasdenied",
+        "send as",
         AuthorizationError,
         "The server refused the From Address.",
         SEND_AS_HINT,
@@ -135,6 +162,13 @@ SMTP_REPLY_RULES: tuple[SmtpReplyRule, ...] = (
         "5.7.1",
         AuthorizationError,
         "The server refused the message from this sender.",
+        SEND_AS_HINT,
+    ),
+    SmtpReplyRule(
+        553,
+        "5.7.1",
+        AuthorizationError,
+        "The server refused the From Address.",
         SEND_AS_HINT,
     ),
     SmtpReplyRule(
@@ -169,7 +203,7 @@ def smtp_reply_error(step: str, code: int, reply: bytes | str) -> MailError:
     text = " ".join(text.split())
     lowered = text.lower()
     for rule in SMTP_REPLY_RULES:
-        if rule.code == code and rule.fragment in lowered:
+        if rule.matches(code, lowered):
             return rule.error(
                 rule.message, step=step, code=str(code), provider_text=text, hint=rule.hint
             )
@@ -212,6 +246,10 @@ def network_error(step: str, err: BaseException, host: str, port: int, timeout: 
             hint=f"Nothing accepts connections on that port. Check the Port Number. {PORT_ADVICE}",
         )
     if isinstance(err, TimeoutError | socket.timeout):
+        limit = deadline.current_limit()
+        if limit is not None and deadline.expired():
+            # The step's own timeout was cut short by the whole test's time limit.
+            return deadline.time_limit_error(step, limit)
         return MailConnectionError(
             f"{where} did not answer within {timeout:g} seconds.",
             step=step,
@@ -262,11 +300,16 @@ def certificate_error(step: str, err: ssl.SSLCertVerificationError, host: str) -
     )
 
 
-def http_failure(step: str, err: requests.RequestException, url: str) -> MailError:
-    """The error for an HTTPS request to a provider that got no answer (DNS, TLS, timeout)."""
+def http_failure(
+    step: str, err: requests.RequestException, url: str, timeout: float | None = None
+) -> MailError:
+    """The error for an HTTPS request to a provider that got no answer (DNS, TLS, timeout).
+
+    ``timeout`` is the one the request used (the session's), for the message.
+    """
     parts = urlsplit(url)
     host, port = parts.hostname or url, parts.port or 443
-    timeout = settings.MAILCONFIG_TIMEOUT
+    timeout = timeout if timeout is not None else settings.MAILCONFIG_TIMEOUT
     if isinstance(err, requests.Timeout):
         return network_error(step, TimeoutError(), host, port, timeout)
     cause = _root_cause(err)

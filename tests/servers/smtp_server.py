@@ -8,6 +8,7 @@ messages and counts connections. It works outside pytest too (the benchmark).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import email
 import email.policy
@@ -58,6 +59,11 @@ class Injections:
     mail_from_reply: str | None = None
     rcpt_replies: dict[str, str] = field(default_factory=dict)
     data_reply: str | None = None
+    # Seconds to wait before answering "AUTH", "MAIL" or "DATA" (end of data); a stall
+    # is a long wait (stop() cancels it).
+    delays: dict[str, float] = field(default_factory=dict)
+    # A careless or hostile server: its AUTH failure reply repeats the login and password.
+    echo_credentials: bool = False
 
 
 class _RecordingSMTP(SMTP):
@@ -77,6 +83,7 @@ class _RecordingSMTP(SMTP):
         super().connection_made(transport)
 
     async def smtp_AUTH(self, arg: str) -> None:
+        await self.test_server._delay("AUTH")
         reply = self.test_server.injections.auth_reply
         if reply and self.session is not None and self.session.extended_smtp:
             with self.test_server._lock:
@@ -117,6 +124,7 @@ class _Handler:
     async def handle_MAIL(
         self, smtp: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
+        await self.server._delay("MAIL")
         reply = self.server.injections.mail_from_reply
         if reply:
             return reply
@@ -134,6 +142,7 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, smtp: SMTP, session: Session, envelope: Envelope) -> str:
+        await self.server._delay("DATA")
         reply = self.server.injections.data_reply
         if reply:
             return reply
@@ -241,13 +250,27 @@ class SmtpTestServer:
         self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
     ) -> AuthResult:
         if isinstance(data, LoginPassword):
-            user, password = data.login.decode(), data.password.decode()
+            # SASL PLAIN and LOGIN carry UTF-8 (RFC 4616), so "pässwört" is a valid password.
+            user, password = data.login.decode("utf-8"), data.password.decode("utf-8")
             if user in self.users and self.users[user] == password:
                 self._authenticated(mechanism)
                 return AuthResult(success=True, auth_data=data)
+            if self.injections.echo_credentials:
+                with self._lock:
+                    self.auth_failures += 1
+                return AuthResult(
+                    success=False,
+                    handled=False,
+                    message=f"535 5.7.8 Authentication failed for {user} with password {password}",
+                )
         with self._lock:
             self.auth_failures += 1
         return AuthResult(success=False, handled=False)
+
+    async def _delay(self, command: str) -> None:
+        seconds = self.injections.delays.get(command)
+        if seconds:
+            await asyncio.sleep(seconds)
 
     def _authenticated(self, mechanism: str) -> None:
         with self._lock:

@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import smtplib
 import socket
 import ssl
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from django.core.mail import EmailMessage
 from django.core.mail.message import sanitize_address
 
 from oauth.tokens import TokenProvider
-from settings_app.errors import ConfigurationError, MailError, TLSError
+from settings_app import deadline
+from settings_app.errors import (
+    ConfigurationError,
+    MailConnectionError,
+    MailError,
+    RecipientsRefused,
+    TLSError,
+)
 from settings_app.models import Provider, Security
 from settings_app.sender.diagnosis import network_error, smtp_reply_error
 from settings_app.transcript import Transcript
@@ -24,6 +36,10 @@ from .base import Transport
 # Tried in this order when the server offers several; CRAM-MD5 would need the
 # password kept reversibly anyway and adds nothing over TLS.
 BASIC_MECHANISMS = ("PLAIN", "LOGIN")
+# Like smtplib's limit: a server that keeps challenging is broken, not slow.
+MAX_SASL_CHALLENGES = 5
+
+AddressInfo = tuple[Any, ...]  # one row of socket.getaddrinfo()
 
 
 def tls_context(ca_file: str | None) -> ssl.SSLContext:
@@ -53,8 +69,108 @@ def describe_tls(sock: ssl.SSLSocket) -> list[str]:
 
 
 def xoauth2_string(user: str, token: str) -> str:
-    """The SASL XOAUTH2 initial response (smtplib base64-encodes it)."""
+    """The SASL XOAUTH2 initial response (before base64)."""
     return f"user={user}\x01auth=Bearer {token}\x01\x01"
+
+
+def resolve(host: str, port: int, timeout: float) -> list[AddressInfo]:
+    """``socket.getaddrinfo`` that gives up after ``timeout`` seconds.
+
+    The system resolver has no timeout we can set per call, so the lookup runs in a
+    daemon thread; one that hangs is abandoned rather than holding up the sender.
+    """
+    outcome: list[Any] = []
+    done = threading.Event()
+
+    def lookup() -> None:
+        try:
+            outcome.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except OSError as err:
+            outcome.append(err)
+        finally:
+            done.set()
+
+    threading.Thread(target=lookup, name=f"resolve {host}", daemon=True).start()
+    if not done.wait(timeout):
+        raise TimeoutError(f"looking up {host} took longer than {timeout:g} seconds")
+    if isinstance(outcome[0], OSError):
+        raise outcome[0]
+    return outcome[0]
+
+
+def connect_first(addresses: list[AddressInfo], timeout: Callable[[], float]) -> socket.socket:
+    """A TCP connection to the first address that answers, in order (as
+    ``socket.create_connection`` does); ``timeout()`` is asked before each attempt."""
+    last_error: OSError = OSError("no address to connect to")
+    for family, kind, proto, _, address in addresses:
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(timeout())
+            sock.connect(address)
+        except OSError as err:
+            sock.close()
+            last_error = err
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    raise last_error
+
+
+class ResolvedSMTP(smtplib.SMTP):
+    """``smtplib.SMTP`` connecting to addresses resolved beforehand (within the time limit)."""
+
+    def __init__(
+        self, host: str, port: int, addresses: list[AddressInfo], timeout: Callable[[], float]
+    ) -> None:
+        self.addresses, self.connect_timeout = addresses, timeout
+        super().__init__(host, port, timeout=timeout())
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        return connect_first(self.addresses, self.connect_timeout)
+
+
+class ResolvedSMTP_SSL(smtplib.SMTP_SSL):
+    """``smtplib.SMTP_SSL`` on resolved addresses; the certificate is checked for the
+    configured host name, not the address."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        addresses: list[AddressInfo],
+        timeout: Callable[[], float],
+        context: ssl.SSLContext,
+    ) -> None:
+        self.addresses, self.connect_timeout = addresses, timeout
+        super().__init__(host, port, timeout=timeout(), context=context)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        sock = connect_first(self.addresses, self.connect_timeout)
+        try:
+            return self.context.wrap_socket(sock, server_hostname=self._host)
+        except BaseException:
+            sock.close()
+            raise
+
+
+@lru_cache(maxsize=1024)
+def envelope_address(address: str, encoding: str) -> str:
+    """``sanitize_address`` remembered: a batch repeats the same sender (and often recipients),
+    and Django's version parses and re-encodes the address every time."""
+    return sanitize_address(address, encoding)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(reply: bytes) -> bytes:
+    try:
+        return base64.b64decode(reply)
+    except (binascii.Error, ValueError):
+        return b""
 
 
 class SmtpTransport(Transport):
@@ -72,6 +188,8 @@ class SmtpTransport(Transport):
         super().__init__(config, timeout=timeout, ca_file=ca_file, transcript=transcript)
         self.token_provider = token_provider
         self.connection: smtplib.SMTP | None = None
+        self._socket_timeout: float | None = None
+        self._size_extension = False
 
     @property
     def host(self) -> str:
@@ -90,8 +208,8 @@ class SmtpTransport(Transport):
             raise ConfigurationError(
                 "No Server Name or IP is configured.", step="Connect", hint="Enter the SMTP server."
             )
-        self._resolve()
-        connection = self._connect()
+        addresses = self._resolve()
+        connection = self._connect(addresses)
         try:
             self._ehlo(connection)
             if self.config.security == Security.TLS:
@@ -100,36 +218,61 @@ class SmtpTransport(Transport):
         except BaseException:
             _quietly_close(connection)
             raise
+        self._size_extension = connection.has_extn("size")
         self.connection = connection
 
-    def _resolve(self) -> None:
+    def _limit(self, connection: smtplib.SMTP, step: str) -> None:
+        """Give the next command the step's timeout, or less when the test's time runs out."""
+        timeout = deadline.remaining(self.timeout, step)
+        if timeout != self._socket_timeout and connection.sock is not None:
+            connection.sock.settimeout(timeout)
+            self._socket_timeout = timeout
+
+    def _resolve(self) -> list[AddressInfo]:
         with self.transcript.step("Resolve host") as step:
+            timeout = deadline.remaining(self.timeout, "Resolve host")
             try:
-                infos = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+                infos = resolve(self.host, self.port, timeout)
+            except TimeoutError as err:
+                limit = deadline.current_limit()
+                if limit is not None and deadline.expired():
+                    raise deadline.time_limit_error("Resolve host", limit) from err
+                raise MailConnectionError(
+                    f"Looking up the name {self.host} took longer than {timeout:g} seconds.",
+                    step="Resolve host",
+                    code="TIMEOUT",
+                    hint="This server's DNS resolver is slow or unreachable: check its DNS "
+                    "settings, or enter the mail server's IP address.",
+                ) from err
             except OSError as err:
                 raise network_error(
                     "Resolve host", err, self.host, self.port, self.timeout
                 ) from err
-            addresses = sorted({info[4][0] for info in infos})
+            addresses = list(dict.fromkeys(info[4][0] for info in infos))
             step.details.append(f"{self.host} is {', '.join(addresses[:4])}")
+        return infos
 
-    def _connect(self) -> smtplib.SMTP:
+    def _connect(self, addresses: list[AddressInfo]) -> smtplib.SMTP:
         implicit_tls = self.config.security == Security.SSL
+
+        def timeout() -> float:
+            return deadline.remaining(self.timeout, "Connect")
+
         with self.transcript.step("Connect") as step:
             try:
                 if implicit_tls:
-                    connection: smtplib.SMTP = smtplib.SMTP_SSL(
-                        self.host,
-                        self.port,
-                        timeout=self.timeout,
-                        context=tls_context(self.ca_file),
+                    connection: smtplib.SMTP = ResolvedSMTP_SSL(
+                        self.host, self.port, addresses, timeout, context=tls_context(self.ca_file)
                     )
                 else:
-                    connection = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+                    connection = ResolvedSMTP(self.host, self.port, addresses, timeout)
             except (OSError, smtplib.SMTPException) as err:
                 raise self._failure("Connect", err) from err
+            self._socket_timeout = connection.sock.gettimeout() if connection.sock else None
+            peer = connection.sock.getpeername()[0] if connection.sock else self.host
             step.details.append(
                 f"Connected to {self.host}:{self.port}"
+                + (f" ({peer})" if peer != self.host else "")
                 + (" with implicit TLS (SSL)" if implicit_tls else "")
             )
         if implicit_tls:
@@ -142,6 +285,7 @@ class SmtpTransport(Transport):
 
     def _ehlo(self, connection: smtplib.SMTP) -> None:
         with self.transcript.step("EHLO") as step:
+            self._limit(connection, "EHLO")
             try:
                 code, reply = connection.ehlo()
                 if not 200 <= code < 300:
@@ -163,8 +307,10 @@ class SmtpTransport(Transport):
                     hint="Use the server's STARTTLS port (usually 587) or its SSL port "
                     "(usually 465, choose SSL). Choosing None would send credentials unencrypted.",
                 )
+            self._limit(connection, "STARTTLS")
             try:
                 connection.starttls(context=tls_context(self.ca_file))
+                self._limit(connection, "STARTTLS")
                 connection.ehlo()
             except smtplib.SMTPResponseException as err:
                 raise smtp_reply_error("STARTTLS", err.smtp_code, err.smtp_error) from err
@@ -195,9 +341,19 @@ class SmtpTransport(Transport):
                     hint="Servers often offer AUTH only after TLS: choose TLS or SSL. If the "
                     "server only offers XOAUTH2, choose OAuth.",
                 )
-            connection.user, connection.password = self.config.username, self.config.password
-            authobject = getattr(connection, f"auth_{mechanism.lower()}")
-            self._auth(connection, mechanism, authobject)
+            username = self.config.username.encode("utf-8")
+            password = self.config.password.encode("utf-8")
+            if mechanism == "PLAIN":
+                # RFC 4616: empty authorization identity, then username and password, in UTF-8.
+                initial = b"\0" + username + b"\0" + password
+                self._sasl(
+                    connection, "PLAIN", initial, lambda _: initial, secret=self.config.password
+                )
+            else:
+                # LOGIN: the username with the command, the password on the server's challenge.
+                self._sasl(
+                    connection, "LOGIN", username, lambda _: password, secret=self.config.password
+                )
             step.details.append(f"AUTH {mechanism} as {self.config.username}: accepted")
 
     def _xoauth2(self, connection: smtplib.SMTP) -> None:
@@ -222,14 +378,10 @@ class SmtpTransport(Transport):
                     "is smtp.gmail.com, both with TLS on port 587.",
                 )
             user = self._xoauth2_user(token.account)
-            initial = xoauth2_string(user, token.token)
-
-            # smtplib calls this again with the server's 334 error challenge; the
-            # protocol then wants an empty line, after which the server says 535.
-            def authobject(challenge: bytes | None = None) -> str:
-                return initial if challenge is None else ""
-
-            self._auth(connection, "XOAUTH2", authobject)
+            initial = xoauth2_string(user, token.token).encode("utf-8")
+            # A refused token gets a 334 challenge with a JSON error; the protocol then
+            # wants an empty line, after which the server says 535.
+            self._sasl(connection, "XOAUTH2", initial, lambda _: b"", secret=token.token)
             step.details.append(f"AUTH XOAUTH2 as {user}: accepted")
 
     def _xoauth2_user(self, account: str) -> str:
@@ -239,22 +391,56 @@ class SmtpTransport(Transport):
             return account
         return self.config.username or account
 
-    def _auth(self, connection: smtplib.SMTP, mechanism: str, authobject: Any) -> None:
+    def _sasl(
+        self,
+        connection: smtplib.SMTP,
+        mechanism: str,
+        initial: bytes,
+        answer: Callable[[bytes], bytes],
+        *,
+        secret: str,
+    ) -> None:
+        """AUTH with an initial response, then answer each 334 challenge; expect 235.
+
+        Done here rather than with ``smtplib.auth()``, which encodes responses as ASCII
+        and so crashes on a password such as "pässwört"; SASL carries UTF-8.
+        """
+        sent = [_b64(initial) or "="]  # RFC 4954: "=" is an empty initial response
+        self.transcript.hide(secret, sent[0])
         try:
-            connection.auth(mechanism, authobject, initial_response_ok=True)
-        except smtplib.SMTPResponseException as err:
-            raise smtp_reply_error("Authenticate", err.smtp_code, err.smtp_error) from err
+            self._limit(connection, "Authenticate")
+            code, reply = connection.docmd("AUTH", f"{mechanism} {sent[0]}")
+            while code == 334:
+                if len(sent) > MAX_SASL_CHALLENGES:
+                    connection.docmd("*")  # RFC 4954: the client cancels the exchange
+                    raise MailError(
+                        f"The server kept asking for more data during AUTH {mechanism}.",
+                        step="Authenticate",
+                        code="334",
+                        hint="Check the Server Name and Port Number: this does not behave "
+                        "like a mail submission server.",
+                    )
+                sent.append(_b64(answer(_unb64(reply))))
+                self.transcript.hide(sent[-1])
+                self._limit(connection, "Authenticate")
+                code, reply = connection.docmd(sent[-1])
         except (OSError, smtplib.SMTPException) as err:
             raise self._failure("Authenticate", err) from err
+        if code != 235:
+            # A hostile or careless server may echo what it was sent; never pass that on.
+            raise _scrubbed(smtp_reply_error("Authenticate", code, reply), [secret, *sent])
 
     def send(self, message: EmailMessage) -> str:
         if self.connection is None:
             self.open()
         assert self.connection is not None
         encoding = message.encoding or "utf-8"
-        sender = sanitize_address(message.from_email or self.config.from_address, encoding)
-        recipients = [sanitize_address(address, encoding) for address in message.recipients()]
+        sender = _envelope(message.from_email or self.config.from_address, encoding, "Sender")
+        recipients = [_envelope(a, encoding, "Recipients") for a in message.recipients()]
         data = message.message().as_bytes(linesep="\r\n")
+        if not self.transcript.enabled:
+            # Normal sending keeps no transcript: skip the step's bookkeeping per message.
+            return self._transaction(self.connection, sender, recipients, data, [])
         with self.transcript.step("Send message") as step:
             reply = self._transaction(self.connection, sender, recipients, data, step.details)
             step.details.append(f"Accepted by the server: {reply}")
@@ -269,25 +455,38 @@ class SmtpTransport(Transport):
         details: list[str],
     ) -> str:
         """MAIL, RCPT for each recipient (Bcc included: envelope only), DATA; like sendmail()."""
-        options = [f"size={len(data)}"] if connection.has_extn("size") else []
+        if not recipients:
+            raise RecipientsRefused(
+                "The message has no recipients.",
+                step="Recipients",
+                code="NO-RECIPIENTS",
+                hint="Give the message at least one To, Cc or Bcc address.",
+            )
+        options = [f"size={len(data)}"] if self._size_extension else []
         try:
+            self._limit(connection, "Sender")
             code, reply = connection.mail(sender, options)
             if code != 250:
                 raise smtp_reply_error("Sender", code, reply)
             refused: list[str] = []
+            last_refusal: MailError | None = None
             for recipient in recipients:
+                self._limit(connection, "Recipients")
                 code, reply = connection.rcpt(recipient)
                 if code not in (250, 251):
                     refused.append(recipient)
                     last_refusal = smtp_reply_error("Recipients", code, reply)
-            if len(refused) == len(recipients):
+            if last_refusal is not None and len(refused) == len(recipients):
                 raise last_refusal
             if refused:
                 # Like smtplib.sendmail: the others still get the message.
                 details.append(f"Refused recipients: {', '.join(refused)}")
+            self._limit(connection, "Message data")
             code, reply = connection.data(data)
             if code != 250:
                 raise smtp_reply_error("Message data", code, reply)
+        except MailConnectionError:
+            raise  # out of time: no RSET either
         except MailError:
             _reset(connection)
             raise
@@ -301,7 +500,13 @@ class SmtpTransport(Transport):
     def close(self) -> None:
         if self.connection is not None:
             connection, self.connection = self.connection, None
-            _quietly_close(connection, polite=True)
+            left = deadline.time_left()
+            polite = left is None or left > 0
+            if polite and left is not None and connection.sock is not None:
+                # QUIT may not hold a Test Mail past its time limit either.
+                with contextlib.suppress(OSError):
+                    connection.sock.settimeout(min(self.timeout, left))
+            _quietly_close(connection, polite=polite)
 
     def _failure(self, step: str, err: BaseException) -> MailError:
         if isinstance(err, smtplib.SMTPServerDisconnected):
@@ -312,6 +517,32 @@ class SmtpTransport(Transport):
         if isinstance(err, smtplib.SMTPResponseException):
             return smtp_reply_error(step, err.smtp_code, err.smtp_error)
         return network_error(step, err, self.host, self.port, self.timeout)
+
+
+def _envelope(address: Any, encoding: str, step: str) -> str:
+    """An address for MAIL FROM or RCPT TO, or a clear error for one that is not valid."""
+    try:
+        if isinstance(address, str):
+            return envelope_address(address, encoding)
+        return sanitize_address(address, encoding)
+    except ValueError as err:
+        error_class = RecipientsRefused if step == "Recipients" else ConfigurationError
+        raise error_class(
+            f"The address {address!r} is not valid: {err}",
+            step=step,
+            code="INVALID-ADDRESS",
+            hint="Correct the address (name@domain).",
+        ) from err
+
+
+def _scrubbed(error: MailError, sent: list[str]) -> MailError:
+    """The error without anything the client sent (base64 credentials) in its texts."""
+    for value in sent:
+        if value and value != "=":
+            error.message = error.message.replace(value, "[hidden]")
+            error.provider_text = error.provider_text.replace(value, "[hidden]")
+    error.args = (error.message,)
+    return error
 
 
 def _capabilities(connection: smtplib.SMTP) -> str:

@@ -1,0 +1,183 @@
+"""The whole Test Mail is bounded by MAILCONFIG_TIMEOUT; normal sending keeps per-step timeouts."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from django.core import mail
+
+from settings_app.deadline import remaining, time_limit
+from settings_app.errors import MailConnectionError
+from settings_app.models import MailServerConfig
+from tests.factories import PAGE_URL, smtp_basic_post
+from tests.test_api_transports import CLIENT_ID, SECRET, TENANT
+from tests.test_backend import store
+
+pytestmark = pytest.mark.django_db
+TEST_URL = PAGE_URL + "test-mail/"
+FETCH = {"HTTP_X_REQUESTED_WITH": "fetch"}
+LIMIT = 1.0
+# Generous: the point is "about one limit", not "many timeouts added up".
+UPPER_BOUND = LIMIT * 2 + 1
+
+
+@pytest.fixture
+def short_limit(settings):
+    settings.MAILCONFIG_TIMEOUT = LIMIT
+    return LIMIT
+
+
+def smtp_post(server, **overrides):
+    values = {
+        "server_name": "localhost",
+        "port": str(server.port),
+        "username": "alice@example.com",
+        "password": "s3cret",
+        "from_address": "alice@example.com",
+    }
+    return smtp_basic_post(**(values | overrides))
+
+
+def graph_post():
+    return smtp_basic_post(
+        mode="api",
+        api_provider="microsoft",
+        api_tenant_id=TENANT,
+        api_client_id=CLIENT_ID,
+        api_client_secret=SECRET,
+        from_address="mailer@contoso.com",
+    )
+
+
+def timed_test_mail(client, post) -> tuple[str, float]:
+    started = time.monotonic()
+    body = client.post(TEST_URL, post, **FETCH).content.decode()
+    return body, time.monotonic() - started
+
+
+# The deadline itself --------------------------------------------------------
+
+
+def test_without_a_time_limit_each_step_keeps_its_own_timeout():
+    assert remaining(15.0, "Connect") == 15.0
+
+
+def test_inside_a_time_limit_a_step_gets_at_most_the_time_left():
+    with time_limit(10):
+        assert 9 < remaining(15.0) <= 10
+        assert remaining(2.0) == 2.0
+
+
+def test_no_time_left_is_a_timeout_naming_the_step_and_the_limit():
+    with time_limit(0.01):
+        time.sleep(0.02)
+        with pytest.raises(MailConnectionError) as caught:
+            remaining(15.0, "EHLO")
+    assert caught.value.code == "TIMEOUT"
+    assert caught.value.step == "EHLO"
+    assert "limited to 0.01 seconds" in caught.value.hint
+    assert "“EHLO”" in caught.value.hint
+
+
+def test_the_limit_belongs_to_the_thread_that_set_it():
+    seen = []
+    with time_limit(0.01):
+        time.sleep(0.02)
+        # The HTTP session is shared by every thread: another request must not inherit this limit.
+        worker = threading.Thread(target=lambda: seen.append(remaining(15.0)))
+        worker.start()
+        worker.join()
+    assert seen == [15.0]
+
+
+# Test Mail over SMTP --------------------------------------------------------
+
+
+def test_slow_steps_add_up_to_the_limit_not_past_it(
+    admin_client, smtp_starttls, trust_test_ca, short_limit
+):
+    # Each step alone answers within its timeout; together they would take 1.4 s.
+    smtp_starttls.injections.delays.update({"AUTH": 0.7, "MAIL": 0.7})
+    body, elapsed = timed_test_mail(admin_client, smtp_post(smtp_starttls))
+    assert "Test mail failed" in body
+    assert "time limit of 1 seconds" in body
+    assert elapsed < UPPER_BOUND
+    assert smtp_starttls.messages == []
+
+
+def test_a_server_that_stalls_after_ehlo_is_stopped_at_the_limit(
+    admin_client, smtp_starttls, trust_test_ca, short_limit
+):
+    smtp_starttls.injections.delays["AUTH"] = 60
+    body, elapsed = timed_test_mail(admin_client, smtp_post(smtp_starttls))
+    assert "Test mail failed</strong> at “Authenticate”" in body
+    assert "limited to 1 seconds (MAILCONFIG_TIMEOUT)" in body
+    assert elapsed < UPPER_BOUND
+
+
+def test_a_server_that_stalls_at_data_is_stopped_at_the_limit(
+    admin_client, smtp_starttls, trust_test_ca, short_limit
+):
+    smtp_starttls.injections.delays["DATA"] = 60
+    body, elapsed = timed_test_mail(admin_client, smtp_post(smtp_starttls))
+    assert "at “Send message”" in body and "time limit" in body
+    assert elapsed < UPPER_BOUND
+
+
+def test_normal_sending_is_limited_per_step_only(smtp_starttls, trust_test_ca, short_limit):
+    store(
+        mode="smtp",
+        server_name="localhost",
+        port=smtp_starttls.port,
+        security="tls",
+        auth="basic",
+        username="alice@example.com",
+        password="s3cret",
+        from_address="alice@example.com",
+    )
+    smtp_starttls.injections.delays.update({"AUTH": 0.7, "MAIL": 0.7})
+    assert mail.send_mail("S", "B", None, ["bob@example.com"]) == 1
+    assert MailServerConfig.load().version == 1
+
+
+# Test Mail over HTTPS APIs --------------------------------------------------
+
+
+def test_slow_identity_platform_is_stopped_at_the_limit(admin_client, microsoft_fake, short_limit):
+    microsoft_fake.add_app(TENANT, CLIENT_ID, SECRET)
+    # Discovery and token each within the timeout, but not both.
+    microsoft_fake.delays.update({"discovery": 0.6, "token": 0.6})
+    body, elapsed = timed_test_mail(admin_client, graph_post())
+    assert "Test mail failed</strong> at “Obtain token”" in body
+    assert "time limit of 1 seconds" in body
+    assert elapsed < UPPER_BOUND
+    assert microsoft_fake.sent == []
+
+
+def test_graph_that_never_answers_is_stopped_at_the_limit(
+    admin_client, microsoft_fake, short_limit
+):
+    microsoft_fake.add_app(TENANT, CLIENT_ID, SECRET)
+    microsoft_fake.delays["graph_send"] = 30
+    body, elapsed = timed_test_mail(admin_client, graph_post())
+    assert "at “Send message”" in body and "time limit" in body
+    assert elapsed < UPPER_BOUND
+
+
+def test_a_retry_after_beyond_the_limit_is_not_waited_for(admin_client, microsoft_fake, settings):
+    settings.MAILCONFIG_TIMEOUT = 2.0
+    microsoft_fake.add_app(TENANT, CLIENT_ID, SECRET)
+    microsoft_fake.delays["token"] = 1.0
+    microsoft_fake.fail_next(
+        "graph_send",
+        429,
+        {"error": {"code": "TooManyRequests", "message": "Too many requests"}},
+        {"Retry-After": "2"},
+    )
+    body, elapsed = timed_test_mail(admin_client, graph_post())
+    assert "after the test&#x27;s time limit" in body
+    assert "throttling" in body
+    assert elapsed < 2.0 * 2 + 1
+    assert microsoft_fake.sent == []
