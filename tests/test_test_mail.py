@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
 
-from settings_app.models import MailServerConfig
+from settings_app.models import AuditEntry, MailServerConfig, TestMailRun
 from tests.factories import PAGE_URL, smtp_basic_post
 from tests.oauth_helpers import MS_USER, consent, local, microsoft_post, register_microsoft
 from tests.test_api_transports import CLIENT_ID, SECRET, TENANT
@@ -134,3 +136,72 @@ def test_smtp_oauth_without_grant_explains(admin_client, smtp_starttls, trust_te
     )
     body = admin_client.post(TEST_URL, post, **FETCH).content.decode()
     assert "Authorization needed" in body
+
+
+# One Test Mail at a time per user -------------------------------------------
+
+
+def test_a_second_test_mail_while_one_runs_is_refused_and_sends_nothing(
+    admin_client, admin_user, smtp_starttls, trust_test_ca
+):
+    TestMailRun.objects.create(user=admin_user)  # the first one, still under way
+    body = admin_client.post(TEST_URL, smtp_post(smtp_starttls), **FETCH).content.decode()
+    assert "A Test Mail is already running for you" in body
+    assert smtp_starttls.connections == 0 and smtp_starttls.messages == []
+    assert TestMailRun.objects.filter(user=admin_user).count() == 1  # not the second's to remove
+
+
+def test_the_running_mark_is_removed_after_a_test(admin_client, smtp_starttls, trust_test_ca):
+    admin_client.post(TEST_URL, smtp_post(smtp_starttls), **FETCH)
+    admin_client.post(TEST_URL, smtp_post(smtp_starttls, password="wrong"), **FETCH)
+    assert not TestMailRun.objects.exists()
+    assert len(smtp_starttls.messages) == 1
+
+
+def test_a_run_left_by_a_crashed_process_does_not_block_for_ever(
+    admin_client, admin_user, smtp_starttls, trust_test_ca, settings
+):
+    run = TestMailRun.objects.create(user=admin_user)
+    long_ago = timezone.now() - timedelta(seconds=settings.MAILCONFIG_TIMEOUT * 5)
+    TestMailRun.objects.filter(pk=run.pk).update(started_at=long_ago)
+    body = admin_client.post(TEST_URL, smtp_post(smtp_starttls), **FETCH).content.decode()
+    assert "Test mail sent" in body
+
+
+# A failed test changes nothing the admin saved ------------------------------
+
+
+def test_a_failed_test_leaves_settings_and_audit_log_as_they_were(
+    admin_client, smtp_starttls, trust_test_ca
+):
+    admin_client.post(PAGE_URL, smtp_post(smtp_starttls))
+    before = MailServerConfig.objects.values().get()
+    audit_before = list(AuditEntry.objects.values())
+    post = smtp_post(smtp_starttls, password="wrong")
+    body = admin_client.post(TEST_URL, post, **FETCH).content.decode()
+    assert "Test mail failed" in body and "Your settings were not changed." in body
+    assert MailServerConfig.objects.values().get() == before
+    assert list(AuditEntry.objects.values()) == audit_before
+
+
+# What the server said, and never a secret -----------------------------------
+
+
+def test_the_servers_own_reply_is_shown(admin_client, smtp_starttls, trust_test_ca):
+    reply = (
+        "5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant."
+    )
+    smtp_starttls.injections.auth_reply = "535 " + reply
+    body = admin_client.post(TEST_URL, smtp_post(smtp_starttls), **FETCH).content.decode()
+    assert 'data-testid="provider-text"' in body
+    assert f'Server said: <code class="font-monospace">{reply}</code>' in body
+
+
+def test_a_server_echoing_the_password_does_not_reveal_it(
+    admin_client, smtp_starttls, trust_test_ca
+):
+    smtp_starttls.injections.echo_credentials = True
+    post = smtp_post(smtp_starttls, password="CANARY-pässwört-42")
+    body = admin_client.post(TEST_URL, post, **FETCH).content.decode()
+    assert "Authentication failed for alice@example.com with password [hidden]" in body
+    assert "CANARY" not in body
