@@ -41,7 +41,7 @@ GRANT_FIELDS = {
         "oauth_azure_environment",
         "username",
     ),
-    # Google's page has no Username: the account is whoever consents.
+    # No Username on purpose: XOAUTH2 signs in as the account that consented (7eb29cc).
     Provider.GOOGLE: ("oauth_provider", "google_client_id", "google_client_secret"),
 }
 GOOGLE_SCOPES = [

@@ -15,7 +15,7 @@ from django.utils import timezone
 from oauth.grant import StoredGrantTokenProvider, grant_state
 from oauth.models import AuthorizationRequest, OAuthGrant
 from oauth.state import BROWSER_COOKIE
-from settings_app.errors import AuthenticationError, ConfigurationError
+from settings_app.errors import AuthenticationError
 from settings_app.models import MailServerConfig
 from settings_app.values import MailSettings
 from tests.factories import PAGE_URL
@@ -251,17 +251,6 @@ def test_settings_saved_during_consent_refuses_the_grant(client, admin, microsof
 
 def authorize_microsoft(client, microsoft_fake, ca_file) -> None:
     assert client.get(callback_url(client, microsoft_fake, ca_file)).status_code == 302
-
-
-def test_changing_credentials_invalidates_the_grant(client, admin, microsoft_fake, ca_file):
-    authorize_microsoft(client, microsoft_fake, ca_file)
-    client.post(PAGE_URL, microsoft_post(oauth_client_secret="rotated-secret"))
-    assert grant_state(stored()).status == "changed"
-    with pytest.raises(ConfigurationError) as caught:
-        StoredGrantTokenProvider(stored()).get_token()
-    assert "Authorization needed" in caught.value.message
-    page = client.get(PAGE_URL)
-    assert b"Authorization needed" in page.content
 
 
 def test_rotated_refresh_token_is_stored(client, admin, microsoft_fake, ca_file):

@@ -6,18 +6,26 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.core.mail import get_connection, send_mail
 from django.utils import timezone
 
 from oauth.consent import grant_fingerprint
-from oauth.grant import StoredGrantTokenProvider
+from oauth.grant import StoredGrantTokenProvider, grant_state
 from oauth.models import OAuthGrant
+from settings_app.errors import ConfigurationError
+from tests.factories import PAGE_URL
 from tests.oauth_helpers import (
     DISCONNECT_URL,
+    G_CLIENT,
+    G_SECRET,
+    G_USER,
     MS_CLIENT,
+    MS_SECRET,
     MS_TENANT,
     MS_USER,
     authorize_google,
     authorize_microsoft,
+    google_post,
     microsoft_post,
     register_microsoft,
     start_consent,
@@ -25,6 +33,14 @@ from tests.oauth_helpers import (
 )
 
 pytestmark = pytest.mark.django_db
+BACKEND = "settings_app.sender.backend.EmailBackend"
+
+
+def send_test_message() -> int:
+    """Send through the stored settings, as the product's own mail does."""
+    return send_mail(
+        "Subject", "Body", None, ["admin@example.com"], connection=get_connection(BACKEND)
+    )
 
 
 def test_disconnect_revokes_a_google_grant_after_the_provider_changed(
@@ -92,3 +108,80 @@ def test_a_grant_replaced_by_another_process_is_used_at_once(admin_client, micro
     token = StoredGrantTokenProvider(stored()).get_token()
     assert token.account == "second.mailer@contoso.com"
     assert token.token == new_access_token != old.token
+
+
+# Every field of GRANT_FIELDS (oauth/consent.py), changed on the form.
+MICROSOFT_CHANGES = {
+    "provider": {
+        "oauth_provider": "google",
+        "google_client_id": G_CLIENT,
+        "google_client_secret": G_SECRET,
+    },
+    "tenant": {"oauth_tenant_id": "9f8e7d6c-2222-4333-8444-555566667777"},
+    "client ID": {"oauth_client_id": "1a2b3c4d-bbbb-4ccc-8ddd-eeeeffff0000"},
+    "client secret": {"oauth_client_secret": "rotated-secret"},
+    "Azure environment": {"oauth_azure_environment": "azure_us_government"},
+    "username": {"username": "other.mailer@contoso.com"},
+}
+GOOGLE_CHANGES = {
+    "provider": {
+        "oauth_provider": "microsoft",
+        "oauth_tenant_id": MS_TENANT,
+        "oauth_client_id": MS_CLIENT,
+        "oauth_client_secret": MS_SECRET,
+    },
+    "client ID": {"google_client_id": "456-def.apps.googleusercontent.com"},
+    "client secret": {"google_client_secret": "rotated-google-secret"},
+}
+
+
+def assert_authorization_needed(client) -> None:
+    assert grant_state(stored()).status == "changed"
+    assert b"Authorization needed" in client.get(PAGE_URL).content
+    with pytest.raises(ConfigurationError) as caught:
+        send_test_message()
+    assert caught.value.message == (
+        "Authorization needed: the OAuth settings changed since the authorization."
+    )
+    assert "press Authorize" in caught.value.hint
+
+
+@pytest.mark.parametrize("change", MICROSOFT_CHANGES.values(), ids=MICROSOFT_CHANGES.keys())
+def test_changing_a_microsoft_grant_field_needs_authorization(
+    admin_client, microsoft_fake, ca_file, smtp_starttls, change
+):
+    authorize_microsoft(admin_client, microsoft_fake, ca_file, server_port=smtp_starttls.port)
+    before = stored().version
+    admin_client.post(PAGE_URL, microsoft_post(smtp_starttls.port, **change))
+    assert stored().version == before + 1
+    assert_authorization_needed(admin_client)
+
+
+@pytest.mark.parametrize("change", GOOGLE_CHANGES.values(), ids=GOOGLE_CHANGES.keys())
+def test_changing_a_google_grant_field_needs_authorization(
+    admin_client, google_fake, microsoft_fake, ca_file, smtp_starttls, change
+):
+    authorize_google(admin_client, google_fake, ca_file, server_port=smtp_starttls.port)
+    before = stored().version
+    admin_client.post(PAGE_URL, google_post(smtp_starttls.port, **change))
+    assert stored().version == before + 1
+    assert_authorization_needed(admin_client)
+
+
+def test_a_username_change_keeps_a_google_grant(
+    admin_client, google_fake, ca_file, smtp_server_factory
+):
+    server = smtp_server_factory(
+        security="starttls",
+        token_checker=lambda user, token: (
+            user == G_USER and google_fake.token_is_valid(token, "https://mail.google.com/")
+        ),
+    )
+    authorize_google(admin_client, google_fake, ca_file, server_port=server.port)
+    # Google's page has no Username: it changes only through Basic auth and back.
+    admin_client.post(PAGE_URL, google_post(server.port, auth="basic", username="x@example.org"))
+    admin_client.post(PAGE_URL, google_post(server.port))
+    assert stored().username == "x@example.org"
+    assert grant_state(stored()).status == "active"
+    assert send_test_message() == 1
+    assert server.messages[0].auth_user == G_USER  # the account that consented sends
