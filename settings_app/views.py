@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 from django.conf import settings
 from django.contrib import messages
@@ -81,7 +82,8 @@ def render_page(
         "form": form,
         "stored": stored,
         "audit_entries": AuditEntry.objects.all()[:AUDIT_ROWS],
-        "timeout_seconds": int(settings.MAILCONFIG_TIMEOUT),
+        "timeout_seconds": math.ceil(settings.MAILCONFIG_TIMEOUT),
+        "csrf_cookie_name": settings.CSRF_COOKIE_NAME,
         "basic_auth_retiring": microsoft_basic_auth(stored),
         "azure_environments": azure_environments(),
         **oauth_page.page_context(request, stored),

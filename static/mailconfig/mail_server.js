@@ -138,29 +138,60 @@
     if (event.key === "Enter") { event.preventDefault(); send.click(); }
   });
 
+  function notice(kind, html) {
+    return `<div class="alert alert-${kind} mb-0" role="alert" data-testid="test-mail-problem">${html}</div>`;
+  }
+  const expired = notice("warning",
+    `<strong>Your session has expired:</strong> <a href="${dialogEl.dataset.loginUrl}" target="_blank" rel="noopener">sign in again in another tab</a>, ` +
+    "then press Send test mail again (your form is kept).");
+
   send.addEventListener("click", async () => {
     send.disabled = true;
     trigger.disabled = true;
     progress.hidden = false;
     output.innerHTML = "";
+    refreshCsrfToken();
     try {
+      // "manual": a signed-out user gets a redirect to the login page, which must not
+      // end up inside the dialog (nor replace the page and the admin's typing).
       const response = await fetch(trigger.getAttribute("formaction"), {
         method: "POST",
         body: new FormData(form),
         headers: { "X-Requested-With": "fetch" },
         credentials: "same-origin",
+        redirect: "manual",
       });
-      output.innerHTML = response.ok
-        ? await response.text()
-        : `<div class="alert alert-danger">The console answered ${response.status}. Reload the page and try again.</div>`;
+      if (response.type === "opaqueredirect" || response.redirected) {
+        output.innerHTML = expired;
+      } else if (response.ok) {
+        output.innerHTML = await response.text();
+      } else {
+        output.innerHTML = notice("danger",
+          `The console answered ${response.status}: nothing was sent. Copy anything you typed, reload the page and try again.`);
+      }
     } catch (error) {
-      output.innerHTML = '<div class="alert alert-danger">The console could not be reached. Check your connection and try again.</div>';
+      output.innerHTML = notice("danger", "The console could not be reached: nothing was sent. Check your connection and press Send test mail again.");
     } finally {
       progress.hidden = true;
       send.disabled = false;
       trigger.disabled = false;
     }
   });
+})();
+
+// Signing in again (in another tab) gives a new CSRF token: send the current one, so the
+// form still works without a reload. The cookie is readable by design (not HttpOnly).
+function refreshCsrfToken() {
+  const form = document.getElementById("mail-server-form");
+  const name = form && form.dataset.csrfCookie;
+  const field = form && form.elements.namedItem("csrfmiddlewaretoken");
+  if (!name || !field) return;
+  const cookie = document.cookie.split("; ").find((item) => item.startsWith(name + "="));
+  if (cookie) field.value = decodeURIComponent(cookie.slice(name.length + 1));
+}
+(function () {
+  const form = document.getElementById("mail-server-form");
+  if (form) form.addEventListener("submit", refreshCsrfToken);
 })();
 
 // Copy buttons (the OAuth redirect URI): admins must register the exact string.

@@ -2,9 +2,10 @@
 
 from pathlib import Path
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from settings_app.models import MailServerConfig
+from tests.browser.conftest import log_in
 from tests.factories import service_account_json
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -160,8 +161,61 @@ def test_the_page_is_usable_at_400_pixels(admin_page: Page):
     page.screenshot(path=str(ARTIFACTS / "mail-server-400px.png"), full_page=True)
 
 
-def test_test_mail_does_not_pretend_to_work_before_the_sender_exists(admin_page: Page):
-    button = admin_page.get_by_test_id("test-mail")
-    if button.is_enabled():
-        return  # the sender is wired up: its own tests cover the button
-    expect(button).to_be_disabled()
+def open_test_mail(page: Page) -> None:
+    page.get_by_test_id("test-mail").click()
+    expect(page.locator("#test-mail-dialog")).to_be_visible()
+
+
+def test_test_mail_shows_progress_and_blocks_a_second_send_while_running(admin_page: Page):
+    page = admin_page
+    fill_smtp_basic(page)
+    held: list[Route] = []
+    page.route("**/test-mail/", lambda route: held.append(route))  # held until the checks are done
+    open_test_mail(page)
+    send = page.locator("#test-mail-dialog [data-test-send]")
+    progress = page.locator("#test-mail-dialog [data-test-progress]")
+    expect(progress).to_be_hidden()
+    send.click()
+    expect(send).to_be_disabled()
+    expect(page.get_by_test_id("test-mail")).to_be_disabled()
+    expect(progress).to_be_visible()
+    expect(progress).to_have_text("Sending… this takes at most 5 seconds.")
+    for _ in range(100):  # the route handler runs while Playwright waits
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert len(held) == 1
+    held[0].continue_()
+    expect(page.get_by_test_id("test-result")).to_be_visible()
+    expect(progress).to_be_hidden()
+    expect(send).to_be_enabled()
+
+
+def test_test_mail_with_an_expired_session_says_so_and_keeps_the_form(
+    admin_page: Page, live_server, smtp_starttls, trust_test_ca
+):
+    page = admin_page
+    fill_smtp_basic(page)
+    page.fill("#id_server_name", "localhost")
+    page.fill("#id_port", str(smtp_starttls.port))
+    page.fill("#id_username", "alice@example.com")
+    page.fill("#id_password", "s3cret")
+    page.context.clear_cookies(name="sessionid")
+    open_test_mail(page)
+    page.locator("#test-mail-dialog [data-test-send]").click()
+    problem = page.locator("#test-mail-dialog").get_by_test_id("test-mail-problem")
+    expect(problem).to_have_text(
+        "Your session has expired: sign in again in another tab, then press Send test mail "
+        "again (your form is kept)."
+    )
+    expect(page).to_have_url(live_server.url + "/admin/general-settings/mail-server/")
+    assert not smtp_starttls.messages
+
+    # Signing in again elsewhere gives a new CSRF token; the kept form still sends.
+    other_tab = page.context.new_page()
+    log_in(other_tab, live_server.url)
+    other_tab.wait_for_url("**/mail-server/")
+    page.bring_to_front()
+    page.locator("#test-mail-dialog [data-test-send]").click()
+    expect(page.get_by_test_id("test-outcome")).to_contain_text("Test mail sent")
+    assert smtp_starttls.messages[0].rcpt_tos == ["admin@example.com"]
