@@ -6,11 +6,13 @@ provider endpoint is written out below so it can be overridden in one place
 ``from mailconfig.settings import *``).
 """
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from settings_app.sender.admins import StoredAdmins
 
@@ -150,6 +152,26 @@ SECURE_REFERRER_POLICY = "same-origin"
 # HTTPS redirect and HSTS; DJANGO_TRUST_X_FORWARDED_PROTO=true trusts the proxy's header.
 if env_bool("DJANGO_TRUST_X_FORWARDED_PROTO"):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+
+def trusted_proxies(name: str) -> list[str]:
+    """Read proxy addresses or networks (10.0.0.5, 10.0.0.0/24), refusing anything else."""
+    values = env_list(name)
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name}: {value!r} is not an IP address or network. Use comma-separated "
+                "addresses or CIDR networks, for example 10.0.0.5,192.0.2.0/24."
+            ) from None
+    return values
+
+
+# Reverse proxies whose X-Forwarded-For is believed for the audit's source address.
+# Empty (the default): the header is ignored, since any client can send it.
+MAILCONFIG_TRUSTED_PROXIES = trusted_proxies("DJANGO_TRUSTED_PROXIES")
+
 if env_bool("DJANGO_HTTPS"):
     SECURE_SSL_REDIRECT = True
     SESSION_COOKIE_SECURE = True
