@@ -121,6 +121,9 @@ class FakeServer:
         self.tokens_issued: Counter[str] = Counter()
         self.connections = 0
         self.delays: dict[str, float] = {}  # endpoint -> seconds, to widen race windows
+        # endpoint -> called with the request before it is answered, to make something
+        # happen in the middle of a flow (another admin saving the settings, say).
+        self.before: dict[str, Callable[[Request], None]] = {}
         self._injected: dict[str, list[Injected]] = {}
         self._lock = threading.RLock()
         self._routes: list[tuple[str, re.Pattern[str], str, Route]] = [
@@ -187,6 +190,12 @@ class FakeServer:
                 with self._lock:
                     self.requests[name] += 1
                     injected = self._take_injected(name)
+                hook = self.before.get(name)
+                if hook is not None:
+                    try:
+                        hook(request)
+                    except Exception as err:  # a bug in the test's hook: make it visible
+                        return Response.json({"error": "hook_crashed", "detail": repr(err)}, 500)
                 if injected is not None:
                     return injected
                 if self.delays.get(name):
@@ -226,6 +235,7 @@ class FakeServer:
             self.tokens_issued.clear()
             self.connections = 0
             self.delays.clear()
+            self.before.clear()
             self._injected.clear()
 
     def start(self) -> FakeServer:

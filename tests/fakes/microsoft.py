@@ -95,6 +95,9 @@ class MicrosoftFake(FakeServer):
         self.next_consent_user = ""
         self.consent_error: tuple[str, str] | None = None
         self.rotate_invalidates_old = False
+        # Discovery names endpoints on the host the client asked for (as each national
+        # cloud's authority does), so a test can tell two clouds pointed at this fake apart.
+        self.endpoints_on_request_host = False
 
     def reset(self) -> None:
         super().reset()
@@ -107,6 +110,7 @@ class MicrosoftFake(FakeServer):
         self.next_consent_user = ""
         self.consent_error = None
         self.rotate_invalidates_old = False
+        self.endpoints_on_request_host = False
 
     # Set-up ------------------------------------------------------------------
     def add_app(
@@ -183,7 +187,10 @@ class MicrosoftFake(FakeServer):
         tenant = self._tenant(match.group(1))
         if tenant is None:
             return self._unknown_tenant(match.group(1))
-        base = f"{self.base_url}/{tenant.tenant_id}"
+        host = self.base_url
+        if self.endpoints_on_request_host and request.headers.get("host"):
+            host = f"https://{request.headers['host']}"
+        base = f"{host}/{tenant.tenant_id}"
         return Response.json(
             {
                 "token_endpoint": f"{base}/oauth2/v2.0/token",
