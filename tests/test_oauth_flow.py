@@ -1,34 +1,34 @@
-"""SMTP OAuth consent: both providers end to end through the fakes, state security, grant lifecycle."""
+"""SMTP OAuth consent: both providers end to end through the fakes, errors, state security."""
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connection
 from django.utils import timezone
 
 from oauth.grant import StoredGrantTokenProvider, grant_state
 from oauth.models import AuthorizationRequest, OAuthGrant
 from oauth.state import BROWSER_COOKIE
-from settings_app.errors import AuthenticationError
-from settings_app.models import MailServerConfig
-from settings_app.values import MailSettings
+from settings_app.models import AuditEntry
 from tests.factories import PAGE_URL
 from tests.oauth_helpers import (
     CALLBACK,
     G_USER,
+    MS_TENANT,
     MS_USER,
+    authorize_google,
+    authorize_microsoft,
     consent,
     google_post,
     local,
     microsoft_post,
     register_google,
     register_microsoft,
+    start_consent,
+    stored,
 )
 
 pytestmark = pytest.mark.django_db
@@ -47,10 +47,6 @@ def start_microsoft(client, **overrides):
     return response["Location"]
 
 
-def stored() -> MailSettings:
-    return MailSettings.from_model(MailServerConfig.load())
-
-
 def test_microsoft_save_goes_to_consent_with_pkce_and_query_mode(client, admin, microsoft_fake):
     register_microsoft(microsoft_fake)
     url = start_microsoft(client)
@@ -62,6 +58,26 @@ def test_microsoft_save_goes_to_consent_with_pkce_and_query_mode(client, admin, 
     assert params["redirect_uri"] == CALLBACK
     scopes = params["scope"].split()
     assert "https://outlook.office.com/SMTP.Send" in scopes and "offline_access" in scopes
+
+
+def test_us_government_consent_uses_its_authority_and_smtp_scope(
+    client, admin, microsoft_fake, ca_file, settings
+):
+    # The fake also answers as "localhost": that name stands for this cloud's authority.
+    authority = f"https://localhost:{microsoft_fake.port}"
+    clouds = settings.MAILCONFIG_AZURE_ENVIRONMENTS
+    us_gov = {**clouds["azure_us_government"], "authority_host": authority}
+    settings.MAILCONFIG_AZURE_ENVIRONMENTS = {**clouds, "azure_us_government": us_gov}
+    microsoft_fake.endpoints_on_request_host = True
+    register_microsoft(microsoft_fake)
+    url = start_microsoft(client, oauth_azure_environment="azure_us_government")
+    assert url.startswith(f"{authority}/{MS_TENANT}/oauth2/v2.0/authorize?")
+    scopes = parse_qs(urlsplit(url).query)["scope"][0].split()
+    assert "https://outlook.office365.us/SMTP.Send" in scopes
+    assert "https://outlook.office.com/SMTP.Send" not in scopes
+    assert client.get(local(consent(url, ca_file))).status_code == 302
+    token = StoredGrantTokenProvider(stored()).get_token(force=True)
+    assert microsoft_fake.token_is_valid(token.token, "https://outlook.office365.us/SMTP.Send")
 
 
 def test_microsoft_end_to_end(client, admin, microsoft_fake, ca_file):
@@ -182,6 +198,68 @@ def test_google_error_callbacks(client, admin, google_fake, ca_file, error, frag
     assert not OAuthGrant.objects.exists()
 
 
+def grant_row() -> dict:
+    return OAuthGrant.objects.values().get()
+
+
+@pytest.mark.parametrize(
+    ("error", "description", "fix"),
+    [
+        (
+            "invalid_request",
+            "AADSTS50011: The redirect URI specified in the request does not match.",
+            f"Add exactly {CALLBACK} under Authentication &gt; Web &gt; Redirect URIs",
+        ),
+        (
+            "consent_required",
+            "AADSTS65001: The user or administrator has not consented to use the application.",
+            "choose &#x27;Grant admin consent&#x27;",
+        ),
+        (
+            "unauthorized_client",
+            "AADSTS700016: Application with identifier was not found in the directory.",
+            "Check the Client ID (Application (client) ID",
+        ),
+        ("access_denied", "", "accept the requested permissions, or ask an administrator"),
+    ],
+    ids=["AADSTS50011", "AADSTS65001", "AADSTS700016", "access_denied"],
+)
+def test_microsoft_error_callback_leaves_the_existing_grant(
+    client, admin, microsoft_fake, ca_file, error, description, fix
+):
+    authorize_microsoft(client, microsoft_fake, ca_file)
+    before = grant_row()
+    microsoft_fake.consent_error = (error, description)
+    response = client.get(local(consent(start_consent(client, microsoft_post()), ca_file)))
+    assert response.status_code == 400
+    assert fix in response.content.decode()
+    assert grant_row() == before
+
+
+@pytest.mark.parametrize(
+    ("error", "fix"),
+    [
+        ("redirect_uri_mismatch", f"Add exactly {CALLBACK} to the client&#x27;s Authorized"),
+        ("invalid_client", "Copy both again from Google Cloud console"),
+    ],
+)
+def test_google_error_callback_leaves_the_existing_grant(
+    client, admin, google_fake, ca_file, error, fix
+):
+    authorize_google(client, google_fake, ca_file)
+    before = grant_row()
+    google_fake.consent_error = (error, "")
+    response = client.get(local(consent(start_consent(client, google_post()), ca_file)))
+    assert response.status_code == 400
+    assert fix in response.content.decode()
+    assert grant_row() == before
+
+
+def assert_nothing_stored() -> None:
+    assert not OAuthGrant.objects.exists()
+    assert not AuditEntry.objects.filter(action__startswith="Authorized OAuth").exists()
+
+
 def callback_url(client, microsoft_fake, ca_file) -> str:
     register_microsoft(microsoft_fake)
     return local(consent(start_microsoft(client), ca_file))
@@ -209,6 +287,7 @@ def test_expired_state_refused(client, admin, microsoft_fake, ca_file):
     AuthorizationRequest.objects.update(created_at=timezone.now() - timedelta(minutes=11))
     response = client.get(url)
     assert response.status_code == 400 and b"10 minutes" in response.content
+    assert_nothing_stored()
 
 
 def test_other_users_state_refused(client, admin, microsoft_fake, ca_file):
@@ -217,6 +296,7 @@ def test_other_users_state_refused(client, admin, microsoft_fake, ca_file):
     client.force_login(other)
     response = client.get(url)
     assert response.status_code == 400 and b"another administrator" in response.content
+    assert_nothing_stored()
 
 
 def test_other_browser_refused(client, admin, microsoft_fake, ca_file):
@@ -224,6 +304,7 @@ def test_other_browser_refused(client, admin, microsoft_fake, ca_file):
     client.cookies[BROWSER_COOKIE] = "another-browser"
     response = client.get(url)
     assert response.status_code == 400 and b"another browser" in response.content
+    assert_nothing_stored()
 
 
 def test_callback_without_login_resumes_after_login(
@@ -247,65 +328,3 @@ def test_settings_saved_during_consent_refuses_the_grant(client, admin, microsof
     response = client.get(url)
     assert response.status_code == 409 and b"settings changed" in response.content
     assert not OAuthGrant.objects.exists()
-
-
-def authorize_microsoft(client, microsoft_fake, ca_file) -> None:
-    assert client.get(callback_url(client, microsoft_fake, ca_file)).status_code == 302
-
-
-def test_rotated_refresh_token_is_stored(client, admin, microsoft_fake, ca_file):
-    authorize_microsoft(client, microsoft_fake, ca_file)
-    first = OAuthGrant.objects.get().refresh_token
-    StoredGrantTokenProvider(stored()).get_token(force=True)
-    assert OAuthGrant.objects.get().refresh_token != first
-
-
-def test_access_token_cached_until_expiry(client, admin, microsoft_fake, ca_file):
-    authorize_microsoft(client, microsoft_fake, ca_file)
-    for _ in range(3):
-        StoredGrantTokenProvider(stored()).get_token()
-    assert microsoft_fake.tokens_issued["refresh_token"] == 0  # the code redemption's token is used
-
-
-def test_invalid_grant_marks_expired(client, admin, microsoft_fake, ca_file):
-    authorize_microsoft(client, microsoft_fake, ca_file)
-    microsoft_fake.revoke_refresh_tokens()
-    with pytest.raises(AuthenticationError) as caught:
-        StoredGrantTokenProvider(stored()).get_token(force=True)
-    assert caught.value.message == "Authorization expired - Reconnect."
-    assert "AADSTS700082" in OAuthGrant.objects.get().status_reason
-    assert b"Authorization expired - Reconnect" in client.get(PAGE_URL).content
-
-
-def test_check_action(client, admin, microsoft_fake, ca_file):
-    authorize_microsoft(client, microsoft_fake, ca_file)
-    page = client.post("/admin/general-settings/mail-server/oauth/check/", follow=True)
-    assert b"Check passed" in page.content
-    assert microsoft_fake.tokens_issued["refresh_token"] == 1
-
-
-def test_disconnect_google_revokes(client, admin, google_fake, ca_file):
-    register_google(google_fake)
-    google_fake.next_consent_user = G_USER
-    response = client.post(PAGE_URL, google_post(after_save="authorize"))
-    client.get(local(consent(response["Location"], ca_file)))
-    refresh_token = OAuthGrant.objects.get().refresh_token
-    page = client.post("/admin/general-settings/mail-server/oauth/disconnect/", follow=True)
-    assert b"Disconnected" in page.content
-    assert not OAuthGrant.objects.exists()
-    assert google_fake.revoked == [refresh_token]
-
-
-def test_canary_refresh_token_never_leaks(client, admin, microsoft_fake, ca_file, caplog, settings):
-    caplog.set_level(logging.DEBUG)
-    authorize_microsoft(client, microsoft_fake, ca_file)
-    grant = OAuthGrant.objects.get()
-    grant.refresh_token = "CANARY-refresh-token-42"
-    grant.save()
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT * FROM oauth_oauthgrant")
-        assert "CANARY" not in repr(cursor.fetchall())
-    if connection.vendor == "sqlite":
-        assert b"CANARY" not in Path(connection.settings_dict["NAME"]).read_bytes()
-    assert b"CANARY" not in client.get(PAGE_URL).content
-    assert "CANARY" not in caplog.text

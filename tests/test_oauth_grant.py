@@ -12,9 +12,10 @@ from django.utils import timezone
 from oauth.consent import grant_fingerprint
 from oauth.grant import StoredGrantTokenProvider, grant_state
 from oauth.models import OAuthGrant
-from settings_app.errors import ConfigurationError
+from settings_app.errors import AuthenticationError, ConfigurationError
 from tests.factories import PAGE_URL
 from tests.oauth_helpers import (
+    CHECK_URL,
     DISCONNECT_URL,
     G_CLIENT,
     G_SECRET,
@@ -41,6 +42,95 @@ def send_test_message() -> int:
     return send_mail(
         "Subject", "Body", None, ["admin@example.com"], connection=get_connection(BACKEND)
     )
+
+
+def test_rotated_refresh_token_is_stored(admin_client, microsoft_fake, ca_file):
+    first = authorize_microsoft(admin_client, microsoft_fake, ca_file).refresh_token
+    StoredGrantTokenProvider(stored()).get_token(force=True)
+    assert OAuthGrant.objects.get().refresh_token != first
+
+
+def test_google_rotated_refresh_token_is_stored(admin_client, google_fake, ca_file):
+    first = authorize_google(admin_client, google_fake, ca_file).refresh_token
+    google_fake.rotate_refresh_tokens = True
+    StoredGrantTokenProvider(stored()).get_token(force=True)
+    rotated = OAuthGrant.objects.get().refresh_token
+    assert rotated != first
+    assert rotated in google_fake.refresh_tokens and first not in google_fake.refresh_tokens
+
+
+def test_access_token_cached_until_expiry(admin_client, microsoft_fake, ca_file):
+    authorize_microsoft(admin_client, microsoft_fake, ca_file)
+    for _ in range(3):
+        StoredGrantTokenProvider(stored()).get_token()
+    assert microsoft_fake.tokens_issued["refresh_token"] == 0  # the code redemption's token is used
+
+
+def test_invalid_grant_marks_expired(admin_client, microsoft_fake, ca_file):
+    authorize_microsoft(admin_client, microsoft_fake, ca_file)
+    microsoft_fake.revoke_refresh_tokens()
+    with pytest.raises(AuthenticationError) as caught:
+        StoredGrantTokenProvider(stored()).get_token(force=True)
+    assert caught.value.message == "Authorization expired - Reconnect."
+    assert "AADSTS700082" in OAuthGrant.objects.get().status_reason
+    assert b"Authorization expired - Reconnect" in admin_client.get(PAGE_URL).content
+
+
+def test_google_invalid_grant_asks_to_reconnect_with_googles_reason(
+    admin_client, google_fake, ca_file
+):
+    authorize_google(admin_client, google_fake, ca_file)
+    google_fake.refresh_tokens.clear()  # the user removed the app's access at Google
+    with pytest.raises(AuthenticationError) as caught:
+        StoredGrantTokenProvider(stored()).get_token(force=True)
+    assert caught.value.message == "Authorization expired - Reconnect."
+    page = admin_client.get(PAGE_URL).content.decode()
+    assert "Authorization expired - Reconnect." in page
+    assert "Provider's reason: Token has been expired or revoked." in page
+    assert 'data-testid="configure">Save and Reconnect' in page
+
+
+def test_check_passes(admin_client, microsoft_fake, ca_file):
+    authorize_microsoft(admin_client, microsoft_fake, ca_file)
+    page = admin_client.post(CHECK_URL, follow=True)
+    assert b"Check passed: a new access token was issued for mailer@contoso.com" in page.content
+    assert microsoft_fake.tokens_issued["refresh_token"] == 1
+
+
+def test_check_failure_is_explained_on_the_page(admin_client, microsoft_fake, ca_file):
+    authorize_microsoft(admin_client, microsoft_fake, ca_file)
+    microsoft_fake.revoke_refresh_tokens()
+    page = admin_client.post(CHECK_URL, follow=True).content.decode()
+    assert "Check failed: Authorization expired - Reconnect." in page
+    assert "The authorization expired after 90 days without use." in page
+    assert "press Reconnect to authorize again" in page
+
+
+def test_panel_offers_reconnect_check_and_disconnect_for_google(admin_client, google_fake, ca_file):
+    page = admin_client.get(PAGE_URL).content.decode()
+    assert 'data-testid="configure">Configure' in page
+    authorize_google(admin_client, google_fake, ca_file)
+    page = admin_client.get(PAGE_URL).content.decode()
+    assert 'data-testid="configure">Save and Reconnect' in page
+    assert 'data-testid="check"' in page and 'data-testid="disconnect"' in page
+
+
+def test_panel_offers_reconnect_check_and_disconnect_for_microsoft(
+    admin_client, microsoft_fake, ca_file
+):
+    authorize_microsoft(admin_client, microsoft_fake, ca_file)
+    page = admin_client.get(PAGE_URL).content.decode()
+    assert "Save and Reconnect</button>" in page
+    assert 'data-testid="configure">Configure' in page  # Google would be a first consent
+    assert 'data-testid="check"' in page and 'data-testid="disconnect"' in page
+
+
+def test_disconnect_google_revokes(admin_client, google_fake, ca_file):
+    refresh_token = authorize_google(admin_client, google_fake, ca_file).refresh_token
+    page = admin_client.post(DISCONNECT_URL, follow=True)
+    assert b"Disconnected" in page.content
+    assert not OAuthGrant.objects.exists()
+    assert google_fake.revoked == [refresh_token]
 
 
 def test_disconnect_revokes_a_google_grant_after_the_provider_changed(

@@ -89,6 +89,8 @@ def test_microsoft_consent_end_to_end_then_test_mail_over_xoauth2(
     page.wait_for_url("**/admin/general-settings/mail-server/")
     expect(page.get_by_test_id("grant-status")).to_contain_text(f"Authorized as {MS_USER}")
     assert OAuthGrant.objects.get().account == MS_USER
+    expect(page.get_by_test_id("authorize")).to_have_text("Save and Reconnect")
+    expect(page.get_by_test_id("disconnect")).to_be_visible()
 
     run_test_mail(page)
     result = page.get_by_test_id("test-result")
@@ -116,6 +118,8 @@ def test_google_configure_end_to_end_then_check_and_test_mail(
     page.get_by_test_id("configure").click()
     page.wait_for_url("**/admin/general-settings/mail-server/")
     expect(page.get_by_test_id("grant-status")).to_contain_text(f"Authorized as {G_USER}")
+    expect(page.get_by_test_id("configure")).to_have_text("Save and Reconnect")
+    expect(page.get_by_test_id("disconnect")).to_be_visible()
     page.get_by_test_id("check").click()
     expect(page.get_by_role("alert").filter(has_text="Check passed")).to_be_visible()
     assert google_fake.tokens_issued["refresh_token"] == 1
