@@ -81,3 +81,17 @@ def test_migration_encrypts_existing_fingerprints_and_keeps_the_grant():
     finally:
         executor = MigrationExecutor(connection)
         executor.migrate(latest)
+
+
+@pytest.mark.django_db
+def test_after_a_lost_key_the_grant_needs_authorization(
+    admin_client, microsoft_fake, ca_file, settings
+):
+    authorize_microsoft(admin_client, microsoft_fake, ca_file)
+    settings.MAILCONFIG_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]  # the old key is lost
+    call_command("clear_mail_secrets")
+    config = MailServerConfig.load()
+    config.oauth_client_secret = MS_SECRET  # re-entered
+    config.save()
+    # Not "active" with a blanked refresh token: the fingerprint was blanked with it.
+    assert grant_state(stored()).status == "changed"
