@@ -2,7 +2,8 @@
 
 from pathlib import Path
 
-from playwright.sync_api import Page, Route, expect
+import pytest
+from playwright.sync_api import Browser, Page, Route, expect
 
 from settings_app.models import MailServerConfig
 from tests.browser.conftest import log_in
@@ -150,15 +151,116 @@ def test_json_key_upload_shows_the_service_account(admin_page: Page, tmp_path):
     expect(page.get_by_test_id("stored-key")).to_contain_text("112233445566778899001")
 
 
-def test_the_page_is_usable_at_400_pixels(admin_page: Page):
+VIEWS = {
+    "smtp-basic": [],
+    "smtp-oauth-microsoft": ["id_auth_1"],
+    "smtp-oauth-google": ["id_auth_1", "id_oauth_provider_1"],
+    "api-microsoft": ["id_mode_1"],
+    "api-google": ["id_mode_1", "id_api_provider_1"],
+}
+
+
+def save_smtp_basic(page: Page) -> None:
+    fill_smtp_basic(page)
+    page.get_by_test_id("save").click()
+    expect(page.get_by_role("alert")).to_contain_text("Settings saved")
+
+
+@pytest.mark.parametrize("view", VIEWS)
+def test_the_page_is_usable_at_400_pixels(admin_page: Page, view):
     page = admin_page
+    save_smtp_basic(page)  # so the change history has an entry
     page.set_viewport_size({"width": 400, "height": 800})
     page.reload()
+    for radio in VIEWS[view]:
+        page.locator(f"label[for={radio}]").click()
+    for summary in page.locator(".help-panel summary").all():
+        if summary.is_visible():
+            summary.click()  # long scope URLs must wrap too
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0
     expect(page.get_by_test_id("save")).to_be_visible()
     ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "mail-server-400px.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / f"mail-server-400px-{view}.png"), full_page=True)
+
+
+def test_change_history_is_a_table_when_wide_and_cards_at_400_pixels(admin_page: Page):
+    page = admin_page
+    save_smtp_basic(page)
+    audit = page.get_by_test_id("audit")
+    expect(audit.get_by_role("columnheader", name="What changed")).to_be_visible()
+    page.set_viewport_size({"width": 400, "height": 800})
+    changes = audit.locator(".audit-changes").first
+    box = changes.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 400
+    label = changes.evaluate("cell => getComputedStyle(cell, '::before').content")
+    assert label == '"What changed"'
+    expect(changes).to_contain_text("Password (changed)")
+
+
+NO_JS_HEADINGS = [
+    "SMTP server",
+    "Addresses",
+    "Connection and authentication",
+    "OAuth",
+    "Basic authentication, or OAuth with Microsoft",
+    "OAuth with Microsoft",
+    "OAuth with Google",
+    "Authorization",
+    "API",
+    "Microsoft Graph",
+    "Gmail API",
+]
+NO_JS_FIELDS = [
+    "#id_server_name",
+    "#id_port",
+    "#id_username",
+    "#id_password",
+    "#id_oauth_tenant_id",
+    "#id_oauth_client_secret",
+    "#id_oauth_azure_environment",
+    "#id_google_client_id",
+    "#id_api_tenant_id",
+    "#id_api_client_secret",
+    "#id_api_azure_environment",
+    "[data-key-input]",
+]
+
+
+def test_without_javascript_every_section_shows_and_api_google_saves(
+    browser: Browser, live_server, admin_user, tmp_path
+):
+    context = browser.new_context(
+        java_script_enabled=False, viewport={"width": 1280, "height": 900}
+    )
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    try:
+        log_in(page, live_server.url)
+        page.wait_for_url("**/mail-server/")
+        for heading in NO_JS_HEADINGS:
+            expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
+        for field in NO_JS_FIELDS:
+            expect(page.locator(field)).to_be_visible()
+        # The Azure "choose" link needs a script; without one the selector itself shows.
+        expect(page.get_by_text("Choose the appropriate Azure environment").first).to_be_hidden()
+
+        key = tmp_path / "key.json"
+        key.write_bytes(service_account_json())
+        page.locator("label[for=id_mode_1]").click()
+        page.locator("label[for=id_api_provider_1]").click()
+        page.fill("#id_from_address", "mailer@example.com")
+        page.fill("#id_admin_address", "admin@example.com")
+        page.set_input_files("[data-key-input]", str(key))
+        page.get_by_test_id("save").click()
+        expect(page.get_by_role("alert")).to_contain_text("Settings saved")
+        expect(page.get_by_test_id("stored-key")).to_contain_text(
+            "mailer@mail-console-test.iam.gserviceaccount.com"
+        )
+        config = MailServerConfig.load()
+        assert (config.mode, config.api_provider) == ("api", "google")
+    finally:
+        context.close()
 
 
 def open_test_mail(page: Page) -> None:
