@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import socket
 import time
 
 import pytest
@@ -18,7 +19,7 @@ from settings_app.errors import (
     TLSError,
 )
 from settings_app.sender.diagnosis import SEND_AS_HINT
-from settings_app.sender.transports.smtp import SmtpTransport
+from settings_app.sender.transports.smtp import SmtpTransport, connect_first
 from settings_app.transcript import Transcript
 from settings_app.values import MailSettings
 from tests.servers.smtp_server import BlackHoleServer, SmtpTestServer, refused_port
@@ -414,3 +415,13 @@ def test_a_server_that_stops_answering_mid_message_times_out(smtp_starttls, trus
     assert error.code == "TIMEOUT" and error.step == "Send message"
     assert "within 0.5 seconds" in error.message
     assert time.monotonic() - started < 3
+
+
+def test_each_resolved_address_is_tried_in_order(smtp_plain):
+    # Like socket.create_connection: an address that refuses is skipped for the next one.
+    refused = (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", refused_port()))
+    serving = (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", smtp_plain.port))
+    with connect_first([refused, serving], lambda: 2.0) as sock:
+        assert sock.getpeername() == ("127.0.0.1", smtp_plain.port)
+    with pytest.raises(ConnectionRefusedError):
+        connect_first([refused], lambda: 2.0)
