@@ -8,7 +8,7 @@ from django.core.mail import EmailMessage, EmailMultiAlternatives, get_connectio
 from django.core.management import call_command
 from django.utils import timezone
 
-from settings_app.errors import ConfigurationError
+from settings_app.errors import AuthenticationError, AuthorizationError, ConfigurationError
 from settings_app.models import MailServerConfig
 from tests.test_api_transports import CLIENT_ID, SECRET, TENANT
 
@@ -129,3 +129,20 @@ def test_graph_token_requested_once_for_many_sends(microsoft_fake):
         mail.send_mail("S", "B", None, [f"user{i}@example.com"])
     assert len(microsoft_fake.sent) == 5
     assert microsoft_fake.tokens_issued["client_credentials"] == 1
+
+
+def test_a_wrong_non_ascii_password_is_a_mail_error_that_fail_silently_suppresses(stored_smtp):
+    store(password="pässwört")  # not the account's password
+    with pytest.raises(AuthenticationError):
+        mail.send_mail("S", "B", None, ["bob@example.com"])
+    assert mail.send_mail("S", "B", None, ["bob@example.com"], fail_silently=True) == 0
+    assert stored_smtp.messages == []
+
+
+def test_a_send_as_refusal_at_data_is_an_authorization_error(stored_smtp):
+    stored_smtp.injections.data_reply = (
+        "554 5.2.252 SendAsDenied; alice@example.com not allowed to send as other@example.com; "
+        "STOREDRV.Submission.Exception:SendAsDeniedException.MapiExceptionSendAsDenied"
+    )
+    with pytest.raises(AuthorizationError):
+        mail.send_mail("S", "B", "other@example.com", ["bob@example.com"])
