@@ -7,10 +7,11 @@ import logging
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_POST
 
 from settings_app.errors import MailError
-from settings_app.models import MailServerConfig
+from settings_app.models import SECRET_FIELDS, MailServerConfig
 from settings_app.transcript import Transcript
 from settings_app.values import MailSettings
 
@@ -20,6 +21,8 @@ from .state import StateRefused
 
 logger = logging.getLogger(__name__)
 PAGE = "settings_app:mail_server"
+# The panel's buttons post the whole page form, typed secrets included: error reports
+# (mailed to the Admin Mail Address on a 500) must star them, as on the page itself.
 
 
 def _stored_oauth_settings(request: HttpRequest) -> MailSettings | None:
@@ -34,6 +37,7 @@ def _stored_oauth_settings(request: HttpRequest) -> MailSettings | None:
     return None
 
 
+@sensitive_post_parameters(*SECRET_FIELDS)
 @require_POST
 def start(request: HttpRequest) -> HttpResponse:
     """Authorize / Reconnect / Try again: go to the provider's consent page."""
@@ -79,6 +83,7 @@ def callback(request: HttpRequest) -> HttpResponse:
     return redirect(PAGE)
 
 
+@sensitive_post_parameters(*SECRET_FIELDS)
 @require_POST
 def check(request: HttpRequest) -> HttpResponse:
     """Refresh the access token once and report the outcome (proof the grant works)."""
@@ -99,6 +104,7 @@ def check(request: HttpRequest) -> HttpResponse:
     return redirect(PAGE)
 
 
+@sensitive_post_parameters(*SECRET_FIELDS)
 @require_POST
 def disconnect(request: HttpRequest) -> HttpResponse:
     """Delete the stored grant (Google: revoke it too, best effort)."""

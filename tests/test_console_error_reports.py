@@ -27,6 +27,8 @@ CANARIES = {
 KEY_CANARY = "canary-private-key-0b6e"
 STARS = "********************"
 VIEWS = ["settings_app:mail_server", "settings_app:test_mail"]
+# The OAuth panel's buttons post the whole page form to these.
+OAUTH_VIEWS = ["oauth:start", "oauth:check", "oauth:disconnect"]
 
 
 def post_with_canaries(**overrides):
@@ -44,7 +46,7 @@ def store_admin_address(address: str) -> None:
     MailServerConfig.objects.update(admin_address=address)
 
 
-@pytest.mark.parametrize("view", VIEWS)
+@pytest.mark.parametrize("view", VIEWS + OAUTH_VIEWS)
 def test_the_report_of_a_request_stars_every_typed_secret(admin_client, view):
     # An invalid address: both views answer without sending or saving anything.
     response = admin_client.post(reverse(view), post_with_canaries(from_address="bad"))
