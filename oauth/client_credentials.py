@@ -74,7 +74,7 @@ class MicrosoftClientCredentials(CachedTokenProvider):
                 code = "AADSTS90002" if "AADSTS" not in text else text
                 raise microsoft_error("invalid_request", code, step=STEP) from err
             except requests.RequestException as err:
-                raise http_failure(STEP, err, self.authority) from err
+                raise http_failure(STEP, err, self.authority, self.session.timeout) from err
         return self._app
 
     def fetch(self) -> AccessToken:
@@ -82,7 +82,7 @@ class MicrosoftClientCredentials(CachedTokenProvider):
         try:
             result: dict[str, Any] = app.acquire_token_for_client([self.scope])
         except requests.RequestException as err:
-            raise http_failure(STEP, err, self.authority) from err
+            raise http_failure(STEP, err, self.authority, self.session.timeout) from err
         if "access_token" not in result:
             raise microsoft_error(
                 result.get("error", ""), result.get("error_description", ""), step=STEP

@@ -134,7 +134,7 @@ class MicrosoftConsent(ConsentProvider):
                     "invalid_request", text if "AADSTS" in text else "AADSTS90002", step=step
                 ) from err
             except requests.RequestException as err:
-                raise http_failure(step, err, authority) from err
+                raise http_failure(step, err, authority, self.session.timeout) from err
 
         return _msal_apps.get(key, build)
 
@@ -163,7 +163,9 @@ class MicrosoftConsent(ConsentProvider):
         except ValueError as err:  # MSAL: state or nonce mismatch
             raise MailError("The authorization response did not match.", step=step) from err
         except requests.RequestException as err:
-            raise http_failure(step, err, self.config.smtp_azure.authority_host) from err
+            raise http_failure(
+                step, err, self.config.smtp_azure.authority_host, self.session.timeout
+            ) from err
         return self._tokens(result, step)
 
     def refresh(self, refresh_token: str) -> Tokens:
@@ -171,7 +173,9 @@ class MicrosoftConsent(ConsentProvider):
         try:
             result = self.app(step).acquire_token_by_refresh_token(refresh_token, [self.scope])
         except requests.RequestException as err:
-            raise http_failure(step, err, self.config.smtp_azure.authority_host) from err
+            raise http_failure(
+                step, err, self.config.smtp_azure.authority_host, self.session.timeout
+            ) from err
         if result.get("error") == "invalid_grant":
             raise as_grant_invalid(
                 microsoft_error("invalid_grant", result.get("error_description", ""), step=step)
@@ -246,7 +250,9 @@ class GoogleConsent(ConsentProvider):
                     timeout=self.session.timeout,
                 )
         except requests.RequestException as err:
-            raise http_failure(step, err, settings.MAILCONFIG_GOOGLE["token_uri"]) from err
+            raise http_failure(
+                step, err, settings.MAILCONFIG_GOOGLE["token_uri"], self.session.timeout
+            ) from err
         except Warning as err:
             raise MailError(
                 "Google granted fewer permissions than requested.",

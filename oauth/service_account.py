@@ -73,7 +73,12 @@ class ServiceAccountTokens(CachedTokenProvider):
         except google.auth.exceptions.TransportError as err:
             cause = err.__cause__ or (err.args[0] if err.args else err)
             if isinstance(cause, requests.RequestException):
-                raise http_failure(STEP, cause, settings.MAILCONFIG_GOOGLE["token_uri"]) from err
+                raise http_failure(
+                    STEP,
+                    cause,
+                    settings.MAILCONFIG_GOOGLE["token_uri"],
+                    self.request.session.timeout,
+                ) from err
             raise MailError("Google's token endpoint could not be reached.", step=STEP) from err
         expiry = self.credentials.expiry
         return AccessToken(

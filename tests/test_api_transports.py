@@ -304,6 +304,17 @@ def test_an_api_that_never_answers_times_out_with_the_transports_timeout(graph):
     assert time.monotonic() - started < 3
 
 
+def test_a_token_endpoint_that_never_answers_times_out_with_the_transports_timeout(graph):
+    graph.delays["token"] = 30
+    started = time.monotonic()
+    with pytest.raises(MailConnectionError) as caught:
+        GraphTransport(graph_config(), timeout=0.5).open()
+    assert caught.value.code == "TIMEOUT"
+    assert caught.value.step == "Obtain token"
+    assert "within 0.5 seconds" in caught.value.message
+    assert time.monotonic() - started < 3
+
+
 @pytest.fixture
 def other_ca_file(tmp_path, settings) -> str:
     """Trust a CA that did not sign the fakes' certificates (a wrong MAILCONFIG_CA_FILE)."""
