@@ -194,11 +194,15 @@ class StoredGrantTokenProvider:
                 )
             stored = _stored_access_token(grant)
             if stored is not None and not force and not expires_soon(stored):
-                # Another process refreshed while we waited for the lock.
+                # Still valid: issued with the authorization, or refreshed by another
+                # process (perhaps while we waited for the lock).
                 return (
                     stored,
                     grant,
-                    [f"Reused the token refreshed by another process, {describe_expiry(stored)}"],
+                    [
+                        f"Used the stored access token of {grant.account or 'the account'}, "
+                        f"{describe_expiry(stored)}"
+                    ],
                 )
             try:
                 tokens = consent_provider(self.config).refresh(grant.refresh_token)

@@ -91,11 +91,14 @@ def test_microsoft_consent_end_to_end_then_test_mail_over_xoauth2(
     assert OAuthGrant.objects.get().account == MS_USER
     expect(page.get_by_test_id("authorize")).to_have_text("Save and Reconnect")
     expect(page.get_by_test_id("disconnect")).to_be_visible()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.get_by_test_id("grant-status").screenshot(path=str(ARTIFACTS / "oauth-authorized.png"))
 
     run_test_mail(page)
     result = page.get_by_test_id("test-result")
     expect(result.get_by_test_id("test-outcome")).to_contain_text("Test mail sent")
     expect(result.get_by_test_id("transcript")).to_contain_text("AUTH XOAUTH2 as")
+    page.screenshot(path=str(ARTIFACTS / "test-mail-xoauth2.png"))
     assert server.auth_mechanisms == ["XOAUTH2"]
 
 
