@@ -45,9 +45,8 @@ import trustme  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core.mail import EmailMultiAlternatives, get_connection, send_mail  # noqa: E402
 from django.core.management import call_command  # noqa: E402
-from django.utils import timezone  # noqa: E402
 
-from settings_app.models import MailServerConfig  # noqa: E402
+from tests.factories import store  # noqa: E402
 from tests.fakes.fixtures import point_settings_at  # noqa: E402
 from tests.fakes.google import GoogleFake  # noqa: E402
 from tests.fakes.microsoft import MicrosoftFake  # noqa: E402
@@ -58,16 +57,6 @@ RECIPIENT = "ops@example.com"
 ROUNDS = 9
 OURS = "settings_app.sender.backend.EmailBackend"
 STOCK = "django.core.mail.backends.smtp.EmailBackend"
-
-
-def store(**values: object) -> None:
-    MailServerConfig.ensure_row()
-    config = MailServerConfig.load()
-    for name, value in values.items():
-        setattr(config, name, value)
-    config.version += 1
-    config.updated_at = timezone.now()
-    config.save()
 
 
 def via_backend(backend: str, count: int, **options: object) -> None:

@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
+from django.utils import timezone
 
 from settings_app.models import MailServerConfig
 
@@ -37,6 +38,38 @@ def smtp_basic_post(**overrides: Any) -> dict[str, Any]:
     }
     data.update(overrides)
     return data
+
+
+# An account the local test SMTP servers accept (tests/servers/smtp_server.py).
+LOCAL_SMTP_ACCOUNT = {
+    "server_name": "localhost",
+    "username": "alice@example.com",
+    "password": "s3cret",
+    "from_address": "alice@example.com",
+}
+
+
+def smtp_post(server: Any, **overrides: Any) -> dict[str, Any]:
+    """A valid form post for SMTP Basic against a local test server."""
+    return smtp_basic_post(**({"port": str(server.port), **LOCAL_SMTP_ACCOUNT} | overrides))
+
+
+def store(**values: Any) -> MailServerConfig:
+    """Save a configuration the way the page does (a new version, a new timestamp)."""
+    MailServerConfig.ensure_row()
+    config = MailServerConfig.load()
+    for name, value in values.items():
+        setattr(config, name, value)
+    config.version += 1
+    config.updated_at = timezone.now()
+    config.save()
+    return config
+
+
+def store_smtp(server: Any, **overrides: Any) -> MailServerConfig:
+    """Save SMTP Basic over STARTTLS against a local test server."""
+    values = {"mode": "smtp", "port": server.port, "security": "tls", "auth": "basic"}
+    return store(**(values | LOCAL_SMTP_ACCOUNT | overrides))
 
 
 def user_with_permission(username: str = "operator", password: str = "pass-12345"):

@@ -25,21 +25,20 @@ from settings_app.values import MailSettings
 TENANT = "9f2d7c4e-1111-4222-8333-444455556666"
 CLIENT_ID = "1b2c3d4e-1111-2222-3333-444455556666"
 SECRET = "graph-secret-value"
+# API mode with Microsoft Graph, as the fake's app registration for TENANT knows it.
+GRAPH_VALUES = {
+    "mode": "api",
+    "api_provider": "microsoft",
+    "api_tenant_id": TENANT,
+    "api_client_id": CLIENT_ID,
+    "api_client_secret": SECRET,
+    "from_address": "mailer@contoso.com",
+}
 
 
 def graph_config(**overrides) -> MailSettings:
-    values = {
-        "mode": "api",
-        "api_provider": "microsoft",
-        "api_tenant_id": TENANT,
-        "api_client_id": CLIENT_ID,
-        "api_client_secret": SECRET,
-        "from_address": "mailer@contoso.com",
-        "admin_address": "admin@contoso.com",
-        "version": 1,
-    }
-    values.update(overrides)
-    return MailSettings(**values)
+    values = GRAPH_VALUES | {"admin_address": "admin@contoso.com", "version": 1}
+    return MailSettings(**(values | overrides))
 
 
 def gmail_config(key: dict, **overrides) -> MailSettings:

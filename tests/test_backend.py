@@ -6,11 +6,10 @@ import pytest
 from django.core import mail
 from django.core.mail import EmailMessage, EmailMultiAlternatives, get_connection
 from django.core.management import call_command
-from django.utils import timezone
 
 from settings_app.errors import AuthenticationError, AuthorizationError, ConfigurationError
-from settings_app.models import MailServerConfig
-from tests.test_api_transports import CLIENT_ID, SECRET, TENANT
+from tests.factories import store, store_smtp
+from tests.test_api_transports import CLIENT_ID, GRAPH_VALUES, SECRET, TENANT
 
 pytestmark = pytest.mark.django_db
 
@@ -21,29 +20,10 @@ def our_backend(settings):
     settings.EMAIL_BACKEND = "settings_app.sender.backend.EmailBackend"
 
 
-def store(**values) -> MailServerConfig:
-    """Save a configuration the way the page does (a new version, a new timestamp)."""
-    config = MailServerConfig.load()
-    for name, value in values.items():
-        setattr(config, name, value)
-    config.version += 1
-    config.updated_at = timezone.now()
-    config.save()
-    return config
-
-
 @pytest.fixture
 def stored_smtp(smtp_starttls, trust_test_ca):
-    store(
-        mode="smtp",
-        server_name="localhost",
-        port=smtp_starttls.port,
-        security="tls",
-        auth="basic",
-        username="alice@example.com",
-        password="s3cret",
-        from_address="Alerts <alice@example.com>",
-        admin_address="admin@example.com",
+    store_smtp(
+        smtp_starttls, from_address="Alerts <alice@example.com>", admin_address="admin@example.com"
     )
     return smtp_starttls
 
@@ -117,14 +97,7 @@ def test_fail_silently(stored_smtp):
 
 def test_graph_token_requested_once_for_many_sends(microsoft_fake):
     microsoft_fake.add_app(TENANT, CLIENT_ID, SECRET)
-    store(
-        mode="api",
-        api_provider="microsoft",
-        api_tenant_id=TENANT,
-        api_client_id=CLIENT_ID,
-        api_client_secret=SECRET,
-        from_address="mailer@contoso.com",
-    )
+    store(**GRAPH_VALUES)
     for i in range(5):
         mail.send_mail("S", "B", None, [f"user{i}@example.com"])
     assert len(microsoft_fake.sent) == 5

@@ -11,9 +11,8 @@ from django.core import mail
 from settings_app.deadline import remaining, time_limit
 from settings_app.errors import MailConnectionError
 from settings_app.models import MailServerConfig
-from tests.factories import PAGE_URL, smtp_basic_post
-from tests.test_api_transports import CLIENT_ID, SECRET, TENANT
-from tests.test_backend import store
+from tests.factories import PAGE_URL, smtp_basic_post, smtp_post, store_smtp
+from tests.test_api_transports import CLIENT_ID, GRAPH_VALUES, SECRET, TENANT
 
 pytestmark = pytest.mark.django_db
 TEST_URL = PAGE_URL + "test-mail/"
@@ -29,26 +28,8 @@ def short_limit(settings):
     return LIMIT
 
 
-def smtp_post(server, **overrides):
-    values = {
-        "server_name": "localhost",
-        "port": str(server.port),
-        "username": "alice@example.com",
-        "password": "s3cret",
-        "from_address": "alice@example.com",
-    }
-    return smtp_basic_post(**(values | overrides))
-
-
 def graph_post():
-    return smtp_basic_post(
-        mode="api",
-        api_provider="microsoft",
-        api_tenant_id=TENANT,
-        api_client_id=CLIENT_ID,
-        api_client_secret=SECRET,
-        from_address="mailer@contoso.com",
-    )
+    return smtp_basic_post(**GRAPH_VALUES)
 
 
 def timed_test_mail(client, post) -> tuple[str, float]:
@@ -127,16 +108,7 @@ def test_a_server_that_stalls_at_data_is_stopped_at_the_limit(
 
 
 def test_normal_sending_is_limited_per_step_only(smtp_starttls, trust_test_ca, short_limit):
-    store(
-        mode="smtp",
-        server_name="localhost",
-        port=smtp_starttls.port,
-        security="tls",
-        auth="basic",
-        username="alice@example.com",
-        password="s3cret",
-        from_address="alice@example.com",
-    )
+    store_smtp(smtp_starttls)
     smtp_starttls.injections.delays.update({"AUTH": 0.7, "MAIL": 0.7})
     assert mail.send_mail("S", "B", None, ["bob@example.com"]) == 1
     assert MailServerConfig.load().version == 1

@@ -10,24 +10,13 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from settings_app.models import AuditEntry, MailServerConfig, TestMailRun
-from tests.factories import PAGE_URL, smtp_basic_post
+from tests.factories import PAGE_URL, smtp_basic_post, smtp_post
 from tests.oauth_helpers import MS_USER, consent, local, microsoft_post, register_microsoft
-from tests.test_api_transports import CLIENT_ID, SECRET, TENANT
+from tests.test_api_transports import CLIENT_ID, GRAPH_VALUES, SECRET, TENANT
 
 pytestmark = pytest.mark.django_db
 TEST_URL = PAGE_URL + "test-mail/"
 FETCH = {"HTTP_X_REQUESTED_WITH": "fetch"}
-
-
-def smtp_post(server, **overrides):
-    values = {
-        "server_name": "localhost",
-        "port": str(server.port),
-        "username": "alice@example.com",
-        "password": "s3cret",
-        "from_address": "alice@example.com",
-    }
-    return smtp_basic_post(**(values | overrides))
 
 
 def test_smtp_basic_success_unsaved(admin_client, smtp_starttls, trust_test_ca):
@@ -80,14 +69,7 @@ def test_without_javascript_the_whole_page_shows_the_transcript(
 
 def test_graph_mode(admin_client, microsoft_fake):
     microsoft_fake.add_app(TENANT, CLIENT_ID, SECRET)
-    post = smtp_basic_post(
-        mode="api",
-        api_provider="microsoft",
-        api_tenant_id=TENANT,
-        api_client_id=CLIENT_ID,
-        api_client_secret=SECRET,
-        from_address="mailer@contoso.com",
-    )
+    post = smtp_basic_post(**GRAPH_VALUES)
     body = admin_client.post(TEST_URL, post, **FETCH).content.decode()
     assert "Test mail sent" in body and "Mail.Send" in body
     assert len(microsoft_fake.sent) == 1
