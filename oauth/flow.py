@@ -8,6 +8,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
+from settings_app.client_address import client_ip
 from settings_app.models import AuditEntry, MailServerConfig, Provider
 from settings_app.values import MailSettings
 
@@ -79,7 +80,7 @@ def complete(request: HttpRequest) -> Completed:
         if locked.version != record.config_version:
             raise SettingsChanged
         grant = store_grant(config, tokens, request.user)
-        _audit(request.user, config, tokens, request.META.get("REMOTE_ADDR"))
+        _audit(request.user, config, tokens, client_ip(request))
     return Completed(grant, account_warnings(config, tokens.account))
 
 

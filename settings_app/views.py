@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import ipaddress
 import json
 import math
 
@@ -17,63 +15,19 @@ from django.views.decorators.http import require_http_methods
 
 from oauth import page as oauth_page
 
+from .client_address import client_ip
 from .forms import MailServerForm
-from .models import DEFAULT_PORTS, AuditEntry, MailServerConfig
+from .models import DEFAULT_PORTS, SECRET_FIELDS, AuditEntry, MailServerConfig
 from .saving import VersionConflict, save_settings
 from .test_mail import TestAlreadyRunning, one_test_per_user, run_test_mail
 from .validators import validate_address
 from .values import MailSettings, azure_environments
 
 AUDIT_ROWS = 20
-# A 500 mails a report to the Admin Mail Address: these POST values must show as stars in it.
-SECRET_POST_FIELDS = tuple(MailServerForm.SECRETS)
 
 
-def client_ip(request: HttpRequest) -> str | None:
-    """The client's address for the audit: REMOTE_ADDR, or behind a trusted proxy, whom it saw.
-
-    X-Forwarded-For is read right to left and only while each hop is a proxy in
-    ``MAILCONFIG_TRUSTED_PROXIES``: anything further left was written by the client.
-    """
-    address = _ip(request.META.get("REMOTE_ADDR", ""))
-    if address is None:
-        return None
-    proxies = _networks(tuple(settings.MAILCONFIG_TRUSTED_PROXIES))
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
-    for hop in reversed(forwarded):
-        if not any(address in network for network in proxies):
-            break
-        earlier = _ip(hop)
-        if earlier is None:
-            break  # garbage in the header: keep the last address a trusted proxy gave
-        address = earlier
-    return str(address)
-
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-@functools.cache
-def _networks(values: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    return tuple(ipaddress.ip_network(value, strict=False) for value in values)
-
-
-def _ip(value: str) -> IPAddress | None:
-    value = value.strip()
-    if value.startswith("[") and "]" in value:  # [2001:db8::1]:443
-        value = value[1 : value.index("]")]
-    elif value.count(":") == 1:  # 192.0.2.1:443
-        value = value.split(":")[0]
-    try:
-        address = ipaddress.ip_address(value)
-    except ValueError:
-        return None
-    # An IPv4 client seen through an IPv6 socket: audit it as IPv4.
-    mapped = getattr(address, "ipv4_mapped", None)
-    return mapped or address
-
-
-@sensitive_post_parameters(*SECRET_POST_FIELDS)
+# A 500 mails a report to the Admin Mail Address: typed secrets must show as stars in it.
+@sensitive_post_parameters(*SECRET_FIELDS)
 @require_http_methods(["GET", "POST"])
 def mail_server(request: HttpRequest) -> HttpResponse:
     """Admin > General Settings > Mail Server: show and save the configuration."""
@@ -133,7 +87,7 @@ def render_page(
     return render(request, "settings_app/mail_server.html", context, status=status)
 
 
-@sensitive_post_parameters(*SECRET_POST_FIELDS)
+@sensitive_post_parameters(*SECRET_FIELDS)
 @require_http_methods(["POST"])
 def test_mail(request: HttpRequest) -> HttpResponse:
     """Send a test message with the values on the form, unsaved; blank secrets mean stored ones.

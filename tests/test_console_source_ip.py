@@ -9,6 +9,7 @@ import pytest
 
 from settings_app.models import AuditEntry
 from tests.factories import PAGE_URL, smtp_basic_post
+from tests.oauth_helpers import authorize_microsoft
 
 ROOT = Path(__file__).resolve().parent.parent
 PROXY = "10.0.0.5"
@@ -81,3 +82,12 @@ def test_a_mistyped_trusted_proxy_stops_start_up_with_the_fix(tmp_path):
     assert "DJANGO_TRUSTED_PROXIES: 'proxy.example.com' is not an IP address or network" in (
         result.stderr
     )
+
+
+def test_an_oauth_authorization_is_audited_with_the_clients_address(
+    admin_client, behind_proxy, microsoft_fake, ca_file
+):
+    admin_client.defaults.update(REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR="198.51.100.7")
+    authorize_microsoft(admin_client, microsoft_fake, ca_file)
+    entry = AuditEntry.objects.filter(action__startswith="Authorized OAuth").get()
+    assert entry.source_ip == "198.51.100.7"
