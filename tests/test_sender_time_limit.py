@@ -107,6 +107,18 @@ def test_a_server_that_stalls_at_data_is_stopped_at_the_limit(
     assert elapsed < UPPER_BOUND
 
 
+def test_a_slow_go_ahead_then_a_stall_after_the_message_still_ends_at_the_limit(
+    admin_client, smtp_starttls, trust_test_ca, settings
+):
+    # DATA waits for two replies (354, then the verdict): each gets only the time left,
+    # not the time left when DATA began, or the test could last almost twice its limit.
+    settings.MAILCONFIG_TIMEOUT = 2.0
+    smtp_starttls.injections.delays.update({"DATA-COMMAND": 1.6, "DATA": 60})
+    body, elapsed = timed_test_mail(admin_client, smtp_post(smtp_starttls))
+    assert "at “Send message”" in body and "time limit" in body
+    assert elapsed < 2.9  # the limit and some rendering; without the fix about 3.5 s
+
+
 def test_normal_sending_is_limited_per_step_only(smtp_starttls, trust_test_ca, short_limit):
     store_smtp(smtp_starttls)
     smtp_starttls.injections.delays.update({"AUTH": 0.7, "MAIL": 0.7})

@@ -93,6 +93,14 @@ def test_sends_with_each_connection_security(smtp_server_factory, trust_test_ca,
     assert "Send message" in steps
 
 
+def test_lines_starting_with_a_dot_arrive_intact(smtp_starttls, trust_test_ca):
+    # A lone "." would end the message early; the sender must double leading dots.
+    body = "Totals:\n.\n..hidden\n.net is not a typo\nend"
+    send(smtp_config(smtp_starttls), EmailMessage("Dots", body, None, ["bob@example.com"]))
+    received = smtp_starttls.messages[0].message.get_content()
+    assert received.replace("\r\n", "\n").rstrip("\n") == body
+
+
 def test_transcript_describes_tls_and_capabilities(smtp_starttls, trust_test_ca):
     transcript = send(smtp_config(smtp_starttls))
     details = " ".join(detail for step in transcript.steps for detail in step.details)

@@ -59,8 +59,8 @@ class Injections:
     mail_from_reply: str | None = None
     rcpt_replies: dict[str, str] = field(default_factory=dict)
     data_reply: str | None = None
-    # Seconds to wait before answering "AUTH", "MAIL" or "DATA" (end of data); a stall
-    # is a long wait (stop() cancels it).
+    # Seconds to wait before answering "AUTH", "MAIL", "DATA-COMMAND" (the 354 go-ahead)
+    # or "DATA" (end of data); a stall is a long wait (stop() cancels it).
     delays: dict[str, float] = field(default_factory=dict)
     # A careless or hostile server: its AUTH failure reply repeats the login and password.
     echo_credentials: bool = False
@@ -91,6 +91,10 @@ class _RecordingSMTP(SMTP):
             await self.push(reply)
             return
         await super().smtp_AUTH(arg)
+
+    async def smtp_DATA(self, arg: str) -> None:
+        await self.test_server._delay("DATA-COMMAND")
+        await super().smtp_DATA(arg)
 
     async def auth_XOAUTH2(self, _: Any, args: list[str]) -> AuthResult:
         if len(args) == 2:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import re
 import smtplib
 import socket
 import ssl
@@ -38,6 +39,7 @@ from .base import Transport
 BASIC_MECHANISMS = ("PLAIN", "LOGIN")
 # Like smtplib's limit: a server that keeps challenging is broken, not slow.
 MAX_SASL_CHALLENGES = 5
+DOT_AT_LINE_START = re.compile(rb"(?m)^\.")
 
 AddressInfo = tuple[Any, ...]  # one row of socket.getaddrinfo()
 
@@ -481,8 +483,7 @@ class SmtpTransport(Transport):
             if refused:
                 # Like smtplib.sendmail: the others still get the message.
                 details.append(f"Refused recipients: {', '.join(refused)}")
-            self._limit(connection, "Message data")
-            code, reply = connection.data(data)
+            code, reply = self._data(connection, data)
             if code != 250:
                 raise smtp_reply_error("Message data", code, reply)
         except MailConnectionError:
@@ -496,6 +497,26 @@ class SmtpTransport(Transport):
         except (OSError, smtplib.SMTPException) as err:
             raise self._failure("Send message", err) from err
         return f"{code} {reply.decode('utf-8', 'replace')}"
+
+    def _data(self, connection: smtplib.SMTP, data: bytes) -> tuple[int, bytes]:
+        """DATA as ``smtplib.SMTP.data()`` does it, giving each wait only the time left.
+
+        smtplib waits for the go-ahead and for the verdict on one socket timeout, so near
+        a Test Mail's deadline the two waits together could last almost twice the limit.
+        """
+        self._limit(connection, "Message data")
+        connection.putcmd("data")
+        code, reply = connection.getreply()
+        if code != 354:
+            raise smtplib.SMTPDataError(code, reply)
+        # Dot-stuffing (RFC 5321 4.5.2) and the terminating line, as smtplib does.
+        payload = DOT_AT_LINE_START.sub(b"..", data)
+        if not payload.endswith(b"\r\n"):
+            payload += b"\r\n"
+        self._limit(connection, "Message data")
+        connection.send(payload + b".\r\n")
+        self._limit(connection, "Message data")
+        return connection.getreply()
 
     def close(self) -> None:
         if self.connection is not None:
