@@ -12,6 +12,7 @@ is a context variable, so each thread sees only its own.
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -39,6 +40,20 @@ class VerifiedSession(requests.Session):
             # our callers handle it as one (and name the step they were at).
             raise requests.Timeout(err.message) from err
         return super().request(method, url, *args, **kwargs)
+
+
+def requests_ca_file(ca_file: str | None) -> str:
+    """The CA bundle requests verifies against when given ``verify=ca_file or True``.
+
+    With ``True`` requests takes ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE`` from the
+    environment, else certifi's bundle: a check made beside requests must trust the same.
+    """
+    return (
+        ca_file
+        or os.environ.get("REQUESTS_CA_BUNDLE")
+        or os.environ.get("CURL_CA_BUNDLE")
+        or requests.utils.DEFAULT_CA_BUNDLE_PATH
+    )
 
 
 _sessions: dict[tuple[str | None, float], VerifiedSession] = {}

@@ -21,6 +21,7 @@ from settings_app.sender.transports.gmail import GmailTransport
 from settings_app.sender.transports.graph import GraphTransport
 from settings_app.transcript import Transcript
 from settings_app.values import MailSettings
+from tests.servers.smtp_server import refused_port
 
 TENANT = "9f2d7c4e-1111-4222-8333-444455556666"
 CLIENT_ID = "1b2c3d4e-1111-2222-3333-444455556666"
@@ -338,3 +339,68 @@ def test_gmail_with_an_untrusted_certificate_is_explained(gmail, other_ca_file):
     assert caught.value.code == "CERTIFICATE"
     assert "MAILCONFIG_CA_FILE" in caught.value.hint
     assert gmail.tokens_issued["jwt_bearer"] == 0
+
+
+# How Test Mail shows the hosts being reached in API mode -------------------------------
+
+
+def step_names(transcript: Transcript) -> list[str]:
+    return [step.name for step in transcript.steps]
+
+
+def test_graph_test_mail_shows_how_each_host_is_reached(graph):
+    transcript = Transcript()
+    send(GraphTransport, graph_config(), transcript=transcript)
+    assert step_names(transcript) == [
+        "Connect to 127.0.0.1",  # the identity platform (the fake serves both)
+        "Obtain token",
+        "Connect to 127.0.0.1",  # Microsoft Graph
+        "Send message",
+    ]
+    details = " ".join(transcript.steps[0].details)
+    assert "TLSv1." in details and "Certificate valid until" in details
+
+
+def test_gmail_test_mail_shows_how_each_host_is_reached(gmail):
+    transcript = Transcript()
+    send(GmailTransport, gmail_config(gmail.key), transcript=transcript)
+    assert step_names(transcript)[::2] == ["Connect to 127.0.0.1", "Connect to 127.0.0.1"]
+    assert "Certificate for" in " ".join(transcript.steps[2].details)
+
+
+def test_normal_sending_makes_no_extra_connection(graph):
+    send(GraphTransport, graph_config())  # no transcript: nobody to show it to
+    assert graph.connections <= 1  # the shared session may even reuse an earlier one
+
+
+def test_an_unreachable_identity_platform_is_explained_before_any_token_request(graph, settings):
+    unreachable = f"https://127.0.0.1:{refused_port()}"
+    row = settings.MAILCONFIG_AZURE_ENVIRONMENTS["azure"]
+    settings.MAILCONFIG_AZURE_ENVIRONMENTS = {"azure": {**row, "authority_host": unreachable}}
+    transcript = Transcript()
+    with pytest.raises(MailConnectionError) as caught:
+        send(GraphTransport, graph_config(), transcript=transcript)
+    assert caught.value.code == "ECONNREFUSED"
+    assert step_names(transcript) == ["Connect to 127.0.0.1"]
+    assert graph.tokens_issued["client_credentials"] == 0
+
+
+def test_an_untrusted_certificate_is_explained_at_the_connection(graph, other_ca_file):
+    transcript = Transcript()
+    with pytest.raises(TLSError) as caught:
+        send(GraphTransport, graph_config(), transcript=transcript)
+    assert caught.value.code == "CERTIFICATE"
+    assert caught.value.step == "Connect to 127.0.0.1"
+
+
+def test_through_a_proxy_the_connection_is_not_tried_and_its_password_not_shown(graph, monkeypatch):
+    proxy_port = refused_port()
+    monkeypatch.setenv("HTTPS_PROXY", f"http://proxyuser:proxy-secret-7c1@127.0.0.1:{proxy_port}")
+    for name in ("NO_PROXY", "no_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    transcript = Transcript()
+    with pytest.raises(MailConnectionError):  # the proxy itself is down
+        send(GraphTransport, graph_config(), transcript=transcript)
+    first = " ".join(transcript.steps[0].details)
+    assert f"through the proxy 127.0.0.1:{proxy_port}" in first
+    assert "proxy-secret-7c1" not in repr(transcript) and "proxyuser" not in first

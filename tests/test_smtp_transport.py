@@ -19,7 +19,8 @@ from settings_app.errors import (
     TLSError,
 )
 from settings_app.sender.diagnosis import SEND_AS_HINT
-from settings_app.sender.transports.smtp import SmtpTransport, connect_first
+from settings_app.sender.network import connect_first
+from settings_app.sender.transports.smtp import SmtpTransport
 from settings_app.transcript import Transcript
 from settings_app.values import MailSettings
 from tests.servers.smtp_server import BlackHoleServer, SmtpTestServer, refused_port

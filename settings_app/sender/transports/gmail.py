@@ -96,6 +96,10 @@ class GmailTransport(HttpApiTransport):
         base = settings.MAILCONFIG_GOOGLE["gmail_api"].rstrip("/")
         return f"{base}/gmail/v1/users/me/messages/send"
 
+    @property
+    def identity_url(self) -> str:
+        return settings.MAILCONFIG_GOOGLE["token_uri"]
+
     def token_provider(self) -> ServiceAccountTokens:
         return gmail_token_provider(
             self.config.service_account_key,

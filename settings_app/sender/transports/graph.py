@@ -114,6 +114,10 @@ class GraphTransport(HttpApiTransport):
         graph = self.config.api_azure.graph_host.rstrip("/")
         return f"{graph}/v1.0/users/{quote(self.config.from_address, safe='@')}/sendMail"
 
+    @property
+    def identity_url(self) -> str:
+        return self.config.api_azure.authority_host
+
     def token_provider(self) -> MicrosoftClientCredentials:
         return graph_token_provider(
             tenant=self.config.api_tenant_id,

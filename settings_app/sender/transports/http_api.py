@@ -19,6 +19,7 @@ from settings_app import deadline
 from settings_app.errors import MailError, RateLimited
 from settings_app.http import shared_session
 from settings_app.sender.diagnosis import http_failure
+from settings_app.sender.network import show_https_connection
 from settings_app.transcript import Transcript
 from settings_app.values import MailSettings
 
@@ -90,11 +91,25 @@ class HttpApiTransport(Transport):
     def endpoint(self) -> str:
         """The URL messages are posted to (for error messages)."""
 
+    @property
+    @abstractmethod
+    def identity_url(self) -> str:
+        """The URL tokens come from (its host is what Test Mail shows being reached)."""
+
     def open(self) -> None:
         if self.tokens is None:
+            # Test Mail shows how each host is reached (DNS, TCP, TLS) before using it.
+            self._show_connection(self.identity_url)
             self.tokens = self.token_provider()
             # Fetched now so a credential problem shows up as its own step.
             self.tokens.get_token(self.transcript)
+            self._show_connection(self.endpoint)
+
+    def _show_connection(self, url: str) -> None:
+        if self.transcript.enabled:
+            show_https_connection(
+                url, ca_file=self.ca_file, timeout=self.timeout, transcript=self.transcript
+            )
 
     def send(self, message: EmailMessage) -> str:
         self.open()

@@ -9,9 +9,7 @@ import re
 import smtplib
 import socket
 import ssl
-import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -29,6 +27,14 @@ from settings_app.errors import (
 )
 from settings_app.models import Provider, Security
 from settings_app.sender.diagnosis import network_error, smtp_reply_error
+from settings_app.sender.network import (
+    AddressInfo,
+    connect_first,
+    describe_addresses,
+    describe_tls,
+    lookup,
+    tls_context,
+)
 from settings_app.transcript import Transcript
 from settings_app.values import MailSettings
 
@@ -41,83 +47,10 @@ BASIC_MECHANISMS = ("PLAIN", "LOGIN")
 MAX_SASL_CHALLENGES = 5
 DOT_AT_LINE_START = re.compile(rb"(?m)^\.")
 
-AddressInfo = tuple[Any, ...]  # one row of socket.getaddrinfo()
-
-
-def tls_context(ca_file: str | None) -> ssl.SSLContext:
-    """A client context that verifies the certificate and the host name, always."""
-    return ssl.create_default_context(cafile=ca_file or None)
-
-
-def describe_tls(sock: ssl.SSLSocket) -> list[str]:
-    """Protocol, cipher and certificate facts for the transcript."""
-    cert: dict[str, Any] = sock.getpeercert() or {}
-    subject = dict(item[0] for item in cert.get("subject", ()))
-    issuer = dict(item[0] for item in cert.get("issuer", ()))
-    cipher = sock.cipher()
-    details = [f"{sock.version()} with {cipher[0] if cipher else 'unknown cipher'}"]
-    names = [
-        value for kind, value in cert.get("subjectAltName", ()) if kind in ("DNS", "IP Address")
-    ]
-    details.append(
-        "Certificate for "
-        + (subject.get("commonName") or ", ".join(names[:3]) or "(no name)")
-        + (f", issued by {issuer['commonName']}" if issuer.get("commonName") else "")
-    )
-    if cert.get("notAfter"):
-        expires = datetime.fromtimestamp(ssl.cert_time_to_seconds(cert["notAfter"]), UTC)
-        details.append(f"Certificate valid until {expires:%Y-%m-%d}")
-    return details
-
 
 def xoauth2_string(user: str, token: str) -> str:
     """The SASL XOAUTH2 initial response (before base64)."""
     return f"user={user}\x01auth=Bearer {token}\x01\x01"
-
-
-def resolve(host: str, port: int, timeout: float) -> list[AddressInfo]:
-    """``socket.getaddrinfo`` that gives up after ``timeout`` seconds.
-
-    The system resolver has no timeout we can set per call, so the lookup runs in a
-    daemon thread; one that hangs is abandoned rather than holding up the sender.
-    """
-    outcome: list[Any] = []
-    done = threading.Event()
-
-    def lookup() -> None:
-        try:
-            outcome.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
-        except OSError as err:
-            outcome.append(err)
-        finally:
-            done.set()
-
-    threading.Thread(target=lookup, name=f"resolve {host}", daemon=True).start()
-    if not done.wait(timeout):
-        raise TimeoutError(f"looking up {host} took longer than {timeout:g} seconds")
-    if isinstance(outcome[0], OSError):
-        raise outcome[0]
-    return outcome[0]
-
-
-def connect_first(addresses: list[AddressInfo], timeout: Callable[[], float]) -> socket.socket:
-    """A TCP connection to the first address that answers, in order (as
-    ``socket.create_connection`` does); ``timeout()`` is asked before each attempt."""
-    last_error: OSError = OSError("no address to connect to")
-    for family, kind, proto, _, address in addresses:
-        sock = socket.socket(family, kind, proto)
-        try:
-            sock.settimeout(timeout())
-            sock.connect(address)
-        except OSError as err:
-            sock.close()
-            last_error = err
-            continue
-        except BaseException:
-            sock.close()
-            raise
-        return sock
-    raise last_error
 
 
 class ResolvedSMTP(smtplib.SMTP):
@@ -232,26 +165,8 @@ class SmtpTransport(Transport):
 
     def _resolve(self) -> list[AddressInfo]:
         with self.transcript.step("Resolve host") as step:
-            timeout = deadline.remaining(self.timeout, "Resolve host")
-            try:
-                infos = resolve(self.host, self.port, timeout)
-            except TimeoutError as err:
-                limit = deadline.current_limit()
-                if limit is not None and deadline.expired():
-                    raise deadline.time_limit_error("Resolve host", limit) from err
-                raise MailConnectionError(
-                    f"Looking up the name {self.host} took longer than {timeout:g} seconds.",
-                    step="Resolve host",
-                    code="TIMEOUT",
-                    hint="This server's DNS resolver is slow or unreachable: check its DNS "
-                    "settings, or enter the mail server's IP address.",
-                ) from err
-            except OSError as err:
-                raise network_error(
-                    "Resolve host", err, self.host, self.port, self.timeout
-                ) from err
-            addresses = list(dict.fromkeys(info[4][0] for info in infos))
-            step.details.append(f"{self.host} is {', '.join(addresses[:4])}")
+            infos = lookup(self.host, self.port, self.timeout, "Resolve host")
+            step.details.append(describe_addresses(self.host, infos))
         return infos
 
     def _connect(self, addresses: list[AddressInfo]) -> smtplib.SMTP:
