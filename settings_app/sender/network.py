@@ -92,7 +92,7 @@ def lookup(host: str, port: int, timeout: float, step: str) -> list[AddressInfo]
             step=step,
             code="TIMEOUT",
             hint="This server's DNS resolver is slow or unreachable: check its DNS "
-            "settings, or enter the mail server's IP address.",
+            "settings (in SMTP mode, entering the mail server's IP address avoids the lookup).",
         ) from err
     except OSError as err:
         raise network_error(step, err, host, port, timeout) from err
