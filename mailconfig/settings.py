@@ -14,7 +14,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from settings_app.sender.admins import StoredAdmins
+from mailconfig.admins import StoredAdmins
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "crispy_bootstrap5",
     "settings_app",
     "oauth",
+    "sender",
 ]
 
 MIDDLEWARE = [
@@ -190,7 +191,7 @@ LOGGING = {
 # --- Mail server console -------------------------------------------------------
 
 # Every mail the product sends goes through the stored configuration.
-EMAIL_BACKEND = "settings_app.sender.backend.EmailBackend"
+EMAIL_BACKEND = "sender.backend.EmailBackend"
 # Empty on purpose: a message without a sender gets the stored From Address.
 DEFAULT_FROM_EMAIL = ""
 SERVER_EMAIL = ""

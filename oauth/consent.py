@@ -21,15 +21,14 @@ from django.conf import settings
 from google_auth_oauthlib.flow import Flow
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 
-from settings_app.errors import ConfigurationError, MailError
-from settings_app.http import shared_session
+from sender.diagnosis import http_failure
+from sender.errors import ConfigurationError, MailError
+from sender.http import shared_session
+from sender.identity_errors import as_grant_invalid, google_error, microsoft_error
+from sender.service_account import refresh_error
+from sender.tokens import ProviderCache, cache_key, expires_in, jwt_claims
 from settings_app.models import Provider
-from settings_app.sender.diagnosis import http_failure
 from settings_app.values import MailSettings
-
-from .errors import as_grant_invalid, google_error, microsoft_error
-from .service_account import refresh_error
-from .tokens import ProviderCache, cache_key, expires_in, jwt_claims
 
 # The settings a grant is made for: changing any of them invalidates it.
 GRANT_FIELDS = {

@@ -20,15 +20,15 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from settings_app.errors import AuthenticationError, ConfigurationError, MailError
+from sender.errors import AuthenticationError, ConfigurationError, MailError
+from sender.identity_errors import GrantInvalid
+from sender.tokens import AccessToken, describe_expiry, expires_soon
+from sender.transcript import Transcript
 from settings_app.models import Provider
-from settings_app.transcript import Transcript
 from settings_app.values import MailSettings
 
 from .consent import GoogleConsent, Tokens, consent_provider, grant_fingerprint
-from .errors import GrantInvalid
 from .models import GrantStatus, OAuthGrant
-from .tokens import AccessToken, describe_expiry, expires_soon
 
 STEP = "Obtain token"
 RECONNECT_HINT = "Open the Mail Server page and press Reconnect to authorize again."

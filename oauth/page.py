@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 
-from settings_app.errors import MailError
+from sender.errors import MailError
 from settings_app.models import MailServerConfig
 from settings_app.values import MailSettings
 

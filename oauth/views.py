@@ -10,9 +10,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_POST
 
-from settings_app.errors import MailError
+from sender.errors import MailError
+from sender.transcript import Transcript
 from settings_app.models import SECRET_FIELDS, MailServerConfig
-from settings_app.transcript import Transcript
 from settings_app.values import MailSettings
 
 from .flow import SettingsChanged, begin, complete

@@ -2,7 +2,7 @@ from django.apps import AppConfig
 
 
 class SettingsAppConfig(AppConfig):
-    """The Mail Server page: stored configuration, secrets and the sender."""
+    """The Mail Server page: the form, saving, stored configuration, secrets and audit."""
 
     name = "settings_app"
     verbose_name = "Mail server settings"

@@ -13,11 +13,12 @@ from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .deadline import time_limit
-from .errors import MailError
+from sender.deadline import time_limit
+from sender.errors import MailError
+from sender.factory import build_transport
+from sender.transcript import Transcript
+
 from .models import TestMailRun
-from .sender.factory import build_transport
-from .transcript import Transcript
 from .values import MailSettings
 
 logger = logging.getLogger(__name__)

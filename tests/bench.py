@@ -9,7 +9,7 @@ builds them) to the same aiosmtpd server, over one STARTTLS + AUTH PLAIN connect
   ``smtplib.SMTP.sendmail()``: the same work with no backend around it (the 0.9x target).
 - raw, prebuilt: ``sendmail()`` of those bytes built before the clock starts: the SMTP
   exchange alone, a floor no backend can reach (for reference).
-- ours: ``send_mail()`` through ``settings_app.sender.backend.EmailBackend``.
+- ours: ``send_mail()`` through ``sender.backend.EmailBackend``.
 - Django stock SMTP: ``send_mail()`` through ``django.core.mail.backends.smtp.EmailBackend``.
 
 The server runs in its own process: in this one it would compete with the contender for
@@ -55,7 +55,7 @@ from tests.servers.smtp_server import SmtpTestServer  # noqa: E402
 USER, PASSWORD = "bench@example.com", "bench-password"
 RECIPIENT = "ops@example.com"
 ROUNDS = 9
-OURS = "settings_app.sender.backend.EmailBackend"
+OURS = "sender.backend.EmailBackend"
 STOCK = "django.core.mail.backends.smtp.EmailBackend"
 
 

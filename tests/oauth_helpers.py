@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from oauth.models import OAuthGrant
-from settings_app.http import VerifiedSession
+from sender.http import VerifiedSession
 from settings_app.models import MailServerConfig
 from settings_app.values import MailSettings
 from tests.factories import PAGE_URL, smtp_basic_post

@@ -9,7 +9,7 @@ import pytest
 import trustme
 from django.core.mail import EmailMessage, EmailMultiAlternatives
 
-from settings_app.errors import (
+from sender.errors import (
     AuthenticationError,
     AuthorizationError,
     ConfigurationError,
@@ -17,9 +17,9 @@ from settings_app.errors import (
     RateLimited,
     TLSError,
 )
-from settings_app.sender.transports.gmail import GmailTransport
-from settings_app.sender.transports.graph import GraphTransport
-from settings_app.transcript import Transcript
+from sender.transcript import Transcript
+from sender.transports.gmail import GmailTransport
+from sender.transports.graph import GraphTransport
 from settings_app.values import MailSettings
 from tests.servers.smtp_server import refused_port
 

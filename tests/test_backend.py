@@ -7,7 +7,7 @@ from django.core import mail
 from django.core.mail import EmailMessage, EmailMultiAlternatives, get_connection
 from django.core.management import call_command
 
-from settings_app.errors import AuthenticationError, AuthorizationError, ConfigurationError
+from sender.errors import AuthenticationError, AuthorizationError, ConfigurationError
 from tests.factories import store, store_smtp
 from tests.test_api_transports import CLIENT_ID, GRAPH_VALUES, SECRET, TENANT
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def our_backend(settings):
     # pytest-django switches to the locmem backend; these tests need the real one.
-    settings.EMAIL_BACKEND = "settings_app.sender.backend.EmailBackend"
+    settings.EMAIL_BACKEND = "sender.backend.EmailBackend"
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from django.utils import timezone
 from oauth.consent import grant_fingerprint
 from oauth.grant import StoredGrantTokenProvider, grant_state
 from oauth.models import OAuthGrant
-from settings_app.errors import AuthenticationError, ConfigurationError
+from sender.errors import AuthenticationError, ConfigurationError
 from tests.factories import PAGE_URL
 from tests.oauth_helpers import (
     CHECK_URL,
@@ -34,7 +34,7 @@ from tests.oauth_helpers import (
 )
 
 pytestmark = pytest.mark.django_db
-BACKEND = "settings_app.sender.backend.EmailBackend"
+BACKEND = "sender.backend.EmailBackend"
 
 
 def send_test_message() -> int:

@@ -8,8 +8,8 @@ import time
 import pytest
 from django.core import mail
 
-from settings_app.deadline import remaining, time_limit
-from settings_app.errors import MailConnectionError
+from sender.deadline import remaining, time_limit
+from sender.errors import MailConnectionError
 from settings_app.models import MailServerConfig
 from tests.factories import PAGE_URL, smtp_basic_post, smtp_post, store_smtp
 from tests.test_api_transports import CLIENT_ID, GRAPH_VALUES, SECRET, TENANT

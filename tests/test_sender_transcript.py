@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from settings_app.errors import AuthenticationError
-from settings_app.transcript import Transcript
+from sender.errors import AuthenticationError
+from sender.transcript import Transcript
 
 
 def failed_step(transcript: Transcript, error: Exception):

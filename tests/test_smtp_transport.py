@@ -9,8 +9,8 @@ import time
 import pytest
 from django.core.mail import EmailMessage
 
-from oauth.tokens import AccessToken
-from settings_app.errors import (
+from sender.diagnosis import SEND_AS_HINT
+from sender.errors import (
     AuthenticationError,
     AuthorizationError,
     ConfigurationError,
@@ -18,10 +18,10 @@ from settings_app.errors import (
     RecipientsRefused,
     TLSError,
 )
-from settings_app.sender.diagnosis import SEND_AS_HINT
-from settings_app.sender.network import connect_first
-from settings_app.sender.transports.smtp import SmtpTransport
-from settings_app.transcript import Transcript
+from sender.network import connect_first
+from sender.tokens import AccessToken
+from sender.transcript import Transcript
+from sender.transports.smtp import SmtpTransport
 from settings_app.values import MailSettings
 from tests.servers.smtp_server import BlackHoleServer, SmtpTestServer, refused_port
 

@@ -64,7 +64,8 @@ def google_fake(google_server: GoogleFake, settings, trust_test_ca) -> GoogleFak
 def _forget_provider_caches() -> None:
     # Token providers and MSAL apps are cached per configuration for the process;
     # a fake that was reset no longer knows their tokens.
-    from oauth import client_credentials, consent, grant, service_account
+    from oauth import consent, grant
+    from sender import client_credentials, service_account
 
     client_credentials._providers.clear()
     service_account._providers.clear()

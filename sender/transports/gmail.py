@@ -7,9 +7,7 @@ import base64
 import requests
 from django.conf import settings
 
-from oauth.service_account import ServiceAccountTokens, gmail_token_provider
-from oauth.tokens import AccessToken
-from settings_app.errors import (
+from sender.errors import (
     AuthenticationError,
     AuthorizationError,
     ConfigurationError,
@@ -18,6 +16,8 @@ from settings_app.errors import (
     RateLimited,
     RecipientsRefused,
 )
+from sender.service_account import ServiceAccountTokens, gmail_token_provider
+from sender.tokens import AccessToken
 
 from .http_api import STEP, HttpApiTransport
 

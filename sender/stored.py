@@ -6,7 +6,7 @@ import threading
 
 from django.urls import reverse
 
-from settings_app.errors import ConfigurationError
+from sender.errors import ConfigurationError
 from settings_app.models import MailServerConfig
 from settings_app.values import MailSettings
 

@@ -16,18 +16,16 @@ from typing import Any
 from django.core.mail import EmailMessage
 from django.core.mail.message import sanitize_address
 
-from oauth.tokens import TokenProvider
-from settings_app import deadline
-from settings_app.errors import (
+from sender import deadline
+from sender.diagnosis import network_error, smtp_reply_error
+from sender.errors import (
     ConfigurationError,
     MailConnectionError,
     MailError,
     RecipientsRefused,
     TLSError,
 )
-from settings_app.models import Provider, Security
-from settings_app.sender.diagnosis import network_error, smtp_reply_error
-from settings_app.sender.network import (
+from sender.network import (
     AddressInfo,
     connect_first,
     describe_addresses,
@@ -35,7 +33,9 @@ from settings_app.sender.network import (
     lookup,
     tls_context,
 )
-from settings_app.transcript import Transcript
+from sender.tokens import TokenProvider
+from sender.transcript import Transcript
+from settings_app.models import Provider, Security
 from settings_app.values import MailSettings
 
 from .base import Transport

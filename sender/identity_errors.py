@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from settings_app.errors import (
+from sender.errors import (
     AuthenticationError,
     AuthorizationError,
     ConfigurationError,

@@ -13,12 +13,12 @@ from typing import Any
 import msal
 import requests
 
-from settings_app.errors import ConfigurationError
-from settings_app.http import shared_session
-from settings_app.sender.diagnosis import http_failure
+from sender.diagnosis import http_failure
+from sender.errors import ConfigurationError
+from sender.http import shared_session
 from settings_app.values import AzureEnvironment
 
-from .errors import microsoft_error
+from .identity_errors import microsoft_error
 from .tokens import (
     AccessToken,
     CachedTokenProvider,

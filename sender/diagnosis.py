@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 import requests
 from django.conf import settings
 
-from settings_app import deadline
-from settings_app.errors import (
+from sender import deadline
+from sender.errors import (
     AuthenticationError,
     AuthorizationError,
     MailConnectionError,

@@ -14,7 +14,7 @@ from typing import Any
 from django.core.mail import EmailMessage
 from django.core.mail.backends.base import BaseEmailBackend
 
-from settings_app.errors import MailError
+from sender.errors import MailError
 from settings_app.values import MailSettings
 
 from .factory import build_transport

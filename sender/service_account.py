@@ -18,11 +18,11 @@ import requests
 from django.conf import settings
 from google.oauth2 import service_account
 
-from settings_app.errors import ConfigurationError, MailError
-from settings_app.http import shared_session
-from settings_app.sender.diagnosis import http_failure
+from sender.diagnosis import http_failure
+from sender.errors import ConfigurationError, MailError
+from sender.http import shared_session
 
-from .errors import google_error
+from .identity_errors import google_error
 from .tokens import AccessToken, CachedTokenProvider, ProviderCache, cache_key
 
 STEP = "Obtain token"

@@ -7,9 +7,9 @@ from urllib.parse import quote
 
 import requests
 
-from oauth.client_credentials import MicrosoftClientCredentials, graph_token_provider
-from oauth.tokens import AccessToken
-from settings_app.errors import (
+from sender.client_credentials import MicrosoftClientCredentials, graph_token_provider
+from sender.diagnosis import SEND_AS_HINT
+from sender.errors import (
     AuthenticationError,
     AuthorizationError,
     ConfigurationError,
@@ -17,7 +17,7 @@ from settings_app.errors import (
     ProviderError,
     RateLimited,
 )
-from settings_app.sender.diagnosis import SEND_AS_HINT
+from sender.tokens import AccessToken
 
 from .http_api import STEP, HttpApiTransport
 

@@ -14,13 +14,13 @@ import requests
 from django.core.mail import EmailMessage
 from django.utils import timezone
 
-from oauth.tokens import AccessToken, CachedTokenProvider
-from settings_app import deadline
-from settings_app.errors import MailError, RateLimited
-from settings_app.http import shared_session
-from settings_app.sender.diagnosis import http_failure
-from settings_app.sender.network import show_https_connection
-from settings_app.transcript import Transcript
+from sender import deadline
+from sender.diagnosis import http_failure
+from sender.errors import MailError, RateLimited
+from sender.http import shared_session
+from sender.network import show_https_connection
+from sender.tokens import AccessToken, CachedTokenProvider
+from sender.transcript import Transcript
 from settings_app.values import MailSettings
 
 from .base import Transport

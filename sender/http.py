@@ -6,7 +6,7 @@ This subclass forces ``verify`` and ``timeout`` on every request instead, and
 is handed to MSAL (``http_client=``) and google-auth (``Request(session)``).
 
 Inside a Test Mail the timeout is also cut to the time the test has left
-(``settings_app.deadline``). The session is shared across threads; the deadline
+(``sender.deadline``). The session is shared across threads; the deadline
 is a context variable, so each thread sees only its own.
 """
 

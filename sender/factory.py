@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from sender.transcript import Transcript
 from settings_app.models import Mode, Provider
-from settings_app.transcript import Transcript
 from settings_app.values import MailSettings
 
+from .tokens import grant_tokens
 from .transports.base import Transport
 
 
@@ -27,9 +28,7 @@ def build_transport(
 
     token_provider = None
     if config.uses_smtp_oauth:
-        from oauth.grant import StoredGrantTokenProvider
-
-        token_provider = StoredGrantTokenProvider(config)
+        token_provider = grant_tokens(config)
     return SmtpTransport(
         config, token_provider=token_provider, transcript=transcript, timeout=timeout
     )

@@ -5,7 +5,8 @@ it until shortly before it expires. Implementations:
 
 - client credentials with MSAL (Microsoft Graph in API mode),
 - a Google service account with domain-wide delegation (Gmail API in API mode),
-- the stored refresh-token grant from the consent flow (SMTP XOAUTH2).
+- the stored refresh-token grant from the consent flow (SMTP XOAUTH2), which the
+  ``oauth`` app registers with ``register_grant_tokens``.
 """
 
 from __future__ import annotations
@@ -18,11 +19,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from django.utils import timezone
 
-from settings_app.transcript import Transcript
+from sender.errors import ConfigurationError
+from sender.transcript import Transcript
+
+if TYPE_CHECKING:
+    from settings_app.values import MailSettings
 
 T = TypeVar("T")
 
@@ -39,9 +44,32 @@ class AccessToken:
 
 
 class TokenProvider(Protocol):
-    """Gives an access token for one configuration; raises ``settings_app.errors.MailError``."""
+    """Gives an access token for one configuration; raises ``sender.errors.MailError``."""
 
     def get_token(self, transcript: Transcript | None = None) -> AccessToken: ...
+
+
+# The SMTP OAuth grant (refresh token from the consent flow) belongs to the ``oauth``
+# app, which sits above the sender: it registers here how to get tokens from it, so
+# the sender never imports the app that holds the grant.
+_grant_tokens: Callable[[MailSettings], TokenProvider] | None = None
+
+
+def register_grant_tokens(factory: Callable[[MailSettings], TokenProvider]) -> None:
+    """Install the token provider for the stored SMTP OAuth grant (done by ``oauth``)."""
+    global _grant_tokens
+    _grant_tokens = factory
+
+
+def grant_tokens(config: MailSettings) -> TokenProvider:
+    """The provider of XOAUTH2 tokens from the stored grant for ``config``."""
+    if _grant_tokens is None:
+        raise ConfigurationError(
+            "SMTP OAuth is configured, but the OAuth app is not installed.",
+            step="Obtain token",
+            hint="Add 'oauth' to INSTALLED_APPS, or choose Basic authentication.",
+        )
+    return _grant_tokens(config)
 
 
 EXPIRY_MARGIN = timedelta(minutes=5)

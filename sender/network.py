@@ -17,10 +17,10 @@ from urllib.parse import urlsplit
 
 import requests
 
-from settings_app import deadline
-from settings_app.errors import MailConnectionError
-from settings_app.http import requests_ca_file
-from settings_app.transcript import Transcript
+from sender import deadline
+from sender.errors import MailConnectionError
+from sender.http import requests_ca_file
+from sender.transcript import Transcript
 
 from .diagnosis import network_error
 

@@ -14,7 +14,7 @@ from types import TracebackType
 from django.conf import settings
 from django.core.mail import EmailMessage
 
-from settings_app.transcript import Transcript
+from sender.transcript import Transcript
 from settings_app.values import MailSettings
 
 

@@ -14,9 +14,11 @@ class StoredAdmins(Sequence):
     """A read-only list of (name, address) holding the Admin Mail Address, if one is saved."""
 
     def _entries(self) -> list[tuple[str, str]]:
+        from django.apps import apps
         from django.db import DatabaseError
 
-        from settings_app.models import MailServerConfig
+        # By name, not import: the project package imports no app module.
+        MailServerConfig = apps.get_model("settings_app", "MailServerConfig")
 
         try:
             address = (
