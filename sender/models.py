@@ -1,0 +1,95 @@
+"""The outbox: every message the product sends, its delivery state and each attempt.
+
+The database row is the truth about a message (the Email Log reads it), not the
+task that carries it: a task may be lost with a killed worker, the row is not.
+The message itself (MIME and envelope) is encrypted at rest and dropped once the
+message is delivered or finally failed; the metadata stays for the log.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from settings_app.fields import EncryptedTextField
+
+
+class Status(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    RETRYING = "retrying", "Retrying"
+    FAILED = "failed", "Failed"
+
+
+class Connection(models.TextChoices):
+    """Which stored configuration a message went (or was tried) through."""
+
+    PRIMARY = "primary", "Primary"
+    BACKUP = "backup", "Backup"
+
+
+class OutboxMessage(models.Model):
+    """One queued message: what the Email Log shows, and the encrypted body until it is done."""
+
+    message_id = models.CharField("Message-ID", max_length=255, db_index=True)
+    queued_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveIntegerField(default=0)
+    # When the next attempt may start (retry backoff, Retry-After); null = now.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # While Sending: a worker holds the message until then; after it, another may take it.
+    lease_until = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    connection = models.CharField(
+        "Connection used", max_length=10, choices=Connection.choices, blank=True
+    )
+
+    from_address = models.CharField(max_length=254, blank=True)
+    to = models.TextField("To", blank=True)  # comma-separated, for display and search
+    cc_count = models.PositiveIntegerField(default=0)
+    bcc_count = models.PositiveIntegerField(default=0)
+    subject = models.CharField(max_length=998, blank=True)
+
+    # JSON {"from": ..., "recipients": [...], "mime": "<RFC 822 text>"}, encrypted.
+    body = EncryptedTextField(blank=True)
+
+    last_error = models.TextField(blank=True)
+    last_error_code = models.CharField(max_length=100, blank=True)
+    last_error_hint = models.TextField(blank=True)
+
+    resend_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="resends"
+    )
+
+    class Meta:
+        ordering = ["-queued_at", "-pk"]
+        indexes = [models.Index(fields=["status", "next_attempt_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.subject or '(no subject)'} to {self.to} [{self.status}]"
+
+
+class Attempt(models.Model):
+    """One try at delivering a message: when, how, and what the server or API answered."""
+
+    class Outcome(models.TextChoices):
+        SENT = "sent", "Sent"
+        TRANSIENT = "transient", "Temporary failure"
+        PERMANENT = "permanent", "Permanent failure"
+
+    message = models.ForeignKey(OutboxMessage, on_delete=models.CASCADE, related_name="tries")
+    started_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField(default=0)
+    transport = models.CharField(max_length=40)  # "SMTP (XOAUTH2)", "Microsoft Graph", ...
+    connection = models.CharField(max_length=10, choices=Connection.choices)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    reply = models.TextField(blank=True)  # server reply or API status, secrets hidden
+    error = models.TextField(blank=True)
+    error_code = models.CharField(max_length=100, blank=True)
+    hint = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["started_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.started_at:%Y-%m-%d %H:%M:%S} {self.transport}: {self.outcome}"
