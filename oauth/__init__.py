@@ -1,0 +1,1 @@
+"""SMTP OAuth consent: providers, state + PKCE, the callback and the stored grant."""

@@ -1,0 +1,1 @@
+"""The Mail Server page: form, saving, stored configuration, encryption and audit."""
