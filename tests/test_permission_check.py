@@ -153,9 +153,7 @@ def test_gmail_api_disabled_in_the_project_is_explained(gmail):
 # -- SMTP -----------------------------------------------------------------------------
 
 
-def test_smtp_lists_the_mechanisms_offered_after_starttls_and_logs_in(
-    smtp_starttls, trust_test_ca
-):
+def test_smtp_lists_the_mechanisms_offered_after_starttls_and_logs_in(smtp_starttls, trust_test_ca):
     findings = check_permissions(smtp_config(smtp_starttls))
 
     assert statuses(findings) == [OK, OK, OK], text_of(findings)
@@ -229,9 +227,7 @@ def test_basic_auth_against_microsoft_365_warns_of_the_retirement(
     assert "December 2026" in findings[-1].hint
 
 
-def test_smtp_wrong_password_is_a_refused_login_without_the_password(
-    smtp_starttls, trust_test_ca
-):
+def test_smtp_wrong_password_is_a_refused_login_without_the_password(smtp_starttls, trust_test_ca):
     findings = check_permissions(smtp_config(smtp_starttls, password="not-the-password"))
 
     assert findings[-1].status == FAIL
@@ -270,9 +266,7 @@ def test_smtp_unreachable_server_is_one_failure(trust_test_ca):
 
 def test_the_check_is_bounded_by_the_time_limit(trust_test_ca):
     with BlackHoleServer() as hole:
-        config = MailSettings(
-            mode="smtp", server_name="127.0.0.1", port=hole.port, security="tls"
-        )
+        config = MailSettings(mode="smtp", server_name="127.0.0.1", port=hole.port, security="tls")
         started = time.monotonic()
         findings = check_permissions(config, timeout=1)
         elapsed = time.monotonic() - started
@@ -280,3 +274,11 @@ def test_the_check_is_bounded_by_the_time_limit(trust_test_ca):
     assert elapsed < 5  # generous: the machine is shared
     assert findings[-1].status == FAIL
     assert findings[-1].code == "TIMEOUT"
+
+
+def test_no_auth_offered_is_said_once_not_again_as_a_refused_login(smtp_starttls, trust_test_ca):
+    smtp_starttls.injections.offer_auth = False
+
+    findings = check_permissions(smtp_config(smtp_starttls))
+
+    assert statuses(findings).count(FAIL) == 1
