@@ -325,7 +325,9 @@ def check_smtp(config: MailSettings, findings: list[Finding]) -> None:
             findings.append(failed(err, prefix=f"{config.server_name}:{transport.port}: "))
             return
         _auth_offer_findings(config, transport.offered, microsoft, findings)
-        findings.append(failed(err, prefix="Login refused: " if err.step == "Authenticate" else ""))
+        if err.code not in ("NO-AUTH", "NO-XOAUTH2"):  # already said: nothing to log in with
+            prefix = "Login refused: " if err.step == "Authenticate" else ""
+            findings.append(failed(err, prefix=prefix))
         return
     finally:
         transport.close()
