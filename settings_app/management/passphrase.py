@@ -21,8 +21,9 @@ class _RefusePassphraseInClear(argparse.Action):
     """``--passphrase VALUE`` is refused with the ways that are safe."""
 
     def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> None:
-        raise CommandError(
-            "The passphrase is never given on the command line (it would show in ps and "
+        # parser.error: a clean message on the command line, CommandError from call_command.
+        parser.error(
+            "the passphrase is never given on the command line (it would show in ps and "
             f"the shell's history): use --passphrase-file FILE, the {PASSPHRASE_ENV} "
             "environment variable, or type it when asked."
         )
