@@ -6,6 +6,7 @@ import pytest
 
 from settings_app.models import AuditEntry, MailServerConfig, TestMailRun
 from tests.factories import PAGE_URL, smtp_basic_post, smtp_post
+from tests.oauth_helpers import MS_USER, consent, local, microsoft_post, register_microsoft
 from tests.test_api_transports import CLIENT_ID, GRAPH_VALUES, SECRET, TENANT
 
 pytestmark = pytest.mark.django_db
@@ -78,3 +79,44 @@ def test_a_check_while_a_test_mail_runs_is_refused(admin_client, admin_user, smt
 
 def test_get_is_not_allowed(admin_client):
     assert admin_client.get(CHECK_URL).status_code == 405
+
+
+def test_smtp_oauth_logs_in_with_xoauth2_through_the_stored_grant(
+    admin_client, microsoft_fake, smtp_server_factory, ca_file
+):
+    server = smtp_server_factory(
+        security="starttls",
+        token_checker=lambda user, token: (
+            user == MS_USER and microsoft_fake.token_is_valid(token, "SMTP.Send")
+        ),
+    )
+    register_microsoft(microsoft_fake)
+    response = admin_client.post(PAGE_URL, microsoft_post(server.port))
+    admin_client.get(local(consent(response["Location"], ca_file)))
+    post = microsoft_post(
+        server.port, oauth_client_secret="", version=str(MailServerConfig.load().version)
+    )
+
+    body = admin_client.post(CHECK_URL, post, **FETCH).content.decode()
+
+    assert f"Login as {MS_USER} with XOAUTH2 accepted" in body
+    assert server.auth_mechanisms == ["XOAUTH2"]
+    assert server.messages == []
+
+
+def test_smtp_oauth_without_a_grant_says_authorization_is_needed(
+    admin_client, smtp_starttls, trust_test_ca
+):
+    post = smtp_post(
+        smtp_starttls,
+        auth="oauth",
+        oauth_provider="microsoft",
+        oauth_tenant_id=TENANT,
+        oauth_client_id=CLIENT_ID,
+        oauth_client_secret=SECRET,
+    )
+
+    body = admin_client.post(CHECK_URL, post, **FETCH).content.decode()
+
+    assert "Authorization needed" in body
+    assert 'data-status="fail"' in body
