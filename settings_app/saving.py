@@ -11,6 +11,9 @@ from django.utils import timezone
 from .forms import MailServerForm
 from .models import AuditEntry, MailServerConfig
 
+# The audit's name for changes made from the command line without --user.
+COMMAND_LINE_USER = "(command line)"
+
 
 class VersionConflict(Exception):
     """Someone saved after this form was loaded; nothing was written."""
@@ -39,9 +42,16 @@ class SaveResult:
 
 
 def save_settings(
-    form: MailServerForm, *, user: AbstractBaseUser, source_ip: str | None
+    form: MailServerForm,
+    *,
+    user: AbstractBaseUser | None,
+    source_ip: str | None,
+    action: str = "Saved settings",
 ) -> SaveResult:
-    """Write a valid form into the stored configuration, or raise ``VersionConflict``."""
+    """Write a valid form into the stored configuration, or raise ``VersionConflict``.
+
+    ``user`` is None for a management command run by the operator (``import_mail_settings``).
+    """
     MailServerConfig.ensure_row()
     with transaction.atomic():
         # The lock serialises concurrent saves; the version check catches stale forms.
@@ -56,9 +66,10 @@ def save_settings(
         config.save()
         AuditEntry.objects.create(
             user=user,
-            username=user.get_username(),
+            username=user.get_username() if user is not None else COMMAND_LINE_USER,
             source_ip=source_ip,
             version=config.version,
+            action=action,
             changed_fields=changed,
         )
     return SaveResult(config=config, changed=changed)

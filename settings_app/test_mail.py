@@ -18,7 +18,8 @@ from sender.errors import MailError
 from sender.factory import build_transport
 from sender.transcript import Transcript
 
-from .models import TestMailRun
+from .forms import MailServerForm
+from .models import MailServerConfig, TestMailRun
 from .values import MailSettings
 
 logger = logging.getLogger(__name__)
@@ -112,3 +113,11 @@ def run_test_mail(config: MailSettings, recipient: str, *, requested_by: str) ->
             ),
         )
     return transcript
+
+
+def settings_from_form(form: MailServerForm) -> MailSettings:
+    """The values on a valid form as the sender sees them, unsaved: blank secrets are the
+    stored ones. Test Mail and Check permissions both take their settings from here."""
+    candidate = MailServerConfig.load()  # a copy to apply the form to; never saved here
+    form.apply_to(candidate)
+    return MailSettings.from_model(candidate)

@@ -14,14 +14,15 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
 from oauth import page as oauth_page
+from sender import permission_check
 
 from .client_address import client_ip
 from .forms import MailServerForm
 from .models import DEFAULT_PORTS, SECRET_FIELDS, AuditEntry, MailServerConfig
 from .saving import VersionConflict, save_settings
-from .test_mail import TestAlreadyRunning, one_test_per_user, run_test_mail
+from .test_mail import TestAlreadyRunning, one_test_per_user, run_test_mail, settings_from_form
 from .validators import validate_address
-from .values import MailSettings, azure_environments
+from .values import azure_environments
 
 AUDIT_ROWS = 20
 
@@ -108,12 +109,10 @@ def test_mail(request: HttpRequest) -> HttpResponse:
             "test_errors": form_error_lines(form) + ([recipient_error] if recipient_error else [])
         }
     else:
-        candidate = MailServerConfig.load()  # a copy to apply the form to; never saved here
-        form.apply_to(candidate)
         try:
             with one_test_per_user(request.user):
                 transcript = run_test_mail(
-                    MailSettings.from_model(candidate),
+                    settings_from_form(form),
                     recipient,
                     requested_by=request.user.get_username(),
                 )
@@ -124,6 +123,33 @@ def test_mail(request: HttpRequest) -> HttpResponse:
             }
     if request.headers.get("X-Requested-With") == "fetch":
         return render(request, "settings_app/_test_result.html", context)
+    return render_page(request, form, stored, extra=context)
+
+
+@sensitive_post_parameters(*SECRET_FIELDS)
+@require_http_methods(["POST"])
+def check_permissions(request: HttpRequest) -> HttpResponse:
+    """Check what the account on the form may do, sending nothing (values unsaved, as Test Mail).
+
+    Answers the list of findings to the page's script, or the whole page without JavaScript.
+    """
+    stored = MailServerConfig.load()
+    form = MailServerForm(request.POST, request.FILES, stored=stored)
+    if not form.is_valid():
+        context: dict[str, object] = {"permission_errors": form_error_lines(form)}
+    else:
+        try:
+            with one_test_per_user(request.user):
+                context = {"findings": permission_check.check_permissions(settings_from_form(form))}
+        except TestAlreadyRunning:
+            context = {
+                "permission_errors": [
+                    "A Test Mail or permission check is already running for you; wait for it "
+                    "to finish."
+                ]
+            }
+    if request.headers.get("X-Requested-With") == "fetch":
+        return render(request, "settings_app/_permission_result.html", context)
     return render_page(request, form, stored, extra=context)
 
 

@@ -179,6 +179,55 @@
   });
 })();
 
+// Check permissions: post the form (unsaved values) and show what was found; nothing is sent.
+(function () {
+  "use strict";
+  const form = document.getElementById("mail-server-form");
+  const trigger = form && form.querySelector("[data-check-permissions]");
+  const dialogEl = document.getElementById("permission-check-dialog");
+  if (!trigger || !dialogEl || !window.bootstrap) return; // without JS the button submits the form
+  const dialog = new window.bootstrap.Modal(dialogEl);
+  const progress = dialogEl.querySelector("[data-check-progress]");
+  const output = dialogEl.querySelector("[data-check-output]");
+
+  function notice(kind, html) {
+    return `<div class="alert alert-${kind} mb-0" role="alert" data-testid="permission-check-problem">${html}</div>`;
+  }
+
+  trigger.addEventListener("click", async (event) => {
+    event.preventDefault();
+    output.innerHTML = "";
+    progress.hidden = false;
+    trigger.disabled = true;
+    dialog.show();
+    refreshCsrfToken();
+    try {
+      const response = await fetch(trigger.getAttribute("formaction"), {
+        method: "POST",
+        body: new FormData(form),
+        headers: { "X-Requested-With": "fetch" },
+        credentials: "same-origin",
+        redirect: "manual", // a signed-out user's login redirect must not land in the dialog
+      });
+      if (response.type === "opaqueredirect" || response.redirected) {
+        output.innerHTML = notice("warning",
+          `<strong>Your session has expired:</strong> <a href="${dialogEl.dataset.loginUrl}" target="_blank" rel="noopener">sign in again in another tab</a>, ` +
+          "then press Check permissions again (your form is kept).");
+      } else if (response.ok) {
+        output.innerHTML = await response.text();
+      } else {
+        output.innerHTML = notice("danger",
+          `The console answered ${response.status}. Copy anything you typed, reload the page and try again.`);
+      }
+    } catch (error) {
+      output.innerHTML = notice("danger", "The console could not be reached. Check your connection and press Check permissions again.");
+    } finally {
+      progress.hidden = true;
+      trigger.disabled = false;
+    }
+  });
+})();
+
 // Signing in again (in another tab) gives a new CSRF token: send the current one, so the
 // form still works without a reload. The cookie is readable by design (not HttpOnly).
 function refreshCsrfToken() {

@@ -333,6 +333,11 @@ class GoogleFake(FakeServer):
             return api_error(
                 400, "invalidArgument", "Invalid value for ByteString", "INVALID_ARGUMENT"
             )
+        parsed = email.message_from_bytes(raw, policy=email.policy.default)
+        if not any(parsed.get_all(header) for header in ("To", "Cc", "Bcc")):
+            return api_error(
+                400, "invalidArgument", "Recipient address required", "INVALID_ARGUMENT"
+            )
         self.sent.append(SentMail(user=grant["user"], raw=raw))
         return Response.json(
             {"id": secrets.token_hex(8), "threadId": secrets.token_hex(8), "labelIds": ["SENT"]}

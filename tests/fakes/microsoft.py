@@ -3,7 +3,9 @@
 Per-tenant OpenID discovery, the token endpoint (client credentials, authorization
 code with PKCE, refresh tokens that rotate), an authorize endpoint that consents at
 once and redirects back, and Graph's MIME ``sendMail``. Errors carry the real
-AADSTS codes and JSON shapes.
+AADSTS codes and JSON shapes. ``sendMail`` answers for missing mailboxes (404) and
+mailboxes an Application Access Policy withholds (403), and takes the JSON form too,
+refusing a message without recipients as Exchange does.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import uuid
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
+from urllib.parse import unquote
 
 import trustme
 
@@ -91,6 +94,11 @@ class MicrosoftFake(FakeServer):
         self.codes: dict[str, dict[str, Any]] = {}
         self.refresh_tokens: dict[str, dict[str, Any]] = {}
         self.sent: list[SentMail] = []
+        self.sent_json: list[tuple[str, dict[str, Any]]] = []
+        # Graph's answers about mailboxes: none such (404), or kept from the app by an
+        # Application Access Policy (403).
+        self.missing_mailboxes: set[str] = set()
+        self.policy_denied_mailboxes: set[str] = set()
         self.last_authorize_params: dict[str, str] = {}
         self.next_consent_user = ""
         self.consent_error: tuple[str, str] | None = None
@@ -106,6 +114,9 @@ class MicrosoftFake(FakeServer):
         self.codes.clear()
         self.refresh_tokens.clear()
         self.sent.clear()
+        self.sent_json.clear()
+        self.missing_mailboxes.clear()
+        self.policy_denied_mailboxes.clear()
         self.last_authorize_params = {}
         self.next_consent_user = ""
         self.consent_error = None
@@ -425,6 +436,31 @@ class MicrosoftFake(FakeServer):
                 },
                 403,
             )
+        mailbox = unquote(match.group(1)).lower()
+        if mailbox in self.missing_mailboxes:
+            return Response.json(
+                {
+                    "error": {
+                        "code": "ErrorInvalidUser",
+                        "message": f"The requested user '{mailbox}' is invalid.",
+                    }
+                },
+                404,
+            )
+        if mailbox in self.policy_denied_mailboxes:
+            # An Application Access Policy that leaves this mailbox out.
+            return Response.json(
+                {
+                    "error": {
+                        "code": "ErrorAccessDenied",
+                        "message": "Access to OData is disabled: [RAOP] : Blocked by tenant "
+                        "configured AppOnly AccessPolicy settings.",
+                    }
+                },
+                403,
+            )
+        if request.headers.get("content-type", "").startswith("application/json"):
+            return self._send_json_message(match.group(1), request.json or {})
         try:
             raw = base64.b64decode(request.body, validate=True)
         except ValueError:
@@ -438,4 +474,26 @@ class MicrosoftFake(FakeServer):
                 400,
             )
         self.sent.append(SentMail(user=match.group(1), raw=raw))
+        return Response(202, b"", {"request-id": str(uuid.uuid4())})
+
+    def _send_json_message(self, user: str, body: dict[str, Any]) -> Response:
+        # The JSON form: Exchange checks the recipients after the mailbox and the access.
+        message = body.get("message") or {}
+        recipients = [
+            r
+            for kind in ("toRecipients", "ccRecipients", "bccRecipients")
+            for r in message.get(kind) or []
+        ]
+        if not recipients:
+            return Response.json(
+                {
+                    "error": {
+                        "code": "ErrorInvalidRecipients",
+                        "message": "At least one recipient is not valid., A message can't be "
+                        "sent because it contains no recipients.",
+                    }
+                },
+                400,
+            )
+        self.sent_json.append((user, message))
         return Response(202, b"", {"request-id": str(uuid.uuid4())})

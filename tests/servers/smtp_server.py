@@ -64,6 +64,8 @@ class Injections:
     delays: dict[str, float] = field(default_factory=dict)
     # A careless or hostile server: its AUTH failure reply repeats the login and password.
     echo_credentials: bool = False
+    # A server with SMTP AUTH turned off: EHLO offers no AUTH at all.
+    offer_auth: bool = True
 
 
 class _RecordingSMTP(SMTP):
@@ -124,6 +126,14 @@ class _RecordingSMTP(SMTP):
 class _Handler:
     def __init__(self, server: SmtpTestServer) -> None:
         self.server = server
+
+    async def handle_EHLO(
+        self, smtp: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname  # what aiosmtpd does itself when there is no hook
+        if self.server.injections.offer_auth:
+            return responses
+        return [line for line in responses if not line[4:].upper().startswith("AUTH")]
 
     async def handle_MAIL(
         self, smtp: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]

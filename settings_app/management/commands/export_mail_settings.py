@@ -1,0 +1,59 @@
+"""Write the mail settings to a JSON file (secrets only sealed with a passphrase)."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from settings_app.models import MailServerConfig
+from settings_app.sealed_secrets import SealError
+from settings_app.settings_file import export_document
+
+from ..passphrase import add_passphrase_arguments, read_passphrase
+
+
+class Command(BaseCommand):
+    help = (
+        "Write the mail server settings as JSON: every non-secret field, and with "
+        "--include-secrets the secrets encrypted with a passphrase (scrypt + AES-256-GCM). "
+        "The OAuth authorization is never exported."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--output", "-o", metavar="FILE", help="Write to FILE (mode 0600) instead of stdout."
+        )
+        parser.add_argument(
+            "--include-secrets",
+            action="store_true",
+            help="Include the passwords, client secrets and JSON key, sealed with a passphrase.",
+        )
+        add_passphrase_arguments(parser)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        config = MailServerConfig.load()
+        if not config.is_configured:
+            raise CommandError("Nothing to export: the mail settings have never been saved.")
+        passphrase = read_passphrase(options, confirm=True) if options["include_secrets"] else None
+        try:
+            document = export_document(config, passphrase=passphrase)
+        except SealError as err:
+            raise CommandError(str(err)) from err
+        text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+        if not options["output"]:
+            self.stdout.write(text, ending="")
+            return
+        try:
+            # 0600 from the start: even sealed secrets are nobody else's business.
+            fd = os.open(options["output"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        except OSError as err:
+            raise CommandError(f"Cannot write {options['output']}: {err.strerror}.") from err
+        what = "with sealed secrets" if passphrase is not None else "without secrets"
+        self.stderr.write(
+            f"Exported settings version {config.version} {what} to {options['output']}."
+        )

@@ -1,0 +1,62 @@
+"""Read mail settings from an export_mail_settings file, checked as the page checks them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from settings_app.restore import import_settings
+from settings_app.settings_file import SettingsFileError, read_document
+
+from ..passphrase import add_passphrase_arguments, read_passphrase
+
+
+class Command(BaseCommand):
+    help = (
+        "Import mail server settings from a file written by export_mail_settings. The values "
+        "pass the Mail Server page's checks and are saved as the page saves them (new "
+        "version, audit entry). A stored OAuth authorization is removed: authorize again."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("file", help="The JSON file written by export_mail_settings.")
+        parser.add_argument(
+            "--user", metavar="USERNAME", help="Record the change in the audit as this user."
+        )
+        add_passphrase_arguments(parser)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        path = Path(options["file"])
+        user = None
+        if options["user"]:
+            model = get_user_model()
+            user = model.objects.filter(**{model.USERNAME_FIELD: options["user"]}).first()
+            if user is None:
+                raise CommandError(f"There is no user {options['user']!r}.")
+        try:
+            text = path.read_bytes()
+        except OSError as err:
+            raise CommandError(f"Cannot read {path}: {err.strerror}.") from err
+        try:
+            connections = read_document(text, lambda: read_passphrase(options, confirm=False))
+            result = import_settings(connections["primary"], user=user, source=path.name)
+        except SettingsFileError as err:
+            raise CommandError(f"{path}: {err}") from err
+
+        config = result.saved.config
+        changed = ", ".join(result.saved.changed) or "nothing changed"
+        self.stdout.write(f"Imported {path.name} as settings version {config.version}: {changed}.")
+        if result.missing_secrets:
+            self.stdout.write(
+                "The file had none of these secrets and none are stored: enter them on the "
+                "Mail Server page: " + ", ".join(result.missing_secrets) + "."
+            )
+        if result.grant_removed or (config.mode == "smtp" and config.auth == "oauth"):
+            self.stdout.write(
+                "SMTP OAuth needs a new authorization"
+                + (" (the stored one was removed)" if result.grant_removed else "")
+                + ": open the Mail Server page and press Authorize (Configure for Google)."
+            )

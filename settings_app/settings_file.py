@@ -1,0 +1,164 @@
+"""The settings file of ``export_mail_settings`` and ``import_mail_settings``: write and read it.
+
+A JSON document::
+
+    {
+      "format": "mailconfig.mail-settings",
+      "version": 1,
+      "exported_at": "2026-11-24T10:00:00+00:00",
+      "settings_version": 7,
+      "connections": {"primary": {"mode": "smtp", "server_name": "...", ...}},
+      "secrets": {...}                      # only with --include-secrets
+    }
+
+``connections`` holds every non-secret field of each connection by name; today
+only ``primary`` exists, a ``backup`` entry joins it when the backup connection
+does. ``secrets`` is ``{"primary": {"password": ...}}`` sealed with a passphrase
+(``sealed_secrets``), bound to the rest of the document. The OAuth grant is never
+in the file: it belongs to the installation that was authorized.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.utils import timezone
+
+from .models import SECRET_FIELDS, MailServerConfig
+from .sealed_secrets import SealError, seal, unseal
+
+FORMAT = "mailconfig.mail-settings"
+FORMAT_VERSION = 1
+CONNECTIONS = ("primary",)
+# Bookkeeping of this installation, not settings.
+NOT_EXPORTED = frozenset({"id", "version", "updated_at", "updated_by"})
+
+
+class SettingsFileError(Exception):
+    """The file cannot be imported; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class ImportedConnection:
+    """One connection read from a file: its plain fields and (when sealed in) its secrets."""
+
+    fields: dict[str, Any]
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
+
+
+def exported_fields() -> list[str]:
+    """The non-secret fields of the stored configuration, in the model's order."""
+    return [
+        model_field.name
+        for model_field in MailServerConfig._meta.concrete_fields
+        if model_field.name not in NOT_EXPORTED and model_field.name not in SECRET_FIELDS
+    ]
+
+
+def associated_data(document: dict[str, Any]) -> bytes:
+    """Everything but the sealed secrets, canonically: what the seal protects from changes."""
+    rest = {key: value for key, value in document.items() if key != "secrets"}
+    return json.dumps(rest, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def export_document(config: MailServerConfig, *, passphrase: str | None = None) -> dict[str, Any]:
+    """The settings file for ``config``; secrets only when a passphrase seals them."""
+    document: dict[str, Any] = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "exported_at": timezone.now().isoformat(timespec="seconds"),
+        "settings_version": config.version,
+        "connections": {"primary": {name: getattr(config, name) for name in exported_fields()}},
+    }
+    if passphrase is not None:
+        secrets = {"primary": {name: getattr(config, name) for name in SECRET_FIELDS}}
+        secrets["primary"] = {name: value for name, value in secrets["primary"].items() if value}
+        document["secrets"] = seal(secrets, passphrase, associated_data(document))
+    return document
+
+
+def read_document(
+    text: str | bytes, passphrase: Callable[[], str]
+) -> dict[str, ImportedConnection]:
+    """The connections in a settings file, checked; ``passphrase()`` is asked only when
+    the file has sealed secrets. Raises ``SettingsFileError``."""
+    try:
+        document = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise SettingsFileError(f"The file is not JSON ({err}).") from err
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise SettingsFileError(
+            "This is not a Mail Console settings file (its format is not "
+            f"{FORMAT!r}): export the settings with manage.py export_mail_settings."
+        )
+    _check_version(document.get("version"))
+    connections = document.get("connections")
+    if not isinstance(connections, dict) or not isinstance(connections.get("primary"), dict):
+        raise SettingsFileError("The file has no primary connection.")
+    unknown = sorted(set(connections) - set(CONNECTIONS))
+    if unknown:
+        raise SettingsFileError(
+            f"The file has connections this console does not know: {', '.join(unknown)}."
+        )
+    secrets = _secrets(document, passphrase) if "secrets" in document else {}
+    return {
+        name: ImportedConnection(_fields(name, connections[name]), secrets.get(name, {}))
+        for name in connections
+    }
+
+
+def _check_version(version: Any) -> None:
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise SettingsFileError("The file has no format version number.")
+    if version < FORMAT_VERSION:
+        raise SettingsFileError(
+            f"The file has format version {version}, older than this console's "
+            f"{FORMAT_VERSION}: export the settings again with this console's "
+            "export_mail_settings (or import it into the version that made it, and export)."
+        )
+    if version > FORMAT_VERSION:
+        raise SettingsFileError(
+            f"The file has format version {version}, made by a newer Mail Console; this "
+            f"one reads version {FORMAT_VERSION}. Upgrade this console, then import it."
+        )
+
+
+def _fields(connection: str, values: dict[str, Any]) -> dict[str, Any]:
+    known = set(exported_fields())
+    unknown = sorted(set(values) - known)
+    if unknown:
+        secret = sorted(set(unknown) & set(SECRET_FIELDS))
+        if secret:
+            raise SettingsFileError(
+                f"The {connection} connection has secrets in clear ({', '.join(secret)}): "
+                "this console only imports secrets sealed by export_mail_settings "
+                "--include-secrets."
+            )
+        raise SettingsFileError(
+            f"The {connection} connection has fields this console does not know: "
+            f"{', '.join(unknown)}."
+        )
+    for name, value in values.items():
+        if (value is not None and not isinstance(value, str | int)) or isinstance(value, bool):
+            raise SettingsFileError(
+                f"The {connection} connection's {name} is not text or a number."
+            )
+    return dict(values)
+
+
+def _secrets(document: dict[str, Any], passphrase: Callable[[], str]) -> dict[str, dict[str, str]]:
+    try:
+        secrets = unseal(document["secrets"], passphrase(), associated_data(document))
+    except SealError as err:
+        raise SettingsFileError(str(err)) from err
+    if not isinstance(secrets, dict):
+        raise SettingsFileError("The sealed secrets are not in the expected form.")
+    for connection, values in secrets.items():
+        if connection not in CONNECTIONS or not isinstance(values, dict):
+            raise SettingsFileError("The sealed secrets name an unknown connection.")
+        if set(values) - set(SECRET_FIELDS) or not all(isinstance(v, str) for v in values.values()):
+            raise SettingsFileError("The sealed secrets hold fields that are not secrets.")
+    return secrets
