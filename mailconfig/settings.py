@@ -75,6 +75,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Every view needs a signed-in user unless marked login_not_required ...
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # ... and, for the console's own views, the mail-server permission.
     "settings_app.middleware.ConsoleAccessMiddleware",
     "settings_app.middleware.SecretKeyErrorMiddleware",
     "settings_app.middleware.ContentSecurityPolicyMiddleware",
