@@ -184,11 +184,44 @@ if env_bool("DJANGO_HTTPS"):
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True)
     SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", True)
 
+# Error reports star typed secrets for every request, also when the failure comes
+# before a view's sensitive_post_parameters (a middleware, the database).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "settings_app.report_filter.ConsoleExceptionReporterFilter"
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"require_debug_false": {"()": "django.utils.log.RequireDebugFalse"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler"},
+        "null": {"class": "logging.NullHandler"},
+        # Django's error mails to the Admin Mail Address: through EMAIL_BACKEND (queued,
+        # never inline: no email_backend here), the same error at most once in 10 minutes.
+        "mail_admins": {
+            "level": "ERROR",
+            "filters": ["require_debug_false"],
+            "class": "settings_app.report_mail.ThrottledAdminEmailHandler",
+            "include_html": True,
+            "interval": 600,
+        },
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
+    "loggers": {
+        # Replaces Django's default handlers; records still reach the root console.
+        "django": {"handlers": ["mail_admins"], "level": "INFO"},
+        # A request with a foreign Host header is noise, not an error to mail (Django's advice).
+        "django.security.DisallowedHost": {"handlers": ["null"], "propagate": False},
+    },
+}
+
+# Error-mail throttle state (settings_app.report_mail): a file cache holds it across the
+# processes of this machine; point "error_reports" at a shared cache for several machines.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "error_reports": {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": str(DATA_DIR / "cache" / "error-reports"),
+    },
 }
 
 # --- Mail server console -------------------------------------------------------
