@@ -9,6 +9,7 @@ provider endpoint is written out below so it can be overridden in one place
 import ipaddress
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -61,6 +62,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "crispy_forms",
     "crispy_bootstrap5",
+    "axes",  # before settings_app: its failure count is known when ours logs the attempt
     "settings_app",
     "oauth",
     "sender",
@@ -81,6 +83,8 @@ MIDDLEWARE = [
     "settings_app.middleware.ConsoleAccessMiddleware",
     "settings_app.middleware.SecretKeyErrorMiddleware",
     "settings_app.middleware.ContentSecurityPolicyMiddleware",
+    # Last, as django-axes asks: turns a locked-out sign-in into the page saying until when.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "mailconfig.urls"
@@ -121,6 +125,22 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# Sign-in throttling (django-axes): the first backend refuses a locked-out username or
+# address before any password is checked; failures are counted in the database, so
+# every process sees them. Django's admin sign-in goes through the same authenticate().
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one reaching the limit locks
+AXES_FAILURE_LIMIT = int(os.environ.get("DJANGO_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("DJANGO_LOGIN_LOCKOUT_MINUTES", "15")))
+# Attempts during a lockout neither count nor extend it: the time the page names holds.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# The client address by the console's trusted-proxy rule (DJANGO_TRUSTED_PROXIES).
+AXES_CLIENT_IP_CALLABLE = "settings_app.client_address.client_ip"
+AXES_LOCKOUT_CALLABLE = "settings_app.sign_in.locked_out_response"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = os.environ.get("DJANGO_TIME_ZONE", "UTC")
