@@ -147,6 +147,8 @@ AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 # The client address by the console's trusted-proxy rule (DJANGO_TRUSTED_PROXIES).
 AXES_CLIENT_IP_CALLABLE = "settings_app.client_address.client_ip"
 AXES_LOCKOUT_CALLABLE = "settings_app.sign_in.locked_out_response"
+# settings_app.sign_in logs each attempt; no start-up banner from axes on every command.
+AXES_VERBOSE = False
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = os.environ.get("DJANGO_TIME_ZONE", "UTC")
