@@ -9,6 +9,7 @@ provider endpoint is written out below so it can be overridden in one place
 import ipaddress
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -61,6 +62,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "crispy_forms",
     "crispy_bootstrap5",
+    "axes",  # before settings_app: its failure count is known when ours logs the attempt
     "settings_app",
     "oauth",
     "sender",
@@ -75,9 +77,14 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Every view needs a signed-in user unless marked login_not_required ...
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # ... and, for the console's own views, the mail-server permission.
     "settings_app.middleware.ConsoleAccessMiddleware",
     "settings_app.middleware.SecretKeyErrorMiddleware",
     "settings_app.middleware.ContentSecurityPolicyMiddleware",
+    # Last, as django-axes asks: turns a locked-out sign-in into the page saying until when.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "mailconfig.urls"
@@ -110,6 +117,12 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"transaction_mode": "IMMEDIATE", "timeout": 20}
     )
+    # Open the file read-write, never create it (Django 5.2 opens SQLite names as URIs):
+    # `manage.py migrate` (run by `make run`) creates it, so a file gone missing later is
+    # an error page, not a new empty database that looks like "nothing configured".
+    _sqlite_name = str(DATABASES["default"].get("NAME") or "")
+    if _sqlite_name and _sqlite_name != ":memory:" and not _sqlite_name.startswith("file:"):
+        DATABASES["default"]["NAME"] = Path(_sqlite_name).resolve().as_uri() + "?mode=rw"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -118,6 +131,24 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# Sign-in throttling (django-axes): the first backend refuses a locked-out username or
+# address before any password is checked; failures are counted in the database, so
+# every process sees them. Django's admin sign-in goes through the same authenticate().
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one reaching the limit locks
+AXES_FAILURE_LIMIT = int(os.environ.get("DJANGO_LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("DJANGO_LOGIN_LOCKOUT_MINUTES", "15")))
+# Attempts during a lockout neither count nor extend it: the time the page names holds.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+# The client address by the console's trusted-proxy rule (DJANGO_TRUSTED_PROXIES).
+AXES_CLIENT_IP_CALLABLE = "settings_app.client_address.client_ip"
+AXES_LOCKOUT_CALLABLE = "settings_app.sign_in.locked_out_response"
+# settings_app.sign_in logs each attempt; no start-up banner from axes on every command.
+AXES_VERBOSE = False
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = os.environ.get("DJANGO_TIME_ZONE", "UTC")
@@ -181,11 +212,44 @@ if env_bool("DJANGO_HTTPS"):
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True)
     SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", True)
 
+# Error reports star typed secrets for every request, also when the failure comes
+# before a view's sensitive_post_parameters (a middleware, the database).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "settings_app.report_filter.ConsoleExceptionReporterFilter"
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"require_debug_false": {"()": "django.utils.log.RequireDebugFalse"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler"},
+        "null": {"class": "logging.NullHandler"},
+        # Django's error mails to the Admin Mail Address: through EMAIL_BACKEND (queued,
+        # never inline: no email_backend here), the same error at most once in 10 minutes.
+        "mail_admins": {
+            "level": "ERROR",
+            "filters": ["require_debug_false"],
+            "class": "settings_app.report_mail.ThrottledAdminEmailHandler",
+            "include_html": True,
+            "interval": 600,
+        },
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
+    "loggers": {
+        # Replaces Django's default handlers; records still reach the root console.
+        "django": {"handlers": ["mail_admins"], "level": "INFO"},
+        # A request with a foreign Host header is noise, not an error to mail (Django's advice).
+        "django.security.DisallowedHost": {"handlers": ["null"], "propagate": False},
+    },
+}
+
+# Error-mail throttle state (settings_app.report_mail): a file cache holds it across the
+# processes of this machine; point "error_reports" at a shared cache for several machines.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "error_reports": {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": str(DATA_DIR / "cache" / "error-reports"),
+    },
 }
 
 # --- Mail server console -------------------------------------------------------

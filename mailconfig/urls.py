@@ -24,3 +24,6 @@ urlpatterns = [
     # so Django's admin catch-all can never shadow the console's URLs.
     path("django-admin/", admin.site.urls),
 ]
+
+# A database fault (read-only, locked, missing file) gets a page saying so, not a bare 500.
+handler500 = "settings_app.database_faults.server_error"

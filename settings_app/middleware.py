@@ -6,7 +6,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -18,16 +17,13 @@ logger = logging.getLogger(__name__)
 PERMISSION = "settings_app.change_mail_server"
 
 
-def public(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Mark a view as reachable without logging in (login page, static files)."""
-    view.console_public = True  # type: ignore[attr-defined]
-    return view
-
-
 class ConsoleAccessMiddleware:
-    """Every view needs a logged-in user with the mail-server permission, unless marked public.
+    """Every view a signed-in user reaches needs the mail-server permission.
 
-    Checking here, not per view, means a view added later cannot forget the check.
+    Signing in itself is Django's ``LoginRequiredMiddleware`` (placed before this one),
+    so a view is reachable anonymously only when marked ``login_not_required``. Django
+    has no counterpart for a permission, so that part stays ours; checking here, not
+    per view, means a view added later cannot forget it.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -39,22 +35,20 @@ class ConsoleAccessMiddleware:
     def process_view(
         self, request: HttpRequest, view_func: Callable[..., Any], args: Any, kwargs: Any
     ) -> HttpResponse | None:
-        if self._is_public(view_func):
+        if self._is_exempt(view_func):
             return None
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
         if not request.user.has_perm(PERMISSION):
             raise PermissionDenied
         return None
 
     @staticmethod
-    def _is_public(view_func: Callable[..., Any]) -> bool:
+    def _is_exempt(view_func: Callable[..., Any]) -> bool:
         view_class = getattr(view_func, "view_class", None)
         module = getattr(view_func, "__module__", "")
         return (
-            getattr(view_func, "console_public", False)
-            # Django's own LoginView/LogoutView and its admin (which checks staff itself).
-            or getattr(view_func, "login_required", True) is False
+            # Sign-in and sign-out pages, and anything else marked with login_not_required.
+            getattr(view_func, "login_required", True) is False
+            # Django's admin (users and groups) checks staff status itself.
             or module.startswith("django.contrib.admin")
             or (view_class is not None and view_class.__module__.startswith("django.contrib.auth"))
         )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
@@ -17,6 +19,7 @@ from oauth import page as oauth_page
 from sender import permission_check
 
 from .client_address import client_ip
+from .database_faults import UNAVAILABLE_STATUS, describe_database_error
 from .forms import MailServerForm
 from .models import DEFAULT_PORTS, SECRET_FIELDS, AuditEntry, MailServerConfig
 from .saving import VersionConflict, save_settings
@@ -25,6 +28,7 @@ from .validators import validate_address
 from .values import azure_environments
 
 AUDIT_ROWS = 20
+logger = logging.getLogger(__name__)
 
 
 # A 500 mails a report to the Admin Mail Address: typed secrets must show as stars in it.
@@ -56,6 +60,21 @@ def mail_server(request: HttpRequest) -> HttpResponse:
             f"{kept}: review them and press Save Settings again.",
         )
         return render_page(request, form, conflict.current, status=409, extra={"conflict": True})
+    except DatabaseError as fault:
+        # Read-only or locked: the transaction rolled back. Keep the typed values on the page.
+        logger.error("Mail server settings not stored: %s (%s)", fault, type(fault).__name__)
+        kept = "Your entries are still on the form" + (
+            ", except the secrets named below" if form.rejected_secrets else ""
+        )
+        messages.error(
+            request,
+            f"The settings could not be stored. {describe_database_error(fault)} "
+            f"Nothing was changed. {kept}: press Save Settings again once the database is "
+            "available.",
+        )
+        return render_page(
+            request, form, stored, status=UNAVAILABLE_STATUS, extra={"not_stored": True}
+        )
     if result.changed:
         messages.success(request, "Settings saved: " + ", ".join(result.changed) + ".")
     else:

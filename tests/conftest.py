@@ -27,3 +27,11 @@ def trust_test_ca(settings, ca_file: str) -> str:
     """Make outbound TLS trust the test CA (what an operator does with MAILCONFIG_CA_FILE)."""
     settings.MAILCONFIG_CA_FILE = ca_file
     return ca_file
+
+
+@pytest.fixture(autouse=True)
+def fresh_error_report_throttle():
+    """Each test starts with no error mail sent yet (the throttle's state outlives a test)."""
+    from django.core.cache import caches
+
+    caches["error_reports"].clear()

@@ -23,3 +23,7 @@ MAILCONFIG_TIMEOUT = 5.0
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
     # A file, not memory, so tests can read the raw database file for leaked secrets.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}  # noqa: F405
+
+# xdist workers share the data directory: each keeps its own error-mail throttle state,
+# or one worker's clearing it between tests would reset another's mid-test.
+CACHES["error_reports"]["LOCATION"] += "-" + os.environ.get("PYTEST_XDIST_WORKER", "main")  # noqa: F405

@@ -11,8 +11,8 @@ pytestmark = pytest.mark.django_db
 PUBLIC_PREFIXES = ("accounts/login/", "accounts/logout/", "django-admin/")
 
 
-def console_paths() -> list[str]:
-    """Every routed path of the console (views added later are picked up automatically)."""
+def routed_paths() -> list[str]:
+    """Every routed path without parameters, Django's admin included."""
     paths = []
 
     def walk(patterns, prefix=""):
@@ -24,7 +24,12 @@ def console_paths() -> list[str]:
                 paths.append("/" + route.lstrip("^").rstrip("$"))
 
     walk(get_resolver().url_patterns)
-    return [p for p in paths if not p.lstrip("/").startswith(PUBLIC_PREFIXES)]
+    return paths
+
+
+def console_paths() -> list[str]:
+    """Every routed path of the console (views added later are picked up automatically)."""
+    return [p for p in routed_paths() if not p.lstrip("/").startswith(PUBLIC_PREFIXES)]
 
 
 def test_the_page_has_the_documented_url():
@@ -42,9 +47,30 @@ def test_every_console_url_sends_anonymous_users_to_login(client):
             assert response.url.startswith("/accounts/login/?next="), path
 
 
+def test_signing_in_is_required_by_djangos_login_required_middleware(settings):
+    middleware = settings.MIDDLEWARE
+    login_required = middleware.index("django.contrib.auth.middleware.LoginRequiredMiddleware")
+    assert login_required < middleware.index("settings_app.middleware.ConsoleAccessMiddleware")
+
+
+def test_only_views_marked_login_not_required_are_reachable_anonymously(client):
+    reachable = []
+    for path in routed_paths():
+        view = resolve(path).func
+        response = client.get(path)
+        if getattr(view, "login_required", True) is False:
+            reachable.append(path)
+            assert response.status_code == 200, path
+        else:
+            # Django's admin names its own sign-in page (login_url); everything else uses ours.
+            login_url = str(getattr(view, "login_url", None) or "/accounts/login/")
+            assert response.status_code == 302, path
+            assert response.url.startswith(login_url + "?next="), path
+    assert {"/accounts/login/", "/django-admin/login/"} <= set(reachable)
+
+
 def test_every_console_url_refuses_users_without_the_permission(client):
-    get_user_model().objects.create_user("viewer", password="pass-12345")
-    client.login(username="viewer", password="pass-12345")
+    client.force_login(get_user_model().objects.create_user("viewer", password="pass-12345"))
     for path in console_paths():
         for method in (client.get, client.post):
             response = method(path)
@@ -53,8 +79,7 @@ def test_every_console_url_refuses_users_without_the_permission(client):
 
 
 def test_a_group_can_grant_the_permission(client):
-    user_with_permission()
-    client.login(username="operator", password="pass-12345")
+    client.force_login(user_with_permission())
     response = client.get(PAGE_URL)
     assert response.status_code == 200
     assert b"Mail Server" in response.content

@@ -112,8 +112,7 @@ def test_switching_mode_keeps_the_other_modes_values(admin_client):
 
 def test_saving_over_a_newer_version_is_refused_and_keeps_what_was_typed(admin_client, client):
     stale = smtp_basic_post(server_name="mine.example.com")  # form loaded at version 0
-    user_with_permission()
-    client.login(username="operator", password="pass-12345")
+    client.force_login(user_with_permission())
     client.post(PAGE_URL, smtp_basic_post(server_name="theirs.example.com"))
 
     response = admin_client.post(PAGE_URL, stale)
@@ -127,8 +126,7 @@ def test_saving_over_a_newer_version_is_refused_and_keeps_what_was_typed(admin_c
 
 
 def save_as_operator(client, **overrides) -> None:
-    user_with_permission()
-    client.login(username="operator", password="pass-12345")
+    client.force_login(user_with_permission())
     client.post(PAGE_URL, smtp_basic_post(**overrides))
 
 

@@ -8,7 +8,9 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
 from django.urls import reverse
 
 
@@ -25,6 +27,16 @@ class Command(BaseCommand):
         password = os.environ.get("DJANGO_SUPERUSER_PASSWORD")
         generated = not password
         password = password or secrets.token_urlsafe(12)
+        if not generated:
+            # The same rules as a password set on the page (AUTH_PASSWORD_VALIDATORS).
+            try:
+                validate_password(password, user_model(username="admin"))
+            except ValidationError as err:
+                raise CommandError(
+                    "DJANGO_SUPERUSER_PASSWORD is not accepted: "
+                    + " ".join(err.messages)
+                    + " Set a stronger one, or unset it to get a random password printed once."
+                ) from None
         user_model.objects.create_superuser(username="admin", email="", password=password)
         lines = [
             "",
