@@ -30,6 +30,7 @@ from sender.network import (
     lookup,
     tls_context,
 )
+from sender.redaction import Redactor
 from sender.tokens import TokenProvider
 from sender.transcript import Transcript
 from settings_app.models import Provider, Security
@@ -442,11 +443,11 @@ def _envelope(address: Any, encoding: str, step: str) -> str:
 
 
 def _scrubbed(error: MailError, sent: list[str]) -> MailError:
-    """The error without anything the client sent (base64 credentials) in its texts."""
-    for value in sent:
-        if value and value != "=":
-            error.message = error.message.replace(value, "[hidden]")
-            error.provider_text = error.provider_text.replace(value, "[hidden]")
+    """The error without the secrets or anything the client sent (base64 credentials) in
+    its texts, however the server cut them up in its reply."""
+    redactor = Redactor(sent)
+    error.message = redactor.redact(error.message)
+    error.provider_text = redactor.redact(error.provider_text)
     error.args = (error.message,)
     return error
 
