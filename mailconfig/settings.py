@@ -270,6 +270,9 @@ MAILCONFIG_KEY_FILE = DATA_DIR / "encryption.key"
 MAILCONFIG_CA_FILE = os.environ.get("MAILCONFIG_CA_FILE") or None
 # Seconds allowed for connecting and for every SMTP command / HTTP request.
 MAILCONFIG_TIMEOUT = float(os.environ.get("MAILCONFIG_TIMEOUT", "15"))
+# Seconds one message may take in normal sending, every step included (connecting,
+# signing in, the token, the message), however slowly the server answers.
+MAILCONFIG_SEND_TIMEOUT = float(os.environ.get("MAILCONFIG_SEND_TIMEOUT", "60"))
 # Public base URL of this console (https://mail.example.com/console), used to build
 # the OAuth redirect URI instead of trusting the request's Host header.
 MAILCONFIG_PUBLIC_URL = os.environ.get("MAILCONFIG_PUBLIC_URL") or None

@@ -5,7 +5,7 @@ the flow around it (state, storage, views) is the same for both.
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -23,7 +23,7 @@ from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 
 from sender.diagnosis import http_failure
 from sender.errors import ConfigurationError, MailError
-from sender.http import shared_session
+from sender.http import RedirectRefused, refuse_redirects, shared_session
 from sender.identity_errors import as_grant_invalid, google_error, microsoft_error
 from sender.service_account import refresh_error
 from sender.tokens import ProviderCache, cache_key, expires_in, jwt_claims
@@ -51,6 +51,7 @@ GOOGLE_SCOPES = [
     "https://www.googleapis.com/auth/userinfo.email",
 ]
 _msal_apps = ProviderCache()
+logger = logging.getLogger(__name__)
 
 
 def grant_fingerprint(config: MailSettings) -> str:
@@ -222,9 +223,13 @@ class GoogleConsent(ConsentProvider):
                 "token_uri": google["token_uri"],
             }
         }
-        return Flow.from_client_config(
+        flow = Flow.from_client_config(
             client, scopes=GOOGLE_SCOPES, redirect_uri=redirect_uri, code_verifier=code_verifier
         )
+        # The code exchange goes through oauthlib's own session: it must not follow a
+        # redirect either (the code, the verifier and the client secret would go along).
+        flow.oauth2session.hooks["response"].append(refuse_redirects)
+        return flow
 
     def start(self, redirect_uri: str, state: str) -> tuple[str, dict[str, Any]]:
         flow = self._flow(redirect_uri)
@@ -286,6 +291,14 @@ class GoogleConsent(ConsentProvider):
             error = refresh_error(err)
             raise (as_grant_invalid(error) if error.code == "invalid_grant" else error) from err
         except google.auth.exceptions.TransportError as err:
+            cause = err.__cause__
+            if isinstance(cause, requests.RequestException):
+                raise http_failure(
+                    "Obtain token",
+                    cause,
+                    settings.MAILCONFIG_GOOGLE["token_uri"],
+                    self.session.timeout,
+                ) from err
             raise MailError(
                 "Google's token endpoint could not be reached.", step="Obtain token"
             ) from err
@@ -299,10 +312,15 @@ class GoogleConsent(ConsentProvider):
     def revoke(self, refresh_token: str) -> None:
         # Best effort: the grant is deleted here whatever Google says. The shared
         # VerifiedSession puts MAILCONFIG_TIMEOUT on the request, so Disconnect never hangs.
-        with contextlib.suppress(requests.RequestException):
+        try:
             self.session.post(
                 settings.MAILCONFIG_GOOGLE["revoke_uri"], data={"token": refresh_token}
             )
+        except RedirectRefused as err:
+            # Not followed (the refresh token would go along); the operator should know.
+            logger.warning("Revoking the Google grant failed: %s", err.mail_error("Revoke").message)
+        except requests.RequestException:
+            pass
 
     def callback_error(self, error: str, description: str, redirect_uri: str) -> MailError:
         return google_error(

@@ -3,6 +3,10 @@
 Shaped like Django's SMTP backend: one transport (connection, token) per batch,
 ``fail_silently``, ``open()``/``close()`` usable as a context manager so callers
 can reuse one connection across several ``send_messages()`` calls.
+
+Opening the transport and then each message are each limited to
+``MAILCONFIG_SEND_TIMEOUT`` seconds in total, every step and every read included:
+a server that answers slowly, or a little at a time, cannot hold a sender forever.
 """
 
 from __future__ import annotations
@@ -11,12 +15,14 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from django.conf import settings
 from django.core.mail import EmailMessage
 from django.core.mail.backends.base import BaseEmailBackend
 
 from sender.errors import MailError
 from settings_app.values import MailSettings
 
+from .deadline import MESSAGE, time_limit
 from .factory import build_transport
 from .stored import current_settings
 from .transports.base import Transport
@@ -26,10 +32,15 @@ class EmailBackend(BaseEmailBackend):
     """Sends through SMTP, Microsoft Graph or the Gmail API, as the admin configured."""
 
     def __init__(
-        self, fail_silently: bool = False, config: MailSettings | None = None, **kwargs: Any
+        self,
+        fail_silently: bool = False,
+        config: MailSettings | None = None,
+        send_timeout: float | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(fail_silently=fail_silently, **kwargs)
         self.config_override = config  # Test Mail passes unsaved values
+        self.send_timeout = send_timeout
         self.transport: Transport | None = None
         self.config: MailSettings | None = None
         self._lock = threading.RLock()
@@ -41,7 +52,8 @@ class EmailBackend(BaseEmailBackend):
         try:
             self.config = self.config_override or current_settings()
             transport = build_transport(self.config)
-            transport.open()
+            with time_limit(self._send_timeout(), MESSAGE):
+                transport.open()
         except MailError:
             if not self.fail_silently:
                 raise
@@ -71,7 +83,8 @@ class EmailBackend(BaseEmailBackend):
                         continue
                     self._fill_sender(message, self.config)
                     try:
-                        self.transport.send(message)
+                        with time_limit(self._send_timeout(), MESSAGE):
+                            self.transport.send(message)
                     except MailError:
                         if not self.fail_silently:
                             raise
@@ -81,6 +94,12 @@ class EmailBackend(BaseEmailBackend):
                 if opened_here:
                     self.close()
             return sent
+
+    def _send_timeout(self) -> float:
+        # Read at each use, like the configuration: settings may change between batches.
+        if self.send_timeout is not None:
+            return self.send_timeout
+        return settings.MAILCONFIG_SEND_TIMEOUT
 
     @staticmethod
     def _fill_sender(message: EmailMessage, config: MailSettings) -> None:

@@ -1,11 +1,13 @@
-"""One time limit for a whole operation (a Test Mail), shared by every step inside it.
+"""One time limit for a whole operation (a Test Mail, or sending one message), shared
+by every step inside it.
 
-Each network call already has its own timeout; without a shared limit a Test Mail
-could add them up (DNS, connect, TLS, token, retries...) and keep the admin
-waiting for minutes. ``time_limit()`` sets a deadline for the current thread (a
-context variable); ``remaining()`` gives each step the smaller of its own timeout
-and the time left. Outside ``time_limit()`` (normal sending) it returns the
-step's own timeout unchanged.
+Each network call already has its own timeout, but a timeout bounds one socket read,
+not an answer: a server that trickles a byte now and then never trips it, and the
+steps' timeouts add up (DNS, connect, TLS, token, retries...). ``time_limit()`` sets
+a deadline for the current thread (a context variable); ``remaining()`` gives each
+step, and each read within a step, the smaller of its own timeout and the time left,
+and raises once none is left. Outside ``time_limit()`` it returns the step's own
+timeout unchanged.
 """
 
 from __future__ import annotations
@@ -23,21 +25,46 @@ EXPIRY_TOLERANCE = 0.1
 
 
 @dataclass(frozen=True)
+class LimitKind:
+    """What a time limit bounds, in the words of its error, and the setting that sets it."""
+
+    subject: str  # what took too long
+    scope: str  # what the limit applies to
+    setting: str
+    advice: str
+
+
+TEST_MAIL = LimitKind(
+    subject="The test",
+    scope="The whole Test Mail",
+    setting="MAILCONFIG_TIMEOUT",
+    advice="the durations above show which step was slow.",
+)
+MESSAGE = LimitKind(
+    subject="Sending the message",
+    scope="Sending one message",
+    setting="MAILCONFIG_SEND_TIMEOUT",
+    advice="run Test Mail to see which step is slow.",
+)
+
+
+@dataclass(frozen=True)
 class Deadline:
-    """When the current operation must end, and the limit it was given (for messages)."""
+    """When the current operation must end, the limit it was given and what it bounds."""
 
     ends_at: float  # time.monotonic()
     seconds: float
+    kind: LimitKind = TEST_MAIL
 
 
 _current: ContextVar[Deadline | None] = ContextVar("mail_deadline", default=None)
 
 
 @contextmanager
-def time_limit(seconds: float) -> Iterator[Deadline]:
+def time_limit(seconds: float, kind: LimitKind = TEST_MAIL) -> Iterator[Deadline]:
     """Limit everything inside the block to ``seconds`` in total (nested limits: the earlier wins)."""
     outer = _current.get()
-    deadline = Deadline(time.monotonic() + seconds, seconds)
+    deadline = Deadline(time.monotonic() + seconds, seconds, kind)
     if outer is not None and outer.ends_at < deadline.ends_at:
         deadline = outer
     token = _current.set(deadline)
@@ -63,7 +90,7 @@ def remaining(timeout: float, step: str = "") -> float:
         return timeout
     left = deadline.ends_at - time.monotonic()
     if left <= 0:
-        raise time_limit_error(step, deadline.seconds)
+        raise time_limit_error(step, deadline.seconds, deadline.kind)
     return min(timeout, left)
 
 
@@ -79,15 +106,24 @@ def current_limit() -> float | None:
     return None if deadline is None else deadline.seconds
 
 
-def time_limit_error(step: str, seconds: float) -> MailConnectionError:
-    """The error for a Test Mail that ran out of time, naming the step that was under way."""
+def time_limit_error(
+    step: str, seconds: float, kind: LimitKind | None = None
+) -> MailConnectionError:
+    """The error for an operation that ran out of time, naming the step that was under way.
+
+    Without ``kind``, the current time limit's (a Test Mail's when none is set).
+    """
+    if kind is None:
+        current = _current.get()
+        kind = current.kind if current is not None else TEST_MAIL
     at = f" during “{step}”" if step else ""
     return MailConnectionError(
-        f"The test took longer than its time limit of {seconds:g} seconds and was stopped{at}.",
+        f"{kind.subject} took longer than its time limit of {seconds:g} seconds "
+        f"and was stopped{at}.",
         step=step,
         code="TIMEOUT",
-        hint=f"The whole Test Mail is limited to {seconds:g} seconds (MAILCONFIG_TIMEOUT). "
-        f"The time ran out{at}: the durations above show which step was slow. A server that "
-        "accepts the connection but stops answering is often a firewall or a wrong port; a slow "
-        "name lookup points at this server's DNS.",
+        hint=f"{kind.scope} is limited to {seconds:g} seconds ({kind.setting}). "
+        f"The time ran out{at}: {kind.advice} A server that accepts the connection but stops "
+        "answering, or answers a little at a time, is often a firewall, a wrong port or a "
+        "broken server; a slow name lookup points at this server's DNS.",
     )

@@ -26,6 +26,7 @@ from sender.errors import (
     RecipientsRefused,
     TLSError,
 )
+from sender.http import RedirectRefused
 
 PORT_ADVICE = "The usual ports are 465 for SSL, 587 for TLS (STARTTLS) and 25 for None."
 
@@ -307,6 +308,8 @@ def http_failure(
 
     ``timeout`` is the one the request used (the session's), for the message.
     """
+    if isinstance(err, RedirectRefused):
+        return err.mail_error(step)
     parts = urlsplit(url)
     host, port = parts.hostname or url, parts.port or 443
     timeout = timeout if timeout is not None else settings.MAILCONFIG_TIMEOUT

@@ -8,6 +8,12 @@ is handed to MSAL (``http_client=``) and google-auth (``Request(session)``).
 Inside a Test Mail the timeout is also cut to the time the test has left
 (``sender.deadline``). The session is shared across threads; the deadline
 is a context variable, so each thread sees only its own.
+
+Redirects are never followed: a token endpoint that answers 307 would otherwise
+have the client secret, an authorization code or a PKCE verifier posted again to
+wherever it points (plain http included). Neither MSAL nor google-auth asks for
+redirects to be off, so the session refuses them itself: a redirect is an error
+naming where it pointed, and nothing is sent there.
 """
 
 from __future__ import annotations
@@ -15,24 +21,78 @@ from __future__ import annotations
 import os
 import threading
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from django.conf import settings
 
 from .deadline import remaining
-from .errors import MailError
+from .errors import MailError, ProviderError
+
+# Enough of a redirect's target to recognise it, not a page of whatever a server sent.
+MAX_SHOWN_URL = 200
+
+
+class RedirectRefused(requests.RequestException):
+    """A provider endpoint answered with a redirect, which is not followed."""
+
+    def __init__(self, response: requests.Response) -> None:
+        self.url = response.url
+        self.status = response.status_code
+        self.location = urljoin(response.url, response.headers.get("Location", ""))
+        super().__init__(
+            f"{_shown(self.url)} answered {self.status} redirecting to {_shown(self.location)}",
+            response=response,
+        )
+
+    def mail_error(self, step: str) -> MailError:
+        """The error an admin sees: where the request went, where it was sent on to."""
+        host = urlsplit(self.url).hostname or self.url
+        return ProviderError(
+            f"{host} answered with a redirect ({self.status}) to {_shown(self.location)}, "
+            "which was not followed: nothing was sent there.",
+            step=step,
+            code="REDIRECT",
+            provider_text=f"{self.status} Location: {_shown(self.location)}",
+            hint="Identity platforms and mail APIs do not redirect these requests. Check the "
+            "endpoints configured for this provider (MAILCONFIG_AZURE_ENVIRONMENTS, "
+            "MAILCONFIG_GOOGLE) and any proxy or TLS-inspecting device between this server "
+            "and the provider.",
+        )
+
+
+def _shown(url: str) -> str:
+    # Without its query: a server that was sent a secret could echo it back there.
+    parts = urlsplit(url)
+    shown = parts._replace(query="", fragment="").geturl() + ("?…" if parts.query else "")
+    return shown if len(shown) <= MAX_SHOWN_URL else shown[:MAX_SHOWN_URL] + "…"
+
+
+def refuse_redirects(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+    """A requests response hook: a redirect raises ``RedirectRefused`` before it is followed.
+
+    Hooks run before requests follows a redirect, so this holds for sessions we do not
+    create ourselves (google-auth-oauthlib's ``OAuth2Session``) as well.
+    """
+    if response.is_redirect:
+        response.close()
+        raise RedirectRefused(response)
 
 
 class VerifiedSession(requests.Session):
-    """A keep-alive session that always verifies TLS against our CA file and times out."""
+    """A keep-alive session that always verifies TLS against our CA file, times out, and
+    never follows a redirect."""
 
     def __init__(self, ca_file: str | None = None, timeout: float | None = None) -> None:
         super().__init__()
         self.ca_file = ca_file if ca_file is not None else settings.MAILCONFIG_CA_FILE
         self.timeout = timeout if timeout is not None else settings.MAILCONFIG_TIMEOUT
+        self.max_redirects = 0
+        self.hooks["response"].append(refuse_redirects)
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs["verify"] = self.ca_file or True
+        kwargs["allow_redirects"] = False
         try:
             kwargs["timeout"] = remaining(self.timeout)
         except MailError as err:

@@ -3,7 +3,8 @@
 Transports and token providers add steps as they go; nothing secret may be
 put in a step's detail (callers pass facts such as hosts, codes, expiry times).
 As a second line of defence, a transcript given the configuration's secrets
-replaces them with "[hidden]" wherever they appear, even in what a server said.
+replaces them, and their base64, with "[hidden]" wherever they appear, even in
+what a server said and even cut into pieces (``sender.redaction``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-HIDDEN = "[hidden]"
+from .redaction import HIDDEN, Redactor
+
+__all__ = ["HIDDEN", "Step", "Transcript"]
 
 
 @dataclass
@@ -37,6 +40,7 @@ class Transcript:
     steps: list[Step] = field(default_factory=list)
     enabled: bool = True
     secrets: set[str] = field(default_factory=set, repr=False)
+    _redactor: Redactor = field(default_factory=Redactor, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         given, self.secrets = self.secrets, set()
@@ -49,12 +53,9 @@ class Transcript:
     def hide(self, *values: str) -> None:
         """Never show these strings (credentials, and what was sent in their place)."""
         if self.enabled:
-            for value in values:
-                if value:
-                    self.secrets.add(value)
-                    # Servers' replies are shown with runs of white space collapsed.
-                    self.secrets.add(" ".join(value.split()))
-            self.secrets.discard("")
+            new = [value for value in values if value and value not in self.secrets]
+            self.secrets.update(new)
+            self._redactor.add(*new)
 
     @contextmanager
     def step(self, name: str) -> Iterator[Step]:
@@ -85,11 +86,10 @@ class Transcript:
             pass
 
     def _redact(self, step: Step) -> None:
-        # Longest first, so a secret that contains another is hidden whole.
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            step.details = [detail.replace(secret, HIDDEN) for detail in step.details]
-            step.error = step.error.replace(secret, HIDDEN)
-            step.provider_text = step.provider_text.replace(secret, HIDDEN)
+        redact = self._redactor.redact
+        step.details = [redact(detail) for detail in step.details]
+        step.error = redact(step.error)
+        step.provider_text = redact(step.provider_text)
 
     @property
     def ok(self) -> bool:

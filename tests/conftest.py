@@ -5,7 +5,11 @@ from pathlib import Path
 import pytest
 import trustme
 
-pytest_plugins = ["tests.servers.smtp_server", "tests.fakes.fixtures"]
+pytest_plugins = [
+    "tests.servers.smtp_server",
+    "tests.servers.scripted_smtp",
+    "tests.fakes.fixtures",
+]
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,6 @@ import binascii
 import contextlib
 import re
 import smtplib
-import socket
-import ssl
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -27,18 +25,19 @@ from sender.errors import (
 )
 from sender.network import (
     AddressInfo,
-    connect_first,
     describe_addresses,
     describe_tls,
     lookup,
     tls_context,
 )
+from sender.redaction import Redactor
 from sender.tokens import TokenProvider
 from sender.transcript import Transcript
 from settings_app.models import Provider, Security
 from settings_app.values import MailSettings
 
 from .base import Transport
+from .smtp_connection import BoundedReplies, ResolvedSMTP, ResolvedSMTP_SSL
 
 # Tried in this order when the server offers several; CRAM-MD5 would need the
 # password kept reversibly anyway and adds nothing over TLS.
@@ -51,43 +50,6 @@ DOT_AT_LINE_START = re.compile(rb"(?m)^\.")
 def xoauth2_string(user: str, token: str) -> str:
     """The SASL XOAUTH2 initial response (before base64)."""
     return f"user={user}\x01auth=Bearer {token}\x01\x01"
-
-
-class ResolvedSMTP(smtplib.SMTP):
-    """``smtplib.SMTP`` connecting to addresses resolved beforehand (within the time limit)."""
-
-    def __init__(
-        self, host: str, port: int, addresses: list[AddressInfo], timeout: Callable[[], float]
-    ) -> None:
-        self.addresses, self.connect_timeout = addresses, timeout
-        super().__init__(host, port, timeout=timeout())
-
-    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
-        return connect_first(self.addresses, self.connect_timeout)
-
-
-class ResolvedSMTP_SSL(smtplib.SMTP_SSL):
-    """``smtplib.SMTP_SSL`` on resolved addresses; the certificate is checked for the
-    configured host name, not the address."""
-
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        addresses: list[AddressInfo],
-        timeout: Callable[[], float],
-        context: ssl.SSLContext,
-    ) -> None:
-        self.addresses, self.connect_timeout = addresses, timeout
-        super().__init__(host, port, timeout=timeout(), context=context)
-
-    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
-        sock = connect_first(self.addresses, self.connect_timeout)
-        try:
-            return self.context.wrap_socket(sock, server_hostname=self._host)
-        except BaseException:
-            sock.close()
-            raise
 
 
 @lru_cache(maxsize=1024)
@@ -122,8 +84,7 @@ class SmtpTransport(Transport):
     ) -> None:
         super().__init__(config, timeout=timeout, ca_file=ca_file, transcript=transcript)
         self.token_provider = token_provider
-        self.connection: smtplib.SMTP | None = None
-        self._socket_timeout: float | None = None
+        self.connection: BoundedReplies | None = None
         self._size_extension = False
 
     @property
@@ -156,12 +117,13 @@ class SmtpTransport(Transport):
         self._size_extension = connection.has_extn("size")
         self.connection = connection
 
-    def _limit(self, connection: smtplib.SMTP, step: str) -> None:
-        """Give the next command the step's timeout, or less when the test's time runs out."""
-        timeout = deadline.remaining(self.timeout, step)
-        if timeout != self._socket_timeout and connection.sock is not None:
-            connection.sock.settimeout(timeout)
-            self._socket_timeout = timeout
+    def _limit(self, connection: BoundedReplies, step: str) -> None:
+        """Give the next command the step's timeout, or less when the time limit runs out.
+
+        The connection asks again before each read of the reply (``BoundedReplies``).
+        """
+        connection.step = step
+        connection.use_timeout(deadline.remaining(self.timeout, step))
 
     def _resolve(self) -> list[AddressInfo]:
         with self.transcript.step("Resolve host") as step:
@@ -169,7 +131,7 @@ class SmtpTransport(Transport):
             step.details.append(describe_addresses(self.host, infos))
         return infos
 
-    def _connect(self, addresses: list[AddressInfo]) -> smtplib.SMTP:
+    def _connect(self, addresses: list[AddressInfo]) -> BoundedReplies:
         implicit_tls = self.config.security == Security.SSL
 
         def timeout() -> float:
@@ -178,14 +140,20 @@ class SmtpTransport(Transport):
         with self.transcript.step("Connect") as step:
             try:
                 if implicit_tls:
-                    connection: smtplib.SMTP = ResolvedSMTP_SSL(
-                        self.host, self.port, addresses, timeout, context=tls_context(self.ca_file)
+                    connection: BoundedReplies = ResolvedSMTP_SSL(
+                        self.host,
+                        self.port,
+                        addresses,
+                        timeout,
+                        self.timeout,
+                        context=tls_context(self.ca_file),
                     )
                 else:
-                    connection = ResolvedSMTP(self.host, self.port, addresses, timeout)
+                    connection = ResolvedSMTP(
+                        self.host, self.port, addresses, timeout, self.timeout
+                    )
             except (OSError, smtplib.SMTPException) as err:
                 raise self._failure("Connect", err) from err
-            self._socket_timeout = connection.sock.gettimeout() if connection.sock else None
             peer = connection.sock.getpeername()[0] if connection.sock else self.host
             step.details.append(
                 f"Connected to {self.host}:{self.port}"
@@ -200,7 +168,7 @@ class SmtpTransport(Transport):
                 step.details.append("None selected: the connection is not encrypted.")
         return connection
 
-    def _ehlo(self, connection: smtplib.SMTP) -> None:
+    def _ehlo(self, connection: BoundedReplies) -> None:
         with self.transcript.step("EHLO") as step:
             self._limit(connection, "EHLO")
             try:
@@ -213,7 +181,7 @@ class SmtpTransport(Transport):
                 raise smtp_reply_error("EHLO", code, reply)
             step.details.append("Server offers: " + _capabilities(connection))
 
-    def _starttls(self, connection: smtplib.SMTP) -> None:
+    def _starttls(self, connection: BoundedReplies) -> None:
         with self.transcript.step("STARTTLS") as step:
             if not connection.has_extn("starttls"):
                 # Never fall back to plain text: the password would cross the network in clear.
@@ -236,7 +204,7 @@ class SmtpTransport(Transport):
             step.details.extend(describe_tls(connection.sock))
             step.details.append("Server offers after STARTTLS: " + _capabilities(connection))
 
-    def _authenticate(self, connection: smtplib.SMTP) -> None:
+    def _authenticate(self, connection: BoundedReplies) -> None:
         if self.config.uses_smtp_oauth:
             self._xoauth2(connection)
         elif self.config.username:
@@ -245,7 +213,7 @@ class SmtpTransport(Transport):
             with self.transcript.step("Authenticate") as step:
                 step.details.append("No username: sending without authentication.")
 
-    def _basic(self, connection: smtplib.SMTP) -> None:
+    def _basic(self, connection: BoundedReplies) -> None:
         with self.transcript.step("Authenticate") as step:
             offered = _auth_mechanisms(connection)
             mechanism = next((m for m in BASIC_MECHANISMS if m in offered), None)
@@ -273,7 +241,7 @@ class SmtpTransport(Transport):
                 )
             step.details.append(f"AUTH {mechanism} as {self.config.username}: accepted")
 
-    def _xoauth2(self, connection: smtplib.SMTP) -> None:
+    def _xoauth2(self, connection: BoundedReplies) -> None:
         if self.token_provider is None:
             self.transcript.fail(
                 "Obtain token",
@@ -310,7 +278,7 @@ class SmtpTransport(Transport):
 
     def _sasl(
         self,
-        connection: smtplib.SMTP,
+        connection: BoundedReplies,
         mechanism: str,
         initial: bytes,
         answer: Callable[[bytes], bytes],
@@ -348,6 +316,10 @@ class SmtpTransport(Transport):
             raise _scrubbed(smtp_reply_error("Authenticate", code, reply), [secret, *sent])
 
     def send(self, message: EmailMessage) -> str:
+        if self.connection is not None and self.connection.sock is None:
+            # The last message's reply was cut short (time limit, too long) or the server
+            # hung up: this message gets a new connection rather than a dead one.
+            self.connection = None
         if self.connection is None:
             self.open()
         assert self.connection is not None
@@ -365,7 +337,7 @@ class SmtpTransport(Transport):
 
     def _transaction(
         self,
-        connection: smtplib.SMTP,
+        connection: BoundedReplies,
         sender: str,
         recipients: list[str],
         data: bytes,
@@ -413,11 +385,11 @@ class SmtpTransport(Transport):
             raise self._failure("Send message", err) from err
         return f"{code} {reply.decode('utf-8', 'replace')}"
 
-    def _data(self, connection: smtplib.SMTP, data: bytes) -> tuple[int, bytes]:
+    def _data(self, connection: BoundedReplies, data: bytes) -> tuple[int, bytes]:
         """DATA as ``smtplib.SMTP.data()`` does it, giving each wait only the time left.
 
-        smtplib waits for the go-ahead and for the verdict on one socket timeout, so near
-        a Test Mail's deadline the two waits together could last almost twice the limit.
+        smtplib sends the message on the socket timeout set for the go-ahead, so near the
+        deadline sending could outlast it; each reply is bounded by ``BoundedReplies``.
         """
         self._limit(connection, "Message data")
         connection.putcmd("data")
@@ -438,11 +410,10 @@ class SmtpTransport(Transport):
             connection, self.connection = self.connection, None
             left = deadline.time_left()
             polite = left is None or left > 0
-            if polite and left is not None and connection.sock is not None:
-                # QUIT may not hold a Test Mail past its time limit either.
-                with contextlib.suppress(OSError):
-                    connection.sock.settimeout(min(self.timeout, left))
-            _quietly_close(connection, polite=polite)
+            connection.step = "Close"
+            # QUIT may not hold the sender past its time limit, nor past one timeout without one.
+            with deadline.time_limit(self.timeout):
+                _quietly_close(connection, polite=polite)
 
     def _failure(self, step: str, err: BaseException) -> MailError:
         if isinstance(err, smtplib.SMTPServerDisconnected):
@@ -472,36 +443,37 @@ def _envelope(address: Any, encoding: str, step: str) -> str:
 
 
 def _scrubbed(error: MailError, sent: list[str]) -> MailError:
-    """The error without anything the client sent (base64 credentials) in its texts."""
-    for value in sent:
-        if value and value != "=":
-            error.message = error.message.replace(value, "[hidden]")
-            error.provider_text = error.provider_text.replace(value, "[hidden]")
+    """The error without the secrets or anything the client sent (base64 credentials) in
+    its texts, however the server cut them up in its reply."""
+    redactor = Redactor(sent)
+    error.message = redactor.redact(error.message)
+    error.provider_text = redactor.redact(error.provider_text)
     error.args = (error.message,)
     return error
 
 
-def _capabilities(connection: smtplib.SMTP) -> str:
+def _capabilities(connection: BoundedReplies) -> str:
     features = connection.esmtp_features
     parts = [f"{name.upper()} {value}".strip() for name, value in features.items()]
     return ", ".join(parts) or "(no extensions)"
 
 
-def _auth_mechanisms(connection: smtplib.SMTP) -> set[str]:
+def _auth_mechanisms(connection: BoundedReplies) -> set[str]:
     return set(connection.esmtp_features.get("auth", "").upper().split())
 
 
-def _reset(connection: smtplib.SMTP) -> None:
+def _reset(connection: BoundedReplies) -> None:
     # Leaves the connection usable for the next message of the batch.
-    with contextlib.suppress(OSError, smtplib.SMTPException):
+    with contextlib.suppress(OSError, smtplib.SMTPException, MailError):
         connection.rset()
 
 
-def _quietly_close(connection: smtplib.SMTP, *, polite: bool = False) -> None:
+def _quietly_close(connection: BoundedReplies, *, polite: bool = False) -> None:
     try:
         if polite:
+            connection.use_timeout(deadline.remaining(connection.step_timeout, connection.step))
             connection.quit()
-    except (OSError, smtplib.SMTPException):
+    except (OSError, smtplib.SMTPException, MailError):
         pass
     finally:
         connection.close()
