@@ -19,7 +19,14 @@ from .client_address import client_ip
 from .forms import MailServerForm
 from .models import DEFAULT_PORTS, SECRET_FIELDS, AuditEntry, MailServerConfig
 from .saving import VersionConflict, save_settings
-from .test_mail import TestAlreadyRunning, one_test_per_user, run_test_mail
+from .sending_methods import show_if_rules
+from .test_mail import (
+    TestAlreadyRunning,
+    describe_outcome,
+    one_test_per_user,
+    record_test_mail,
+    run_test_mail,
+)
 from .validators import validate_address
 from .values import MailSettings, azure_environments
 
@@ -83,6 +90,7 @@ def render_page(
         "azure_environments": azure_environments(),
         **oauth_page.page_context(request, stored),
         "default_ports": json.dumps({str(key): port for key, port in DEFAULT_PORTS.items()}),
+        "show_if": show_if_rules(),
     }
     return render(request, "settings_app/mail_server.html", context, status=status)
 
@@ -103,11 +111,15 @@ def test_mail(request: HttpRequest) -> HttpResponse:
         recipient = validate_address(recipient)
     except ValidationError as err:
         recipient_error = f"Recipient: {err.messages[0]}"
+    stored_used: list[str] = []
     if not form.is_valid() or recipient_error:
-        context = {
-            "test_errors": form_error_lines(form) + ([recipient_error] if recipient_error else [])
-        }
+        lines = form_error_lines(form) + ([recipient_error] if recipient_error else [])
+        context = {"test_errors": lines}
+        result = "not sent: " + "; ".join(lines)
     else:
+        stored_used = form.stored_secrets_used()
+        if form.method.uses_grant:
+            stored_used.append("SMTP OAuth authorization")
         candidate = MailServerConfig.load()  # a copy to apply the form to; never saved here
         form.apply_to(candidate)
         try:
@@ -118,10 +130,20 @@ def test_mail(request: HttpRequest) -> HttpResponse:
                     requested_by=request.user.get_username(),
                 )
             context = {"transcript": transcript, "recipient": recipient}
+            result = describe_outcome(transcript, recipient)
         except TestAlreadyRunning:
             context = {
                 "test_errors": ["A Test Mail is already running for you; wait for it to finish."]
             }
+            result = "not sent: another Test Mail of this user was running"
+    record_test_mail(
+        request.user,
+        source_ip=client_ip(request),
+        version=stored.version,
+        destination=form.destination_summary(),
+        stored_secrets=stored_used,
+        result=result,
+    )
     if request.headers.get("X-Requested-With") == "fetch":
         return render(request, "settings_app/_test_result.html", context)
     return render_page(request, form, stored, extra=context)
@@ -143,6 +165,8 @@ def form_error_lines(form: MailServerForm) -> list[str]:
     """Field errors as "Label: message" lines for the Test Mail dialog."""
     lines = []
     for name, errors in form.errors.items():
-        label = form.fields[name].label if name in form.fields else ""
+        field = form.fields.get(name)
+        # A hidden field's label means nothing to the admin; its message says it all.
+        label = field.label if field is not None and not field.widget.is_hidden else ""
         lines += [f"{label}: {error}" if label else str(error) for error in errors]
     return lines
