@@ -13,6 +13,8 @@ from django.db import connection
 from settings_app import encryption
 from settings_app.models import AuditEntry, MailServerConfig
 from tests.factories import PAGE_URL, service_account_json, smtp_basic_post, user_with_permission
+from tests.oauth_helpers import google_post, microsoft_post
+from tests.test_api_transports import GRAPH_VALUES
 
 pytestmark = pytest.mark.django_db
 
@@ -268,3 +270,30 @@ def test_without_configured_keys_a_0600_key_file_is_generated(settings, tmp_path
     assert encryption.decrypt(token) == "hello"
     assert (settings.MAILCONFIG_KEY_FILE.stat().st_mode & 0o777) == 0o600
     assert settings.MAILCONFIG_KEY_FILE.read_text().strip() not in settings.SECRET_KEY
+
+
+def test_the_change_history_names_each_section_s_client_id_and_secret_apart(
+    admin_client, microsoft_fake, google_fake
+):
+    admin_client.post(PAGE_URL, microsoft_post())
+    admin_client.post(PAGE_URL, google_post())
+    admin_client.post(PAGE_URL, smtp_basic_post(**GRAPH_VALUES))
+    changed = [name for entry in AuditEntry.objects.all() for name in entry.changed_fields]
+    for name in (
+        "Microsoft OAuth Client ID",
+        "Microsoft OAuth Client Secret (changed)",
+        "Google OAuth Client ID",
+        "Google OAuth Client Secret (changed)",
+        "Microsoft Graph Client ID",
+        "Microsoft Graph Client Secret (changed)",
+        "Microsoft Graph Tenant ID",
+    ):
+        assert name in changed
+    assert "Client Secret (changed)" not in changed and "Client ID" not in changed
+
+
+def test_the_conflict_message_names_the_section_of_a_changed_secret(admin_client, client):
+    stale = smtp_basic_post(**GRAPH_VALUES)
+    save_as_operator(client, **GRAPH_VALUES)
+    body = admin_client.post(PAGE_URL, stale).content.decode()
+    assert "operator changed" in body and "Microsoft Graph Client Secret (changed)" in body
