@@ -115,7 +115,11 @@ def test_mail(request: HttpRequest) -> HttpResponse:
     if not form.is_valid() or recipient_error:
         lines = form_error_lines(form) + ([recipient_error] if recipient_error else [])
         context = {"test_errors": lines}
-        result = "not sent: " + "; ".join(lines)
+        wrong = [form.audit_name(name) for name in form.errors if name in form.fields]
+        wrong += ["the form"] * bool(form.non_field_errors()) + ["Recipient"] * bool(
+            recipient_error
+        )
+        result = "not sent: to correct first: " + ", ".join(dict.fromkeys(wrong))
     else:
         stored_used = form.stored_secrets_used()
         if form.method.uses_grant:

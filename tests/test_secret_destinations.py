@@ -181,7 +181,7 @@ def test_a_refused_test_mail_is_audited_with_where_it_would_have_gone(
         "Connection Security None)"
     )
     assert used == "no stored secret used"
-    assert result.startswith("not sent: Password: Server Name or IP, Port Number or")
+    assert result == "not sent: to correct first: Password"
 
 
 def test_test_mail_entries_read_as_one_line_in_the_change_history(
