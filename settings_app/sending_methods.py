@@ -156,6 +156,13 @@ def show_if(*names: str) -> str:
     return "|".join("&".join(f"{name}={value}" for name, value in alt) for alt in alternatives)
 
 
+def switch_to_choices() -> dict[str, str]:
+    """Per method, the choices a one-click link sets to select it (``data-switch-to``)."""
+    return {
+        method.key: ",".join(f"{name}={value}" for name, value in method.when) for method in METHODS
+    }
+
+
 def show_if_rules() -> dict[str, str]:
     """``show_if`` for every field some method uses, for the template (``show_if.<field>``)."""
     names = dict.fromkeys(name for method in METHODS for name in method.fields)

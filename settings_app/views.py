@@ -19,7 +19,7 @@ from .client_address import client_ip
 from .forms import MailServerForm
 from .models import DEFAULT_PORTS, SECRET_FIELDS, AuditEntry, MailServerConfig
 from .saving import VersionConflict, save_settings
-from .sending_methods import show_if_rules
+from .sending_methods import show_if_rules, switch_to_choices
 from .test_mail import (
     TestAlreadyRunning,
     describe_outcome,
@@ -91,6 +91,7 @@ def render_page(
         **oauth_page.page_context(request, stored),
         "default_ports": json.dumps({str(key): port for key, port in DEFAULT_PORTS.items()}),
         "show_if": show_if_rules(),
+        "switch_to": switch_to_choices(),
     }
     return render(request, "settings_app/mail_server.html", context, status=status)
 
@@ -158,8 +159,7 @@ def microsoft_basic_auth(config: MailServerConfig) -> bool:
     microsoft_hosts = {env.smtp_host for env in azure_environments().values()}
     microsoft_hosts |= {"outlook.office365.com", "smtp-mail.outlook.com"}
     return (
-        config.mode == "smtp"
-        and config.auth == "basic"
+        MailSettings.from_model(config).method.key == "smtp_basic"
         and bool(config.username)
         and config.server_name.lower() in microsoft_hosts
     )

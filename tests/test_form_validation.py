@@ -238,7 +238,7 @@ def test_saving_basic_auth_for_exchange_online_warns_with_a_path_to_oauth(admin_
     post(admin_client, server_name="smtp.office365.com")
     body = admin_client.get(PAGE_URL).content.decode()
     assert "Microsoft is retiring Basic authentication" in body
-    assert 'data-switch-to="auth=oauth,oauth_provider=microsoft"' in body
+    assert 'data-switch-to="mode=smtp,auth=oauth,oauth_provider=microsoft"' in body
     assert 'data-switch-to="mode=api,api_provider=microsoft"' in body
 
 
