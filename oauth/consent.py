@@ -28,9 +28,11 @@ from sender.identity_errors import as_grant_invalid, google_error, microsoft_err
 from sender.service_account import refresh_error
 from sender.tokens import ProviderCache, cache_key, expires_in, jwt_claims
 from settings_app.models import Provider
+from settings_app.sending_methods import SMTP_SERVER
 from settings_app.values import MailSettings
 
-# The settings a grant is made for: changing any of them invalidates it.
+# The settings a grant is made for: changing any of them invalidates it. The SMTP
+# server is one of them: its tokens are sent only to the server it was authorized for.
 GRANT_FIELDS = {
     Provider.MICROSOFT: (
         "oauth_provider",
@@ -39,9 +41,10 @@ GRANT_FIELDS = {
         "oauth_client_secret",
         "oauth_azure_environment",
         "username",
+        *SMTP_SERVER,
     ),
     # No Username on purpose: XOAUTH2 signs in as the account that consented (7eb29cc).
-    Provider.GOOGLE: ("oauth_provider", "google_client_id", "google_client_secret"),
+    Provider.GOOGLE: ("oauth_provider", "google_client_id", "google_client_secret", *SMTP_SERVER),
 }
 GOOGLE_SCOPES = [
     "https://mail.google.com/",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sender.transcript import Transcript
-from settings_app.models import Mode, Provider
+from settings_app.sending_methods import TransportKind
 from settings_app.values import MailSettings
 
 from .tokens import grant_tokens
@@ -13,22 +13,21 @@ from .transports.base import Transport
 def build_transport(
     config: MailSettings, *, transcript: Transcript | None = None, timeout: float | None = None
 ) -> Transport:
-    """The transport the configuration asks for, not yet opened."""
+    """The transport the configuration's sending method names, not yet opened."""
+    method = config.method
     # Imported here: each transport pulls in its provider library only when used.
-    if config.mode == Mode.API:
-        if config.api_provider == Provider.GOOGLE:
-            from .transports.gmail import GmailTransport
+    if method.transport == TransportKind.GMAIL:
+        from .transports.gmail import GmailTransport
 
-            return GmailTransport(config, transcript=transcript, timeout=timeout)
+        return GmailTransport(config, transcript=transcript, timeout=timeout)
+    if method.transport == TransportKind.GRAPH:
         from .transports.graph import GraphTransport
 
         return GraphTransport(config, transcript=transcript, timeout=timeout)
 
     from .transports.smtp import SmtpTransport
 
-    token_provider = None
-    if config.uses_smtp_oauth:
-        token_provider = grant_tokens(config)
+    token_provider = grant_tokens(config) if method.uses_grant else None
     return SmtpTransport(
         config, token_provider=token_provider, transcript=transcript, timeout=timeout
     )

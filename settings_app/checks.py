@@ -8,6 +8,7 @@ from django.core.checks import Error, register
 from django.db import DatabaseError
 
 from . import encryption
+from .fields import encrypted_columns, raw_rows
 
 
 @register()
@@ -27,8 +28,6 @@ def check_encryption_keys(app_configs: Any = None, **kwargs: Any) -> list[Error]
 
 
 def _check_stored_secrets() -> list[Error]:
-    from .management.commands.rotate_encryption_key import encrypted_columns, raw_rows
-
     try:
         for model, names in encrypted_columns():
             for row in raw_rows(model, names):

@@ -16,10 +16,13 @@ from django.core.exceptions import ValidationError
 from django.views.decorators.debug import sensitive_variables
 
 from . import validators
-from .models import DEFAULT_PORTS, Auth, MailServerConfig, Mode, Provider, Security
+from .models import DEFAULT_PORTS, SECRET_FIELDS, Auth, MailServerConfig, Mode, Provider, Security
+from .sending_methods import CHOICE_FIELDS, SendingMethod, method_for
 from .values import azure_environments
 
 KEEP_STORED_HELP = "Stored. Leave blank to keep it, or type a new one."
+# The one secret that is uploaded as a file rather than typed.
+KEY_FILE = "service_account_key"
 
 
 class LoginForm(AuthenticationForm):
@@ -44,7 +47,38 @@ class SecretField(forms.CharField):
         super().__init__(label=label, widget=widget, **kwargs)
 
 
-class MailServerForm(forms.Form):
+def clear_field(secret: str) -> str:
+    """The name of a secret's "clear the stored value" checkbox."""
+    return f"clear_{secret}"
+
+
+def _secret_fields() -> dict[str, forms.Field]:
+    """A never-filled input and a "clear" checkbox for every secret of the configuration."""
+    fields: dict[str, forms.Field] = {}
+    for name in SECRET_FIELDS:
+        label = str(MailServerConfig._meta.get_field(name).verbose_name)
+        label = label[:1].upper() + label[1:]
+        if name == KEY_FILE:
+            fields[name] = forms.FileField(
+                label=label,
+                required=False,
+                widget=forms.ClearableFileInput(attrs={"accept": "application/json,.json"}),
+            )
+        else:
+            fields[name] = SecretField(label, max_length=1024)
+        # "Clear the stored password", "... client secret", "... JSON private key".
+        words = " ".join(word if word.isupper() else word.lower() for word in label.split())
+        fields[clear_field(name)] = forms.BooleanField(
+            label=f"Clear the stored {words}", required=False
+        )
+    return fields
+
+
+# The secrets' fields, declared from SECRET_FIELDS; MailServerForm inherits them.
+SecretsForm = type(forms.Form)("SecretsForm", (forms.Form,), _secret_fields())
+
+
+class MailServerForm(SecretsForm):
     """Every field of the page; ``active_fields()`` says which ones the chosen options use."""
 
     mode = forms.ChoiceField(label="Mode", choices=Mode.choices, widget=forms.RadioSelect)
@@ -62,45 +96,55 @@ class MailServerForm(forms.Form):
     )
     auth = forms.ChoiceField(label="Authentication", choices=Auth.choices, widget=forms.RadioSelect)
     username = forms.CharField(label="Username", required=False, max_length=320)
-    password = SecretField("Password", max_length=1024)
-    clear_password = forms.BooleanField(label="Clear the stored password", required=False)
 
     oauth_provider = forms.ChoiceField(
         label="Mail Provider", choices=Provider.choices, widget=forms.RadioSelect
     )
     oauth_tenant_id = forms.CharField(label="Tenant ID", required=False, max_length=255)
     oauth_client_id = forms.CharField(label="Client ID", required=False, max_length=64)
-    oauth_client_secret = SecretField("Client Secret", max_length=1024)
-    clear_oauth_client_secret = forms.BooleanField(label="Clear the stored secret", required=False)
     oauth_azure_environment = forms.ChoiceField(label="Azure environment", choices=_azure_choices)
     google_client_id = forms.CharField(label="Client ID", required=False, max_length=255)
-    google_client_secret = SecretField("Client Secret", max_length=1024)
-    clear_google_client_secret = forms.BooleanField(label="Clear the stored secret", required=False)
 
     api_provider = forms.ChoiceField(
         label="Mail Provider", choices=Provider.choices, widget=forms.RadioSelect
     )
     api_tenant_id = forms.CharField(label="Tenant ID", required=False, max_length=255)
     api_client_id = forms.CharField(label="Client ID", required=False, max_length=64)
-    api_client_secret = SecretField("Client Secret", max_length=1024)
-    clear_api_client_secret = forms.BooleanField(label="Clear the stored secret", required=False)
     api_azure_environment = forms.ChoiceField(label="Azure environment", choices=_azure_choices)
-    service_account_key = forms.FileField(
-        label="JSON Private Key",
-        required=False,
-        widget=forms.ClearableFileInput(attrs={"accept": "application/json,.json"}),
+
+    # Hidden: its errors are shown at the top of the page, where no field is marked.
+    version = forms.IntegerField(
+        widget=forms.HiddenInput,
+        min_value=0,
+        error_messages={
+            "required": "The page's version number was missing from the form, so it could not "
+            "be checked against the stored settings. Reload the page and enter your changes "
+            "again.",
+            "invalid": "The page's version number on the form was not valid, so it could not "
+            "be checked against the stored settings. Reload the page and enter your changes "
+            "again.",
+            "min_value": "The page's version number on the form was not valid, so it could not "
+            "be checked against the stored settings. Reload the page and enter your changes "
+            "again.",
+        },
     )
-    clear_service_account_key = forms.BooleanField(label="Remove the stored key", required=False)
 
-    version = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
-
-    # secret field -> its "clear" checkbox
-    SECRETS = {
-        "password": "clear_password",
-        "oauth_client_secret": "clear_oauth_client_secret",
-        "google_client_secret": "clear_google_client_secret",
-        "api_client_secret": "clear_api_client_secret",
-        "service_account_key": "clear_service_account_key",
+    # How the change history and the conflict message name a field: the page repeats
+    # "Client ID", "Client Secret", "Tenant ID" and the like per section.
+    AUDIT_NAMES = {
+        "oauth_provider": "SMTP OAuth Mail Provider",
+        "oauth_tenant_id": "Microsoft OAuth Tenant ID",
+        "oauth_client_id": "Microsoft OAuth Client ID",
+        "oauth_client_secret": "Microsoft OAuth Client Secret",
+        "oauth_azure_environment": "Microsoft OAuth Azure environment",
+        "google_client_id": "Google OAuth Client ID",
+        "google_client_secret": "Google OAuth Client Secret",
+        "api_provider": "API Mail Provider",
+        "api_tenant_id": "Microsoft Graph Tenant ID",
+        "api_client_id": "Microsoft Graph Client ID",
+        "api_client_secret": "Microsoft Graph Client Secret",
+        "api_azure_environment": "Microsoft Graph Azure environment",
+        "service_account_key": "Gmail API JSON Private Key",
     }
 
     def __init__(self, *args: Any, stored: MailServerConfig, **kwargs: Any) -> None:
@@ -109,26 +153,22 @@ class MailServerForm(forms.Form):
             kwargs.setdefault("initial", self.initial_from(stored))
         super().__init__(*args, **kwargs)
         self.service_account_info: dict[str, Any] | None = None
-        for name in self.SECRETS:
+        for name in SECRET_FIELDS:
             if getattr(stored, name):
                 self.fields[name].help_text = (
                     "A key is stored. Upload a new file to replace it."
-                    if name == "service_account_key"
+                    if name == KEY_FILE
                     else KEEP_STORED_HELP
                 )
                 self.fields[name].widget.attrs["placeholder"] = "stored - leave blank to keep"
             else:
-                self.fields[self.SECRETS[name]].widget = forms.HiddenInput()
-        for clear_name in self.SECRETS.values():
-            self.fields[clear_name].widget.attrs.setdefault("class", "form-check-input")
+                self.fields[clear_field(name)].widget = forms.HiddenInput()
+            self.fields[clear_field(name)].widget.attrs.setdefault("class", "form-check-input")
 
     @classmethod
     def initial_from(cls, stored: MailServerConfig) -> dict[str, Any]:
-        names = [
-            name
-            for name in cls.base_fields
-            if name not in cls.SECRETS and not name.startswith("clear_")
-        ]
+        clears = {clear_field(name) for name in SECRET_FIELDS}
+        names = [name for name in cls.base_fields if name not in (*SECRET_FIELDS, *clears)]
         initial = {name: getattr(stored, name) for name in names}
         if initial["port"] is None:
             initial["port"] = DEFAULT_PORTS.get(stored.security)
@@ -136,38 +176,18 @@ class MailServerForm(forms.Form):
 
     # -- which fields the chosen options use ------------------------------------------
 
+    @property
+    def method(self) -> SendingMethod:
+        """The sending method the chosen Mode, Authentication and Mail Provider select."""
+        return method_for(self._choice)
+
     def active_fields(self) -> list[str]:
-        """Names of the fields the chosen mode, authentication and provider use."""
-        get = self._choice
-        names = ["mode", "from_address", "admin_address"]
-        if get("mode") == Mode.API:
-            names.append("api_provider")
-            if get("api_provider") == Provider.GOOGLE:
-                names.append("service_account_key")
-            else:
-                names += [
-                    "api_tenant_id",
-                    "api_client_id",
-                    "api_client_secret",
-                    "api_azure_environment",
-                ]
-            return names
-        names += ["server_name", "port", "security", "auth"]
-        if get("auth") == Auth.OAUTH:
-            names.append("oauth_provider")
-            if get("oauth_provider") == Provider.GOOGLE:
-                names += ["google_client_id", "google_client_secret"]
-            else:
-                names += [
-                    "username",
-                    "oauth_tenant_id",
-                    "oauth_client_id",
-                    "oauth_client_secret",
-                    "oauth_azure_environment",
-                ]
-        else:
-            names += ["username", "password"]
-        return names
+        """Names of the fields the chosen sending method uses (declared in sending_methods)."""
+        return list(self.method.active_fields)
+
+    def active_secrets(self) -> list[str]:
+        """The secrets the chosen sending method uses."""
+        return [name for name in self.active_fields() if name in SECRET_FIELDS]
 
     def required_fields(self) -> set[str]:
         optional = {
@@ -182,11 +202,14 @@ class MailServerForm(forms.Form):
         return set(self.active_fields()) - optional
 
     def _choice(self, name: str) -> str:
-        # Before cleaning, read the raw posted choice; fall back to the stored value.
+        # Before cleaning, read the raw posted choice; fall back to the stored value
+        # (also for a value no button offers: its error is on the field already).
         if hasattr(self, "cleaned_data") and name in self.cleaned_data:
             return self.cleaned_data[name]
-        if self.is_bound:
-            return self.data.get(name) or getattr(self.stored, name)
+        if self.is_bound and name in CHOICE_FIELDS:
+            posted = self.data.get(name)
+            if posted in {str(value) for value, _ in self.fields[name].choices}:
+                return posted
         return getattr(self.stored, name)
 
     # -- validation -------------------------------------------------------------------
@@ -212,7 +235,7 @@ class MailServerForm(forms.Form):
             if name in self.errors:
                 continue
             value = data.get(name)
-            if name in self.SECRETS:
+            if name in SECRET_FIELDS:
                 self._clean_secret(name, value, required=name in required)
                 continue
             if value in (None, ""):
@@ -229,7 +252,45 @@ class MailServerForm(forms.Form):
                     self.add_error(name, err)
         if "username" in active and "username" not in self.errors:
             self._clean_username(data.get("username") or "")
+        self._check_secret_destinations(data)
         return data
+
+    def _check_secret_destinations(self, data: dict[str, Any]) -> None:
+        """A stored secret is kept (or tested) only while its destination is the saved one.
+
+        Otherwise whoever may edit the form could send it to a server of their own: a
+        blank secret field then asks for the secret again instead of meaning "stored".
+        """
+        for name, destination in self.method.secret_destinations.items():
+            if name in self.errors or not self._keeps_stored(name):
+                continue
+            if any(d in self.errors for d in destination):
+                continue  # the destination itself is wrong: that error comes first
+            moved = [d for d in destination if _differs(data.get(d), getattr(self.stored, d))]
+            if moved:
+                changed = _join_words([str(self.fields[d].label) for d in moved])
+                secret = str(self.fields[name].label).lower()
+                self.add_error(
+                    name,
+                    ValidationError(
+                        f"{changed} changed since the {secret} was saved: enter the {secret} "
+                        f"again. A stored {secret} is only sent to where it was saved for.",
+                        code="destination_changed",
+                    ),
+                )
+
+    def _keeps_stored(self, name: str) -> bool:
+        """The secret field is blank, so the stored secret would be used (or kept)."""
+        if name == KEY_FILE:
+            typed = self.service_account_info is not None or bool(self.cleaned_data.get(name))
+        else:
+            typed = bool(self.cleaned_data.get(name))
+        cleared = bool(self.cleaned_data.get(clear_field(name)))
+        return bool(getattr(self.stored, name)) and not typed and not cleared
+
+    def stored_secrets_used(self) -> list[str]:
+        """Audit names of the stored secrets a valid form relies on (left blank, not cleared)."""
+        return [self.audit_name(name) for name in self.active_secrets() if self._keeps_stored(name)]
 
     def _clean_username(self, username: str) -> None:
         try:
@@ -254,8 +315,8 @@ class MailServerForm(forms.Form):
 
     @sensitive_variables("value")
     def _clean_secret(self, name: str, value: Any, *, required: bool) -> None:
-        clearing = self.cleaned_data.get(self.SECRETS[name])
-        if name == "service_account_key" and value:
+        clearing = self.cleaned_data.get(clear_field(name))
+        if name == KEY_FILE and value:
             try:
                 self.service_account_info = validators.parse_service_account_key(
                     value.read(validators.SERVICE_ACCOUNT_MAX_BYTES + 1)
@@ -274,22 +335,20 @@ class MailServerForm(forms.Form):
         """Write the active fields into ``config`` (unsaved); return labels of changed fields."""
         changed: list[str] = []
         for name in self.active_fields():
-            field = self.fields[name]
-            if name in self.SECRETS:
+            if name in SECRET_FIELDS:
                 new = self._secret_value(name)
                 if new is None:
                     continue
                 if new != getattr(config, name):
-                    changed.append(
-                        f"{field.label} (changed)" if new else f"{field.label} (cleared)"
-                    )
+                    label = self.audit_name(name)
+                    changed.append(f"{label} (changed)" if new else f"{label} (cleared)")
                     setattr(config, name, new)
                 continue
             new = self.cleaned_data.get(name)
             if new is None and name != "port":
                 new = ""
             if new != getattr(config, name):
-                changed.append(self._label(name))
+                changed.append(self.audit_name(name))
                 setattr(config, name, new)
         if self.service_account_info is not None:
             config.service_account_email = self.service_account_info["client_email"]
@@ -299,31 +358,75 @@ class MailServerForm(forms.Form):
     @sensitive_variables("value")
     def _secret_value(self, name: str) -> str | None:
         """The new secret, "" to clear it, or None to keep what is stored."""
-        if name == "service_account_key" and self.service_account_info is not None:
+        if name == KEY_FILE and self.service_account_info is not None:
             return json.dumps(self.service_account_info)
         value = self.cleaned_data.get(name)
-        if name != "service_account_key" and value:
+        if name != KEY_FILE and value:
             return value
-        if self.cleaned_data.get(self.SECRETS[name]):
+        if self.cleaned_data.get(clear_field(name)):
             return ""
         return None
 
-    def _label(self, name: str) -> str:
-        label = str(self.fields[name].label)
-        if name.startswith("oauth_") or name.startswith("google_"):
-            return f"SMTP OAuth {label}"
-        if name.startswith("api_"):
-            return f"API {label}"
-        return label
+    def audit_name(self, name: str) -> str:
+        """The field's name in the change history: its label, with its section where shared."""
+        return self.AUDIT_NAMES.get(name) or str(self.fields[name].label)
 
     @property
     def rejected_secrets(self) -> list[str]:
-        """Labels of secrets the admin typed that are not rendered back after an error."""
+        """Secrets the admin typed in the active section, which are not rendered back.
+
+        Named as in the audit ("Microsoft Graph Client Secret"): the page repeats
+        "Client Secret". Secrets of sections not in use are neither saved nor named.
+        """
         if not self.is_bound:
             return []
-        # Named as in the audit ("API Client Secret"): three secrets share the label "Client Secret".
         return [
-            self._label(name)
-            for name in self.SECRETS
+            self.audit_name(name)
+            for name in self.active_secrets()
             if self.data.get(name) or (name in self.files)
         ]
+
+    @property
+    def rejected_key_file(self) -> bool:
+        """A key file was chosen for the active section and is not kept after an error."""
+        return KEY_FILE in self.active_secrets() and KEY_FILE in self.files
+
+    def destination_summary(self) -> str:
+        """Where the chosen method would send (for Test Mail's audit entry), as posted."""
+        method = self.method
+        parts = []
+        for name in method.destination:
+            field = self.fields[name]
+            value = self.cleaned_data.get(name) if hasattr(self, "cleaned_data") else None
+            if value in (None, ""):
+                value = self.data.get(name, "")
+            choices = {str(key): label for key, label in getattr(field, "choices", [])}
+            shown = choices.get(str(value), str(value)[:255]) or "(empty)"
+            parts.append(f"{field.label} {shown}")
+        return f"{method.title} ({', '.join(parts)})" if parts else method.title
+
+    @property
+    def hidden_and_form_errors(self) -> list[str]:
+        """Errors no visible field shows: the form's own and those of hidden fields."""
+        errors = [str(error) for error in self.non_field_errors()]
+        for field in self.hidden_fields():
+            errors += [str(error) for error in field.errors]
+        return errors
+
+    @property
+    def has_visible_field_errors(self) -> bool:
+        hidden = {field.name for field in self.hidden_fields()}
+        return any(name in self.fields and name not in hidden for name in self.errors)
+
+
+def _differs(new: Any, stored: Any) -> bool:
+    if new in (None, "") and stored in (None, ""):
+        return False
+    # Host names and tenant IDs are case-insensitive: only another value is another place.
+    if isinstance(new, str) and isinstance(stored, str):
+        return new.casefold() != stored.casefold()
+    return bool(new != stored)
+
+
+def _join_words(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
 
-from .fields import EncryptedTextField
+from .fields import EncryptedTextField, encrypted_field_names
 
 
 class Mode(models.TextChoices):
@@ -31,15 +31,6 @@ class Provider(models.TextChoices):
 
 # The usual port for each connection security, suggested when it changes.
 DEFAULT_PORTS = {Security.SSL: 465, Security.TLS: 587, Security.NONE: 25}
-
-# Secret fields: encrypted at rest, never rendered back to the browser.
-SECRET_FIELDS = (
-    "password",
-    "oauth_client_secret",
-    "google_client_secret",
-    "api_client_secret",
-    "service_account_key",
-)
 
 
 class MailServerConfig(models.Model):
@@ -116,6 +107,11 @@ class MailServerConfig(models.Model):
         return self.version > 0
 
 
+# The secrets: every encrypted field of the configuration. Never rendered back to the
+# browser, starred in error reports, kept when left blank, named in the audit only.
+SECRET_FIELDS = encrypted_field_names(MailServerConfig)
+
+
 class AuditEntry(models.Model):
     """One save of the configuration: who, when, from where, which fields changed."""
 
@@ -127,7 +123,8 @@ class AuditEntry(models.Model):
     source_ip = models.GenericIPAddressField(null=True, blank=True)
     version = models.PositiveIntegerField()
     action = models.CharField(max_length=64, default="Saved settings")
-    # Field labels only; a secret appears as "<label> (changed)", never its value.
+    # A save: field labels only; a secret appears as "<label> (changed)", never its value.
+    # A Test Mail: its destination, the stored secrets it used, and its result.
     changed_fields = models.JSONField(default=list)
 
     class Meta:
@@ -135,6 +132,22 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} by {self.username} at {self.created_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def is_test_mail(self) -> bool:
+        return self.action == TEST_MAIL_ACTION
+
+    @property
+    def summary(self) -> str:
+        """What happened, in one line of the change history."""
+        if self.is_test_mail:
+            return "; ".join([self.action, *self.changed_fields])
+        if self.changed_fields:
+            return f"{self.action}: {', '.join(self.changed_fields)}"
+        return f"{self.action} (no changes)"
+
+
+TEST_MAIL_ACTION = "Test Mail"
 
 
 class TestMailRun(models.Model):

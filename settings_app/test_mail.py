@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +20,8 @@ from sender.factory import build_transport
 from sender.transcript import Transcript
 
 from .forms import MailServerForm
-from .models import MailServerConfig, TestMailRun
+from .models import SECRET_FIELDS, TEST_MAIL_ACTION, AuditEntry, MailServerConfig, TestMailRun
+from .sending_methods import TransportKind
 from .values import MailSettings
 
 logger = logging.getLogger(__name__)
@@ -55,12 +57,9 @@ def one_test_per_user(user: AbstractBaseUser) -> Iterator[None]:
 def build_test_message(config: MailSettings, recipient: str, requested_by: str) -> EmailMessage:
     """The message Test Mail sends."""
     sent_at = timezone.localtime().strftime("%Y-%m-%d %H:%M:%S %Z")
-    method = {
-        ("smtp", "basic"): f"SMTP ({config.server_name}:{config.port})",
-        ("smtp", "oauth"): f"SMTP with OAuth ({config.server_name}:{config.port})",
-    }.get((config.mode, config.auth)) or (
-        "Gmail API" if config.api_provider == "google" else "Microsoft Graph API"
-    )
+    method = config.method.title
+    if config.method.transport == TransportKind.SMTP:
+        method += f" ({config.server_name}:{config.port})"
     body = (
         f"This is a test message from the Mail Console, sent by {requested_by} at {sent_at} "
         f"through {method}.\n\nIf you can read this, the product can send mail with these settings."
@@ -70,16 +69,11 @@ def build_test_message(config: MailSettings, recipient: str, requested_by: str) 
 
 def config_secrets(config: MailSettings) -> list[str]:
     """The secrets in a configuration, which the transcript must never show."""
-    values = [
-        config.password,
-        config.oauth_client_secret,
-        config.google_client_secret,
-        config.api_client_secret,
-    ]
-    try:
+    values = [getattr(config, name) for name in SECRET_FIELDS]
+    # A server could echo the key's PEM, which is only part of the stored JSON (a key
+    # that is not JSON is hidden whole above).
+    with contextlib.suppress(ValueError, AttributeError):
         values.append(config.service_account_info.get("private_key", ""))
-    except (ValueError, AttributeError):
-        values.append(config.service_account_key)  # not JSON: hide it whole
     return [value for value in values if isinstance(value, str) and value]
 
 
@@ -121,3 +115,39 @@ def settings_from_form(form: MailServerForm) -> MailSettings:
     candidate = MailServerConfig.load()  # a copy to apply the form to; never saved here
     form.apply_to(candidate)
     return MailSettings.from_model(candidate)
+
+
+def describe_outcome(transcript: Transcript, recipient: str) -> str:
+    """A Test Mail's result for the change history (never what a server said)."""
+    if transcript.ok:
+        return f"sent to {recipient}"
+    failed = next((step for step in transcript.steps if not step.ok), None)
+    if failed is None:
+        return f"failed sending to {recipient}"
+    code = f" ({failed.code})" if failed.code else ""
+    return f"failed at {failed.name}{code} sending to {recipient}"
+
+
+def record_test_mail(
+    user: AbstractBaseUser,
+    *,
+    source_ip: str | None,
+    version: int,
+    destination: str,
+    stored_secrets: list[str],
+    result: str,
+) -> AuditEntry:
+    """Audit one Test Mail: who, when, where it went, which stored secrets it used, and how."""
+    used = (
+        "stored secrets used: " + ", ".join(stored_secrets)
+        if stored_secrets
+        else "no stored secret used"
+    )
+    return AuditEntry.objects.create(
+        user=user,
+        username=user.get_username(),
+        source_ip=source_ip,
+        version=version,
+        action=TEST_MAIL_ACTION,
+        changed_fields=[f"to {destination}", used, result],
+    )

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from django.conf import settings
 
-from .models import Auth, MailServerConfig, Mode, Provider
+from .models import SECRET_FIELDS, Auth, MailServerConfig, Mode, Provider
+from .sending_methods import SendingMethod, method_for
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ def azure_environment(key: str) -> AzureEnvironment:
     return envs.get(key) or envs[settings.MAILCONFIG_DEFAULT_AZURE_ENVIRONMENT]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class MailSettings:
     """An immutable snapshot of one mail server configuration (secrets in clear, in memory)."""
 
@@ -52,22 +53,22 @@ class MailSettings:
     security: str = "tls"
     auth: str = Auth.BASIC
     username: str = ""
-    password: str = field(default="", repr=False)
+    password: str = ""
     oauth_provider: str = Provider.MICROSOFT
     oauth_tenant_id: str = ""
     oauth_client_id: str = ""
-    oauth_client_secret: str = field(default="", repr=False)
+    oauth_client_secret: str = ""
     oauth_azure_environment: str = "azure"
     google_client_id: str = ""
-    google_client_secret: str = field(default="", repr=False)
+    google_client_secret: str = ""
     from_address: str = ""
     admin_address: str = ""
     api_provider: str = Provider.MICROSOFT
     api_tenant_id: str = ""
     api_client_id: str = ""
-    api_client_secret: str = field(default="", repr=False)
+    api_client_secret: str = ""
     api_azure_environment: str = "azure"
-    service_account_key: str = field(default="", repr=False)
+    service_account_key: str = ""
     version: int = 0
 
     @classmethod
@@ -75,10 +76,24 @@ class MailSettings:
         names = cls.__dataclass_fields__.keys()
         return cls(**{name: getattr(config, name) for name in names})
 
+    def __repr__(self) -> str:
+        # Secrets never reach logs or error reports through a repr.
+        shown = (
+            f"{name}={getattr(self, name)!r}"
+            for name in self.__dataclass_fields__
+            if name not in SECRET_FIELDS
+        )
+        return f"MailSettings({', '.join(shown)})"
+
     # What a transport needs to know, derived in one place.
     @property
+    def method(self) -> SendingMethod:
+        """The sending method the configuration's choices select."""
+        return method_for(lambda name: getattr(self, name))
+
+    @property
     def uses_smtp_oauth(self) -> bool:
-        return self.mode == Mode.SMTP and self.auth == Auth.OAUTH
+        return self.method.uses_grant
 
     @property
     def smtp_azure(self) -> AzureEnvironment:

@@ -23,9 +23,17 @@ from .database_faults import UNAVAILABLE_STATUS, describe_database_error
 from .forms import MailServerForm
 from .models import DEFAULT_PORTS, SECRET_FIELDS, AuditEntry, MailServerConfig
 from .saving import VersionConflict, save_settings
-from .test_mail import TestAlreadyRunning, one_test_per_user, run_test_mail, settings_from_form
+from .sending_methods import show_if_rules, switch_to_choices
+from .test_mail import (
+    TestAlreadyRunning,
+    describe_outcome,
+    one_test_per_user,
+    record_test_mail,
+    run_test_mail,
+    settings_from_form,
+)
 from .validators import validate_address
-from .values import azure_environments
+from .values import MailSettings, azure_environments
 
 AUDIT_ROWS = 20
 logger = logging.getLogger(__name__)
@@ -103,6 +111,8 @@ def render_page(
         "azure_environments": azure_environments(),
         **oauth_page.page_context(request, stored),
         "default_ports": json.dumps({str(key): port for key, port in DEFAULT_PORTS.items()}),
+        "show_if": show_if_rules(),
+        "switch_to": switch_to_choices(),
     }
     return render(request, "settings_app/mail_server.html", context, status=status)
 
@@ -123,11 +133,19 @@ def test_mail(request: HttpRequest) -> HttpResponse:
         recipient = validate_address(recipient)
     except ValidationError as err:
         recipient_error = f"Recipient: {err.messages[0]}"
+    stored_used: list[str] = []
     if not form.is_valid() or recipient_error:
-        context = {
-            "test_errors": form_error_lines(form) + ([recipient_error] if recipient_error else [])
-        }
+        lines = form_error_lines(form) + ([recipient_error] if recipient_error else [])
+        context = {"test_errors": lines}
+        wrong = [form.audit_name(name) for name in form.errors if name in form.fields]
+        wrong += ["the form"] * bool(form.non_field_errors()) + ["Recipient"] * bool(
+            recipient_error
+        )
+        result = "not sent: to correct first: " + ", ".join(dict.fromkeys(wrong))
     else:
+        stored_used = form.stored_secrets_used()
+        if form.method.uses_grant:
+            stored_used.append("SMTP OAuth authorization")
         try:
             with one_test_per_user(request.user):
                 transcript = run_test_mail(
@@ -136,10 +154,20 @@ def test_mail(request: HttpRequest) -> HttpResponse:
                     requested_by=request.user.get_username(),
                 )
             context = {"transcript": transcript, "recipient": recipient}
+            result = describe_outcome(transcript, recipient)
         except TestAlreadyRunning:
             context = {
                 "test_errors": ["A Test Mail is already running for you; wait for it to finish."]
             }
+            result = "not sent: another Test Mail of this user was running"
+    record_test_mail(
+        request.user,
+        source_ip=client_ip(request),
+        version=stored.version,
+        destination=form.destination_summary(),
+        stored_secrets=stored_used,
+        result=result,
+    )
     if request.headers.get("X-Requested-With") == "fetch":
         return render(request, "settings_app/_test_result.html", context)
     return render_page(request, form, stored, extra=context)
@@ -177,8 +205,7 @@ def microsoft_basic_auth(config: MailServerConfig) -> bool:
     microsoft_hosts = {env.smtp_host for env in azure_environments().values()}
     microsoft_hosts |= {"outlook.office365.com", "smtp-mail.outlook.com"}
     return (
-        config.mode == "smtp"
-        and config.auth == "basic"
+        MailSettings.from_model(config).method.key == "smtp_basic"
         and bool(config.username)
         and config.server_name.lower() in microsoft_hosts
     )
@@ -188,6 +215,8 @@ def form_error_lines(form: MailServerForm) -> list[str]:
     """Field errors as "Label: message" lines for the Test Mail dialog."""
     lines = []
     for name, errors in form.errors.items():
-        label = form.fields[name].label if name in form.fields else ""
+        field = form.fields.get(name)
+        # A hidden field's label means nothing to the admin; its message says it all.
+        label = field.label if field is not None and not field.widget.is_hidden else ""
         lines += [f"{label}: {error}" if label else str(error) for error in errors]
     return lines

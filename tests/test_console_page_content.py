@@ -60,9 +60,8 @@ def page(client) -> Element:
 
 
 def section(root: Element, rule: str) -> Element:
-    """The block shown for one choice of options (its data-show-if rule)."""
-    (found,) = [node for node in walk(root) if dict(node.attributes).get("data-show-if") == rule]
-    return found
+    """The block shown for one choice of options (the first with that data-show-if rule)."""
+    return next(node for node in walk(root) if dict(node.attributes).get("data-show-if") == rule)
 
 
 def help_panel(block: Element) -> str:
@@ -84,7 +83,10 @@ def test_every_documented_label_is_on_the_page_exactly(admin_client):
 
 def test_azure_cloud_is_the_default_environment(admin_client):
     root = page(admin_client)
-    for rule in ("auth=oauth&oauth_provider=microsoft", "api_provider=microsoft"):
+    for rule in (
+        "mode=smtp&auth=oauth&oauth_provider=microsoft",
+        "mode=api&api_provider=microsoft",
+    ):
         (shown,) = [
             node
             for node in walk(section(root, rule))
@@ -97,22 +99,22 @@ def test_azure_cloud_is_the_default_environment(admin_client):
     ("rule", "fields", "must_name"),
     [
         (
-            "auth=oauth&oauth_provider=microsoft",
+            "mode=smtp&auth=oauth&oauth_provider=microsoft",
             ["oauth_tenant_id", "oauth_client_id", "oauth_client_secret"],
             ["Delegated permissions", "SMTP.Send", "offline_access", "Grant admin consent"],
         ),
         (
-            "auth=oauth&oauth_provider=google",
+            "mode=smtp&auth=oauth&oauth_provider=google",
             ["google_client_id", "google_client_secret"],
             ["https://mail.google.com/", "OAuth client ID", "Authorized redirect URIs"],
         ),
         (
-            "api_provider=microsoft",
+            "mode=api&api_provider=microsoft",
             ["api_tenant_id", "api_client_id", "api_client_secret"],
             ["Application permissions", "Mail.Send", "Grant admin consent"],
         ),
         (
-            "api_provider=google",
+            "mode=api&api_provider=google",
             ["service_account_key"],
             [
                 "https://www.googleapis.com/auth/gmail.send",

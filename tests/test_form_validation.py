@@ -238,10 +238,40 @@ def test_saving_basic_auth_for_exchange_online_warns_with_a_path_to_oauth(admin_
     post(admin_client, server_name="smtp.office365.com")
     body = admin_client.get(PAGE_URL).content.decode()
     assert "Microsoft is retiring Basic authentication" in body
-    assert 'data-switch-to="auth=oauth,oauth_provider=microsoft"' in body
+    assert 'data-switch-to="mode=smtp,auth=oauth,oauth_provider=microsoft"' in body
     assert 'data-switch-to="mode=api,api_provider=microsoft"' in body
 
 
 def test_other_servers_get_no_basic_auth_warning(admin_client):
     post(admin_client)
     assert "Microsoft is retiring" not in admin_client.get(PAGE_URL).content.decode()
+
+
+# Errors no visible field can show --------------------------------------------------
+
+
+@pytest.mark.parametrize("version", [None, "garbled", "-1"], ids=["missing", "garbled", "negative"])
+def test_a_bad_hidden_version_is_explained_at_the_top(admin_client, version):
+    data = smtp_basic_post()
+    if version is None:
+        del data["version"]
+    else:
+        data["version"] = version
+    body = admin_client.post(PAGE_URL, data).content.decode()
+    assert "Nothing was saved." in body
+    assert "The page&#x27;s version number" in body and "Reload the page" in body
+    assert "Please correct the fields marked below" not in body  # no field is marked
+    assert MailServerConfig.load().version == 0
+
+
+def test_field_errors_still_point_below(admin_client):
+    body = post(admin_client, port="99999").content.decode()
+    assert "Please correct the fields marked below" in body
+
+
+def test_a_bad_hidden_version_in_test_mail_is_said_without_a_field_label(admin_client):
+    data = smtp_basic_post()
+    del data["version"]
+    body = admin_client.post(PAGE_URL + "test-mail/", data, HTTP_X_REQUESTED_WITH="fetch")
+    text = body.content.decode()
+    assert "<li>The page&#x27;s version number was missing" in text

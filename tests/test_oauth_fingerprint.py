@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from cryptography.fernet import Fernet
 from django.core.management import call_command
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-from oauth.consent import grant_fingerprint
+from oauth.consent import GRANT_FIELDS, grant_fingerprint
 from oauth.grant import StoredGrantTokenProvider, grant_state
 from settings_app.models import MailServerConfig
 from tests.oauth_helpers import MS_CLIENT, MS_SECRET, MS_TENANT, authorize_microsoft, stored
@@ -60,7 +62,7 @@ def test_migration_encrypts_existing_fingerprints_and_keeps_the_grant():
     config = MailServerConfig.load()
     config.oauth_client_secret = MS_SECRET
     config.save()
-    fingerprint = grant_fingerprint(stored())
+    fingerprint = old_fingerprint(stored())  # as grants were fingerprinted then
     executor = MigrationExecutor(connection)
     latest = executor.loader.graph.leaf_nodes("oauth")
     before = [("oauth", "0001_grant_and_requests")]
@@ -95,3 +97,48 @@ def test_after_a_lost_key_the_grant_needs_authorization(
     config.save()
     # Not "active" with a blanked refresh token: the fingerprint was blanked with it.
     assert grant_state(stored()).status == "changed"
+
+
+def old_fingerprint(config) -> str:
+    """The fingerprint a grant got before it was bound to the SMTP server."""
+    names = [n for n in GRANT_FIELDS["microsoft"] if n not in ("server_name", "port", "security")]
+    return config.fingerprint(tuple(names))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migration_binds_a_fitting_grant_to_the_saved_server_and_keeps_it_active():
+    MailServerConfig.ensure_row()
+    MailServerConfig.objects.filter(pk=MailServerConfig.SINGLETON_ID).update(
+        mode="smtp",
+        server_name="smtp.office365.com",
+        port=587,
+        auth="oauth",
+        oauth_provider="microsoft",
+        oauth_tenant_id=MS_TENANT,
+        oauth_client_id=MS_CLIENT,
+        version=1,
+    )
+    config = MailServerConfig.load()
+    config.oauth_client_secret = MS_SECRET
+    config.save()
+    executor = MigrationExecutor(connection)
+    latest = executor.loader.graph.leaf_nodes("oauth")
+    before = [("oauth", "0002_encrypt_credentials_fingerprint")]
+    try:
+        executor.migrate(before)
+        old_apps = executor.loader.project_state(before).apps
+        old_apps.get_model("oauth", "OAuthGrant").objects.create(
+            pk=1,
+            provider="microsoft",
+            refresh_token="",
+            credentials_fingerprint=old_fingerprint(stored()),
+        )
+        assert grant_state(stored()).status == "changed"  # the old fingerprint
+        executor = MigrationExecutor(connection)
+        executor.migrate(latest)
+        assert grant_state(stored()).status == "active"
+        # Bound: another server needs a new authorization.
+        assert grant_state(replace(stored(), server_name="smtp.evil.example")).status == "changed"
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(latest)

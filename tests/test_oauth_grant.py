@@ -212,6 +212,9 @@ MICROSOFT_CHANGES = {
     "client secret": {"oauth_client_secret": "rotated-secret"},
     "Azure environment": {"oauth_azure_environment": "azure_us_government"},
     "username": {"username": "other.mailer@contoso.com"},
+    # The grant's tokens go only to the SMTP server it was authorized for (port: below).
+    "server": {"server_name": "127.0.0.1"},
+    "security": {"security": "none"},
 }
 GOOGLE_CHANGES = {
     "provider": {
@@ -222,6 +225,8 @@ GOOGLE_CHANGES = {
     },
     "client ID": {"google_client_id": "456-def.apps.googleusercontent.com"},
     "client secret": {"google_client_secret": "rotated-google-secret"},
+    "server": {"server_name": "127.0.0.1"},
+    "security": {"security": "none"},
 }
 
 
@@ -245,6 +250,16 @@ def test_changing_a_microsoft_grant_field_needs_authorization(
     admin_client.post(PAGE_URL, microsoft_post(smtp_starttls.port, **change))
     assert stored().version == before + 1
     assert_authorization_needed(admin_client)
+
+
+def test_another_port_needs_authorization(
+    admin_client, microsoft_fake, ca_file, smtp_starttls, smtp_server_factory
+):
+    authorize_microsoft(admin_client, microsoft_fake, ca_file, server_port=smtp_starttls.port)
+    other = smtp_server_factory(security="starttls")
+    admin_client.post(PAGE_URL, microsoft_post(other.port))
+    assert_authorization_needed(admin_client)
+    assert other.auth_mechanisms == [] and other.auth_failures == 0
 
 
 @pytest.mark.parametrize("change", GOOGLE_CHANGES.values(), ids=GOOGLE_CHANGES.keys())

@@ -13,6 +13,8 @@ from django.db import connection
 from settings_app import encryption
 from settings_app.models import AuditEntry, MailServerConfig
 from tests.factories import PAGE_URL, service_account_json, smtp_basic_post, user_with_permission
+from tests.oauth_helpers import google_post, microsoft_post
+from tests.test_api_transports import GRAPH_VALUES
 
 pytestmark = pytest.mark.django_db
 
@@ -76,9 +78,43 @@ def test_secrets_never_reach_a_rendered_page(admin_client):
 
 def test_a_blank_secret_keeps_the_stored_one(admin_client):
     admin_client.post(PAGE_URL, smtp_basic_post(password="first"))
-    admin_client.post(PAGE_URL, smtp_basic_post(password="", server_name="smtp2.example.com"))
+    admin_client.post(PAGE_URL, smtp_basic_post(password="", from_address="other@example.com"))
     config = MailServerConfig.load()
-    assert (config.password, config.server_name) == ("first", "smtp2.example.com")
+    assert (config.password, config.from_address) == ("first", "other@example.com")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"server_name": "smtp2.example.com"}, {"port": "2525"}, {"security": "none"}],
+    ids=["server", "port", "security"],
+)
+def test_a_blank_password_is_not_kept_for_another_server(admin_client, change):
+    admin_client.post(PAGE_URL, smtp_basic_post(password="first"))
+    response = admin_client.post(PAGE_URL, smtp_basic_post(password="", **change))
+    assert response.status_code == 200
+    assert "enter the password again" in response.context["form"].errors["password"][0]
+    assert MailServerConfig.load().version == 1
+
+
+def test_the_password_typed_again_saves_the_new_server(admin_client):
+    admin_client.post(PAGE_URL, smtp_basic_post(password="first"))
+    admin_client.post(PAGE_URL, smtp_basic_post(password="first", server_name="smtp2.example.com"))
+    assert MailServerConfig.load().server_name == "smtp2.example.com"
+
+
+def test_a_blank_graph_client_secret_is_not_kept_for_another_tenant(admin_client):
+    graph = {
+        "mode": "api",
+        "api_tenant_id": "contoso.com",
+        "api_client_id": "1b2c3d4e-1111-2222-3333-444455556666",
+    }
+    admin_client.post(PAGE_URL, smtp_basic_post(**graph, api_client_secret="api-secret"))
+    response = admin_client.post(
+        PAGE_URL, smtp_basic_post(**graph | {"api_tenant_id": "fabrikam.com"})
+    )
+    (error,) = response.context["form"].errors["api_client_secret"]
+    assert error.startswith("Tenant ID changed since the client secret was saved")
+    assert MailServerConfig.load().api_tenant_id == "contoso.com"
 
 
 def test_the_clear_checkbox_removes_the_stored_secret(admin_client):
@@ -143,15 +179,22 @@ def test_a_refused_save_names_the_typed_secrets_to_enter_again(admin_client, cli
     assert CANARY not in body
     assert "re-enter the secrets named below" in body
     assert "Your entries are still on the form" not in body
-    assert (
-        "re-enter Password, API Client Secret, JSON Private Key (choose the key file again), "
-        "or leave them blank to keep the stored value" in body
-    )
+    # Only the active section's secrets: the API ones were neither used nor saved.
+    assert "re-enter Password, or leave it blank to keep the stored value" in body
+
+
+def test_a_refused_api_save_names_the_key_by_its_section(admin_client, client):
+    key = SimpleUploadedFile("key.json", service_account_json(), "application/json")
+    stale = smtp_basic_post(mode="api", api_provider="google", service_account_key=key)
+    save_as_operator(client, admin_address="theirs@example.com")
+
+    body = admin_client.post(PAGE_URL, stale).content.decode()
+    assert "re-enter Gmail API JSON Private Key (choose the key file again)" in body
 
 
 def test_a_refused_save_without_typed_secrets_has_nothing_to_re_enter(admin_client, client):
     stale = smtp_basic_post(password="")
-    save_as_operator(client, server_name="theirs.example.com")
+    save_as_operator(client, admin_address="theirs@example.com")
 
     body = admin_client.post(PAGE_URL, stale).content.decode()
     assert "Your entries are still on the form" in body
@@ -225,3 +268,30 @@ def test_without_configured_keys_a_0600_key_file_is_generated(settings, tmp_path
     assert encryption.decrypt(token) == "hello"
     assert (settings.MAILCONFIG_KEY_FILE.stat().st_mode & 0o777) == 0o600
     assert settings.MAILCONFIG_KEY_FILE.read_text().strip() not in settings.SECRET_KEY
+
+
+def test_the_change_history_names_each_section_s_client_id_and_secret_apart(
+    admin_client, microsoft_fake, google_fake
+):
+    admin_client.post(PAGE_URL, microsoft_post())
+    admin_client.post(PAGE_URL, google_post())
+    admin_client.post(PAGE_URL, smtp_basic_post(**GRAPH_VALUES))
+    changed = [name for entry in AuditEntry.objects.all() for name in entry.changed_fields]
+    for name in (
+        "Microsoft OAuth Client ID",
+        "Microsoft OAuth Client Secret (changed)",
+        "Google OAuth Client ID",
+        "Google OAuth Client Secret (changed)",
+        "Microsoft Graph Client ID",
+        "Microsoft Graph Client Secret (changed)",
+        "Microsoft Graph Tenant ID",
+    ):
+        assert name in changed
+    assert "Client Secret (changed)" not in changed and "Client ID" not in changed
+
+
+def test_the_conflict_message_names_the_section_of_a_changed_secret(admin_client, client):
+    stale = smtp_basic_post(**GRAPH_VALUES)
+    save_as_operator(client, **GRAPH_VALUES)
+    body = admin_client.post(PAGE_URL, stale).content.decode()
+    assert "operator changed" in body and "Microsoft Graph Client Secret (changed)" in body

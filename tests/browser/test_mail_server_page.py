@@ -6,6 +6,7 @@ import pytest
 from playwright.sync_api import Browser, Page, Route, expect
 
 from settings_app.models import MailServerConfig
+from settings_app.sending_methods import show_if
 from tests.browser.conftest import log_in
 from tests.factories import service_account_json
 
@@ -123,7 +124,8 @@ def test_invalid_form_shows_field_errors_and_keeps_typed_values(admin_page: Page
 def test_azure_environment_link_reveals_the_selector(admin_page: Page):
     page = admin_page
     page.locator("label[for=id_auth_1]").click()
-    box = page.locator("[data-show-if='auth=oauth&oauth_provider=microsoft'] [data-azure-env]")
+    rule = show_if("oauth_azure_environment")  # the Microsoft OAuth section
+    box = page.locator(f"[data-show-if='{rule}'] [data-azure-env]")
     expect(box.locator("[data-azure-label]")).to_have_text("Azure Cloud")
     expect(box.locator("select")).to_be_hidden()
     box.get_by_role("link", name="Choose the appropriate Azure environment").click()

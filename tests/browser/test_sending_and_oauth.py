@@ -61,6 +61,32 @@ def test_test_mail_smtp_basic_success_then_wrong_password(
     page.screenshot(path=str(ARTIFACTS / "test-mail-failure.png"))
 
 
+def test_test_mail_to_another_server_asks_for_the_password_again(
+    admin_page: Page, smtp_starttls, smtp_plain, trust_test_ca
+):
+    page = admin_page
+    fill_smtp(page, smtp_starttls.port, "alice@example.com", "s3cret")
+    page.get_by_test_id("save").click()
+    expect(page.get_by_role("alert").first).to_contain_text("Settings saved")
+    page.fill("#id_port", str(smtp_plain.port))  # a listener without TLS
+    page.get_by_role("radiogroup", name="Connection Security").get_by_text("None").click()
+    run_test_mail(page)
+    result = page.get_by_test_id("test-result")
+    expect(result).to_contain_text("Nothing was sent")
+    expect(result).to_contain_text("Password: Port Number or Connection Security changed")
+    expect(result).to_contain_text("enter the password again")
+    assert smtp_plain.connections == 0
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "test-mail-password-again.png"))
+
+    page.reload()
+    history = page.get_by_test_id("audit")
+    expect(history).to_contain_text("Test Mail; to SMTP (Server Name or IP localhost")
+    expect(history).to_contain_text("no stored secret used; not sent: to correct first: Password")
+    page.set_viewport_size({"width": 400, "height": 900})
+    history.screenshot(path=str(ARTIFACTS / "change-history-test-mail-400.png"))
+
+
 def choose_oauth(page: Page, provider: str) -> None:
     page.locator("label[for=id_auth_1]").click()
     page.get_by_role("radiogroup", name="Mail Provider").first.get_by_text(provider).click()

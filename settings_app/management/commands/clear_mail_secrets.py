@@ -8,8 +8,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from settings_app import encryption
-
-from .rotate_encryption_key import encrypted_columns, raw_rows
+from settings_app.fields import encrypted_columns, raw_rows
 
 
 class Command(BaseCommand):

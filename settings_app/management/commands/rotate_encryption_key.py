@@ -4,24 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.db.models import TextField, Value
-from django.db.models.functions import Cast
 
 from settings_app import encryption
-from settings_app.fields import EncryptedTextField
-
-
-def encrypted_columns() -> list[tuple[Any, list[str]]]:
-    """Every model with encrypted fields, and the names of those fields."""
-    found = []
-    for model in apps.get_models():
-        names = [f.attname for f in model._meta.get_fields() if isinstance(f, EncryptedTextField)]
-        if names:
-            found.append((model, names))
-    return found
+from settings_app.fields import encrypted_columns, raw_rows
 
 
 class Command(BaseCommand):
@@ -45,13 +33,6 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(f"Re-encrypted {count} stored secret(s) with the newest key.")
         )
-
-
-def raw_rows(model: Any, names: list[str]) -> list[dict[str, Any]]:
-    """The stored ciphertext (a plain TextField cast skips the field's decryption)."""
-    casts = {f"raw_{name}": Cast(name, TextField()) for name in names}
-    rows = model.objects.select_for_update().annotate(**casts).values("pk", *casts)
-    return [{"pk": r["pk"], **{n: r[f"raw_{n}"] for n in names}} for r in rows]
 
 
 def _raw(model: Any, updates: dict[str, str]) -> dict[str, Any]:

@@ -1,0 +1,169 @@
+"""Which fields each way of sending uses, and where its secrets go: declared once.
+
+The choices on the page (Mode, Authentication, Mail Provider) select one sending
+method. The form validates and saves that method's fields, the template shows
+them (its ``data-show-if`` rules are rendered from here), the sender builds its
+transport, and Test Mail sends a stored secret only to the destination it was
+saved for. Floor data: imports only the models, so the sender may read it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from .models import Auth, Mode, Provider
+
+# Used by every method.
+COMMON_FIELDS = ("mode", "from_address", "admin_address")
+# Where an SMTP login or an XOAUTH2 token is sent.
+SMTP_SERVER = ("server_name", "port", "security")
+
+
+class TransportKind:
+    """The kinds of transport the sender builds."""
+
+    SMTP = "smtp"
+    GRAPH = "graph"
+    GMAIL = "gmail"
+
+
+@dataclass(frozen=True)
+class SendingMethod:
+    """One way of sending: the choices that select it, its fields, transport and destinations."""
+
+    key: str
+    title: str
+    # (choice field, value) pairs that all hold when this method is chosen.
+    when: tuple[tuple[str, str], ...]
+    # Fields it uses besides COMMON_FIELDS, in the page's order.
+    fields: tuple[str, ...]
+    transport: str
+    # Each secret it uses -> the fields saying where that secret is sent. A stored
+    # secret is used only while those fields still have the values it was saved with.
+    secret_destinations: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # SMTP XOAUTH2 with the stored grant from the consent flow (oauth app).
+    uses_grant: bool = False
+
+    @property
+    def active_fields(self) -> tuple[str, ...]:
+        return COMMON_FIELDS + self.fields
+
+    @property
+    def destination(self) -> tuple[str, ...]:
+        """Every field naming where this method's credentials go (for Test Mail's audit)."""
+        names = SMTP_SERVER if self.transport == TransportKind.SMTP else ()
+        for fields in self.secret_destinations.values():
+            names += tuple(name for name in fields if name not in names)
+        return names
+
+
+METHODS: tuple[SendingMethod, ...] = (
+    SendingMethod(
+        key="smtp_basic",
+        title="SMTP",
+        when=(("mode", Mode.SMTP), ("auth", Auth.BASIC)),
+        fields=(*SMTP_SERVER, "auth", "username", "password"),
+        transport=TransportKind.SMTP,
+        secret_destinations={"password": SMTP_SERVER},
+    ),
+    SendingMethod(
+        key="smtp_oauth_microsoft",
+        title="SMTP with Microsoft OAuth",
+        when=(("mode", Mode.SMTP), ("auth", Auth.OAUTH), ("oauth_provider", Provider.MICROSOFT)),
+        fields=(
+            *SMTP_SERVER,
+            "auth",
+            "oauth_provider",
+            "username",
+            "oauth_tenant_id",
+            "oauth_client_id",
+            "oauth_client_secret",
+            "oauth_azure_environment",
+        ),
+        transport=TransportKind.SMTP,
+        # The secret goes to the tenant's identity platform in that Azure cloud; the
+        # grant's tokens go to the SMTP server (the grant is bound to it, oauth.consent).
+        secret_destinations={"oauth_client_secret": ("oauth_tenant_id", "oauth_azure_environment")},
+        uses_grant=True,
+    ),
+    SendingMethod(
+        key="smtp_oauth_google",
+        title="SMTP with Google OAuth",
+        when=(("mode", Mode.SMTP), ("auth", Auth.OAUTH), ("oauth_provider", Provider.GOOGLE)),
+        fields=(*SMTP_SERVER, "auth", "oauth_provider", "google_client_id", "google_client_secret"),
+        transport=TransportKind.SMTP,
+        # Google's token URI is configuration (MAILCONFIG_GOOGLE), not on the form.
+        secret_destinations={"google_client_secret": ()},
+        uses_grant=True,
+    ),
+    SendingMethod(
+        key="api_microsoft",
+        title="Microsoft Graph API",
+        when=(("mode", Mode.API), ("api_provider", Provider.MICROSOFT)),
+        fields=(
+            "api_provider",
+            "api_tenant_id",
+            "api_client_id",
+            "api_client_secret",
+            "api_azure_environment",
+        ),
+        transport=TransportKind.GRAPH,
+        secret_destinations={"api_client_secret": ("api_tenant_id", "api_azure_environment")},
+    ),
+    SendingMethod(
+        key="api_google",
+        title="Gmail API",
+        when=(("mode", Mode.API), ("api_provider", Provider.GOOGLE)),
+        fields=("api_provider", "service_account_key"),
+        transport=TransportKind.GMAIL,
+        # The key names its own token URI, checked against MAILCONFIG_GOOGLE on upload.
+        secret_destinations={"service_account_key": ()},
+    ),
+)
+
+# The fields that select a method, in the order the page asks for them.
+CHOICE_FIELDS = tuple(dict.fromkeys(name for method in METHODS for name, _ in method.when))
+
+
+def method_for(choice: Callable[[str], str]) -> SendingMethod:
+    """The method the choices select; ``choice(name)`` gives the chosen value of a field."""
+    for method in METHODS:
+        if all(choice(name) == value for name, value in method.when):
+            return method
+    # Only reachable with a value no choice offers; callers validate choices first.
+    return METHODS[0]
+
+
+def show_if(*names: str) -> str:
+    """The page's ``data-show-if`` rule for a block holding these fields.
+
+    ``a=x&b=y|c=z`` (read by mail_server.js): any alternative whose conditions all hold.
+    When the methods using the fields are exactly those that share some choices, the
+    rule is just those choices ("mode=smtp"); otherwise one alternative per method.
+    """
+    users = [method for method in METHODS if any(name in method.fields for name in names)]
+    if not users:
+        raise ValueError(f"no sending method uses {names}")
+    shared = [pair for pair in users[0].when if all(pair in m.when for m in users)]
+    # A method "compatible" with the shared choices would show the block too.
+    compatible = [
+        method
+        for method in METHODS
+        if all(dict(method.when).get(name, value) == value for name, value in shared)
+    ]
+    alternatives = [tuple(shared)] if compatible == users else [m.when for m in users]
+    return "|".join("&".join(f"{name}={value}" for name, value in alt) for alt in alternatives)
+
+
+def switch_to_choices() -> dict[str, str]:
+    """Per method, the choices a one-click link sets to select it (``data-switch-to``)."""
+    return {
+        method.key: ",".join(f"{name}={value}" for name, value in method.when) for method in METHODS
+    }
+
+
+def show_if_rules() -> dict[str, str]:
+    """``show_if`` for every field some method uses, for the template (``show_if.<field>``)."""
+    names = dict.fromkeys(name for method in METHODS for name in method.fields)
+    return {name: show_if(name) for name in names}

@@ -1,0 +1,137 @@
+"""Secrets and sending methods are each declared once; the form, page, sender and Test Mail read them."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from django.test.html import parse_html
+
+from oauth.models import OAuthGrant
+from sender.factory import build_transport
+from settings_app.fields import EncryptedTextField, encrypted_columns
+from settings_app.forms import MailServerForm, clear_field
+from settings_app.models import SECRET_FIELDS, MailServerConfig
+from settings_app.sending_methods import (
+    COMMON_FIELDS,
+    METHODS,
+    TransportKind,
+    show_if,
+    show_if_rules,
+)
+from settings_app.test_mail import config_secrets
+from settings_app.values import MailSettings
+from tests.factories import PAGE_URL, smtp_basic_post
+from tests.test_console_page_content import walk
+
+ROOT = Path(__file__).resolve().parent.parent
+CANARIES = {name: f"CANARY-{name}" for name in SECRET_FIELDS}
+
+
+# Secrets: the encrypted columns --------------------------------------------------
+
+
+def test_the_secrets_are_the_configurations_encrypted_columns():
+    encrypted = [
+        field.name
+        for field in MailServerConfig._meta.fields
+        if isinstance(field, EncryptedTextField)
+    ]
+    assert list(SECRET_FIELDS) == encrypted
+
+
+def test_the_key_commands_find_every_encrypted_column_next_to_the_field():
+    columns = dict(encrypted_columns())
+    assert columns[MailServerConfig] == list(SECRET_FIELDS)
+    assert "refresh_token" in columns[OAuthGrant]
+
+
+@pytest.mark.django_db
+def test_every_secret_has_an_input_never_filled_in_and_a_clear_checkbox():
+    MailServerConfig.ensure_row()
+    MailServerConfig.objects.update(version=1, **CANARIES)
+    form = MailServerForm(stored=MailServerConfig.load())
+    for name in SECRET_FIELDS:
+        assert name in form.fields and clear_field(name) in form.fields
+        assert not form.fields[clear_field(name)].widget.is_hidden  # something to clear
+        assert CANARIES[name] not in str(form[name])
+
+
+def test_a_settings_repr_shows_no_secret():
+    text = repr(MailSettings(**CANARIES))
+    assert "MailSettings(" in text and "server_name=" in text
+    assert "CANARY" not in text
+
+
+def test_test_mail_hides_every_secret_in_its_transcript():
+    assert set(CANARIES.values()) <= set(config_secrets(MailSettings(**CANARIES)))
+
+
+# Sending methods: one declaration ----------------------------------------------
+
+
+def choices_of(method) -> dict[str, str]:
+    return {name: str(value) for name, value in method.when}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("method", METHODS, ids=[m.key for m in METHODS])
+def test_the_form_uses_exactly_the_chosen_methods_fields(method):
+    form = MailServerForm(smtp_basic_post(**choices_of(method)), stored=MailServerConfig.load())
+    assert form.method == method
+    assert form.active_fields() == [*COMMON_FIELDS, *method.fields]
+
+
+@pytest.mark.parametrize("method", METHODS, ids=[m.key for m in METHODS])
+def test_the_sender_builds_the_declared_transport(method):
+    transport = build_transport(MailSettings(**choices_of(method)))
+    expected = {
+        TransportKind.SMTP: "SmtpTransport",
+        TransportKind.GRAPH: "GraphTransport",
+        TransportKind.GMAIL: "GmailTransport",
+    }[method.transport]
+    assert type(transport).__name__ == expected
+    if method.transport == TransportKind.SMTP:  # XOAUTH2 from the grant, or a login
+        assert (transport.token_provider is not None) == method.uses_grant
+
+
+@pytest.mark.parametrize("method", METHODS, ids=[m.key for m in METHODS])
+def test_every_secret_a_method_uses_says_where_it_is_sent(method):
+    used = {name for name in method.fields if name in SECRET_FIELDS}
+    assert set(method.secret_destinations) == used
+
+
+def test_a_block_shared_by_all_smtp_methods_shows_for_smtp():
+    assert show_if("server_name") == "mode=smtp"
+    assert show_if("oauth_provider") == "mode=smtp&auth=oauth"
+
+
+def test_a_block_of_some_methods_shows_for_each_of_them():
+    assert show_if("username") == (
+        "mode=smtp&auth=basic|mode=smtp&auth=oauth&oauth_provider=microsoft"
+    )
+
+
+@pytest.mark.django_db
+def test_every_show_if_rule_on_the_page_comes_from_the_declaration(admin_client):
+    root = parse_html(admin_client.get(PAGE_URL).content.decode())
+    rules = {
+        dict(node.attributes)["data-show-if"]
+        for node in walk(root)
+        if "data-show-if" in dict(node.attributes)
+    }
+    assert rules and rules <= set(show_if_rules().values())
+
+
+def test_the_sender_does_not_import_the_page():
+    for path in (ROOT / "sender").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)} | {
+            alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for alias in node.names
+        }
+        for name in imported:
+            assert not (name or "").startswith(("settings_app.forms", "settings_app.views")), path
