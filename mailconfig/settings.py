@@ -111,8 +111,14 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Take the write lock at BEGIN, so concurrent saves queue instead of failing "locked".
+    # WAL: the web server reads while the mail worker writes (two processes under make run),
+    # and a commit costs no fsync of its own (synchronous=NORMAL is still crash-safe).
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"transaction_mode": "IMMEDIATE", "timeout": 20}
+        {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
