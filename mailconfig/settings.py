@@ -233,13 +233,14 @@ def env_seconds(name: str, default: str) -> list[float]:
 # Outbox: send_mail() stores the message and a worker (manage.py db_worker) sends it.
 # "immediate" sends within send_mail() instead (tests, sendtestemail --immediate).
 MAILCONFIG_DELIVERY = env_choice("MAILCONFIG_DELIVERY", "queued", ("queued", "immediate"))
-# Seconds to wait before each retry of a temporary failure; after the last, Failed.
+# Seconds to wait before each retry of a temporary failure; after the last, Failed
+# (empty: no retries).
 MAILCONFIG_RETRY_SCHEDULE = env_seconds("MAILCONFIG_RETRY_SCHEDULE", "60,300,900,3600,14400")
 # A worker holds a message this long while sending it; after that (the worker died),
 # the message is tried again.
-MAILCONFIG_SEND_LEASE = env_seconds("MAILCONFIG_SEND_LEASE", "300")[0]
+MAILCONFIG_SEND_LEASE = (env_seconds("MAILCONFIG_SEND_LEASE", "300") or [300.0])[0]
 # A finally failed message keeps its (encrypted) body this many days, for Resend.
-MAILCONFIG_FAILED_BODY_DAYS = int(env_seconds("MAILCONFIG_FAILED_BODY_DAYS", "7")[0])
+MAILCONFIG_FAILED_BODY_DAYS = int((env_seconds("MAILCONFIG_FAILED_BODY_DAYS", "7") or [7.0])[0])
 
 TASKS = {
     "default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]},

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django_tasks_db.compat import TaskResultStatus
 
@@ -173,7 +173,7 @@ def record_success(
     """Sent: keep the metadata and the server's reply, drop the message's content."""
     now = timezone.now()
     with transaction.atomic():
-        OutboxMessage.objects.filter(pk=row.pk).update(
+        _still_ours(row).update(
             status=Status.SENT,
             sent_at=now,
             lease_until=None,
@@ -203,7 +203,7 @@ def record_failure(
     retry_at = retries.next_attempt_at(now, row.attempts, error)
     transient = retry_at is not None or retries.is_transient(error)
     with transaction.atomic():
-        OutboxMessage.objects.filter(pk=row.pk).update(
+        updated = _still_ours(row).update(
             status=Status.RETRYING if retry_at else Status.FAILED,
             next_attempt_at=retry_at,
             lease_until=None,
@@ -224,8 +224,14 @@ def record_failure(
             error_code=error.code[:100],
             hint=error.hint,
         )
-        if retry_at is not None:
+        if retry_at is not None and updated:
             outbox.schedule(row, retry_at)
+
+
+def _still_ours(row: OutboxMessage) -> QuerySet[OutboxMessage]:
+    # A worker that outlived its lease must not overwrite the outcome of the attempt
+    # that took the message over (its own attempt is still logged).
+    return OutboxMessage.objects.filter(pk=row.pk, status=Status.SENDING, attempts=row.attempts)
 
 
 def _elapsed_ms(since: float) -> int:
