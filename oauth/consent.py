@@ -22,9 +22,14 @@ from google_auth_oauthlib.flow import Flow
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 
 from sender.diagnosis import http_failure
-from sender.errors import ConfigurationError, MailError
+from sender.errors import ConfigurationError, MailConnectionError, MailError
 from sender.http import RedirectRefused, refuse_redirects, shared_session
-from sender.identity_errors import as_grant_invalid, google_error, microsoft_error
+from sender.identity_errors import (
+    as_grant_invalid,
+    google_error,
+    identity_platform_unavailable,
+    microsoft_error,
+)
 from sender.service_account import refresh_error
 from sender.tokens import ProviderCache, cache_key, expires_in, jwt_claims
 from settings_app.models import Provider
@@ -179,6 +184,8 @@ class MicrosoftConsent(ConsentProvider):
             raise http_failure(
                 step, err, self.config.smtp_azure.authority_host, self.session.timeout
             ) from err
+        except msal.exceptions.MsalServiceError as err:  # an HTTP 5xx
+            raise identity_platform_unavailable(step, str(err), "Microsoft") from err
         if result.get("error") == "invalid_grant":
             raise as_grant_invalid(
                 microsoft_error("invalid_grant", result.get("error_description", ""), step=step)
@@ -302,7 +309,7 @@ class GoogleConsent(ConsentProvider):
                     settings.MAILCONFIG_GOOGLE["token_uri"],
                     self.session.timeout,
                 ) from err
-            raise MailError(
+            raise MailConnectionError(
                 "Google's token endpoint could not be reached.", step="Obtain token"
             ) from err
         expiry = credentials.expiry

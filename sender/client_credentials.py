@@ -18,7 +18,7 @@ from sender.errors import ConfigurationError
 from sender.http import shared_session
 from settings_app.values import AzureEnvironment
 
-from .identity_errors import microsoft_error
+from .identity_errors import identity_platform_unavailable, microsoft_error
 from .tokens import (
     AccessToken,
     CachedTokenProvider,
@@ -83,6 +83,8 @@ class MicrosoftClientCredentials(CachedTokenProvider):
             result: dict[str, Any] = app.acquire_token_for_client([self.scope])
         except requests.RequestException as err:
             raise http_failure(STEP, err, self.authority, self.session.timeout) from err
+        except msal.exceptions.MsalServiceError as err:  # an HTTP 5xx
+            raise identity_platform_unavailable(STEP, str(err), "Microsoft") from err
         if "access_token" not in result:
             raise microsoft_error(
                 result.get("error", ""), result.get("error_description", ""), step=STEP

@@ -256,6 +256,20 @@ def _build(
     )
 
 
+def identity_platform_unavailable(step: str, detail: str, provider: str) -> MailError:
+    """The token endpoint answered 5xx (MSAL raises, rather than returning an error):
+    a temporary failure, tried again later by the outbox."""
+    error = ProviderError(
+        f"{provider}'s token endpoint is not answering normally ({detail}).",
+        step=step,
+        code="TOKEN-ENDPOINT-UNAVAILABLE",
+        provider_text=detail,
+        hint="This is usually temporary. If it lasts, check the provider's service status.",
+    )
+    error.transient = True
+    return error
+
+
 class _Defaults(dict):
     def __missing__(self, key: str) -> str:
         return {"redirect_uri": "the redirect URI shown on the page"}.get(key, f"({key})")

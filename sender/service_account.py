@@ -19,7 +19,7 @@ from django.conf import settings
 from google.oauth2 import service_account
 
 from sender.diagnosis import http_failure
-from sender.errors import ConfigurationError, MailError
+from sender.errors import ConfigurationError, MailConnectionError, MailError
 from sender.http import shared_session
 
 from .identity_errors import google_error
@@ -79,7 +79,9 @@ class ServiceAccountTokens(CachedTokenProvider):
                     settings.MAILCONFIG_GOOGLE["token_uri"],
                     self.request.session.timeout,
                 ) from err
-            raise MailError("Google's token endpoint could not be reached.", step=STEP) from err
+            raise MailConnectionError(
+                "Google's token endpoint could not be reached.", step=STEP
+            ) from err
         expiry = self.credentials.expiry
         return AccessToken(
             token=self.credentials.token,
@@ -95,7 +97,10 @@ def refresh_error(err: google.auth.exceptions.RefreshError, **context: str) -> M
     data = err.args[1] if len(err.args) > 1 and isinstance(err.args[1], dict) else {}
     error = data.get("error") or str(err.args[0] if err.args else err).split(":")[0]
     description = data.get("error_description") or str(err.args[0] if err.args else "")
-    return google_error(error, description, step=STEP, context=context)
+    mail_error = google_error(error, description, step=STEP, context=context)
+    if getattr(err, "retryable", False):  # google-auth's verdict: a 5xx or 429, already retried
+        mail_error.transient = True
+    return mail_error
 
 
 def gmail_token_provider(
