@@ -210,6 +210,21 @@ MAILCONFIG_TIMEOUT = float(os.environ.get("MAILCONFIG_TIMEOUT", "15"))
 # the OAuth redirect URI instead of trusting the request's Host header.
 MAILCONFIG_PUBLIC_URL = os.environ.get("MAILCONFIG_PUBLIC_URL") or None
 
+
+def env_days(name: str, default: int) -> int:
+    """Read a whole number of days (0 or more), refusing anything else with a clear message."""
+    value = os.environ.get(name, "").strip() or str(default)
+    if not value.isdigit():
+        raise ImproperlyConfigured(f"{name}: {value!r} is not a whole number of days (0 or more).")
+    return int(value)
+
+
+# Email Log retention (manage.py purge_email_log): finished messages leave the log after
+# this many days; a Failed message's encrypted content, kept so it can be resent, goes
+# after MAILCONFIG_FAILED_BODY_DAYS (a Sent message's content is dropped at delivery).
+MAILCONFIG_LOG_RETENTION_DAYS = env_days("MAILCONFIG_LOG_RETENTION_DAYS", 30)
+MAILCONFIG_FAILED_BODY_DAYS = env_days("MAILCONFIG_FAILED_BODY_DAYS", 7)
+
 # One row per Azure cloud: everything that changes together when the cloud changes.
 MAILCONFIG_AZURE_ENVIRONMENTS = {
     "azure": {

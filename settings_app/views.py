@@ -16,6 +16,7 @@ from django.views.decorators.http import require_http_methods
 from oauth import page as oauth_page
 
 from .client_address import client_ip
+from .email_log import delivery_summary
 from .forms import MailServerForm
 from .models import DEFAULT_PORTS, SECRET_FIELDS, AuditEntry, MailServerConfig
 from .saving import VersionConflict, save_settings
@@ -83,6 +84,7 @@ def render_page(
         "azure_environments": azure_environments(),
         **oauth_page.page_context(request, stored),
         "default_ports": json.dumps({str(key): port for key, port in DEFAULT_PORTS.items()}),
+        "delivery": delivery_summary(),
     }
     return render(request, "settings_app/mail_server.html", context, status=status)
 
