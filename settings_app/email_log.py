@@ -28,6 +28,7 @@ from .client_address import client_ip
 from .models import AuditEntry, MailServerConfig
 
 PAGE_SIZE = 50
+LISTED_RECIPIENTS = 3  # the list shows the first few To addresses, then "+N more"
 IN_FLIGHT = (Status.QUEUED, Status.SENDING, Status.RETRYING)
 WAITING = "waiting"  # the status filter's name for "any of IN_FLIGHT"
 
@@ -58,7 +59,7 @@ class LogFilterForm(forms.Form):
     period = forms.ChoiceField(
         choices=[(key, label) for key, (label, _) in PERIODS.items()],
         required=False,
-        label="Queued",
+        label="Queued in",
     )
     q = forms.CharField(
         required=False, max_length=200, strip=True, label="Recipient, subject or Message-ID"
@@ -101,6 +102,11 @@ def email_log(request: HttpRequest) -> HttpResponse:
     filters = LogFilterForm(request.GET)
     rows = filters.apply(log_rows(), now)
     page: Page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+    page.object_list = list(page.object_list)
+    for row in page.object_list:
+        addresses = [address.strip() for address in row.to.split(",") if address.strip()]
+        row.first_recipients = addresses[:LISTED_RECIPIENTS]
+        row.more_recipients = len(addresses[LISTED_RECIPIENTS:])
     query = request.GET.copy()
     query.pop("page", None)
     context = {

@@ -95,7 +95,7 @@ def test_each_message_is_one_row_with_its_delivery_facts(admin_client):
     for header in ("Time queued", "To", "Subject", "Status", "Attempts", "Connection", "Sent at"):
         assert f"<th>{header}</th>" in body or f'<th class="text-end">{header}</th>' in body
     assert timezone.localtime(queued).strftime("%Y-%m-%d %H:%M:%S") in body
-    assert "ops@example.com, cto@example.com" in body
+    assert "<div>ops@example.com</div><div>cto@example.com</div>" in body
     assert "+2 Cc" in body and "+1 Bcc" in body
     assert "Disk almost full" in body
     assert ">Failed</span>" in body
@@ -103,6 +103,13 @@ def test_each_message_is_one_row_with_its_delivery_facts(admin_client):
     assert ">Backup</td>" in body
     assert "535 5.7.139 Authentication unsuccessful" in body
     assert "SMTP AUTH is disabled for the mailbox" in body
+
+
+def test_a_long_recipient_list_shows_the_first_three_and_a_count(admin_client):
+    logged_message(to=", ".join(f"user{number}@example.com" for number in range(7)))
+    body = admin_client.get(LOG_URL).content.decode()
+    assert "<div>user2@example.com</div>" in body and "user3@example.com" not in body
+    assert "+4 more" in body
 
 
 def test_a_sent_message_shows_when_it_was_sent(admin_client):
