@@ -64,6 +64,10 @@ INSTALLED_APPS = [
     "settings_app",
     "oauth",
     "sender",
+    # Django's tasks framework (the backport on 5.2) and its database backend. After
+    # "sender", whose db_worker command wraps the backend's to recover stalled messages.
+    "django_tasks",
+    "django_tasks_db",
 ]
 
 MIDDLEWARE = [
@@ -197,6 +201,43 @@ DEFAULT_FROM_EMAIL = ""
 SERVER_EMAIL = ""
 # mail_admins() and Django's error mails go to the stored Admin Mail Address.
 ADMINS = StoredAdmins()
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    """Read an environment variable that must be one of ``choices``."""
+    value = (os.environ.get(name) or default).strip().lower()
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, not {value!r}.")
+    return value
+
+
+def env_seconds(name: str, default: str) -> list[float]:
+    """Read a comma-separated list of seconds (each >= 0)."""
+    try:
+        values = [float(item) for item in env_list(name, default)]
+    except ValueError:
+        values = [-1.0]
+    if any(not 0 <= value < 10**7 for value in values):
+        raise ImproperlyConfigured(
+            f"{name} must be comma-separated numbers of seconds, for example 60,300,900."
+        )
+    return values
+
+
+# Outbox: send_mail() stores the message and a worker (manage.py db_worker) sends it.
+# "immediate" sends within send_mail() instead (tests, sendtestemail --immediate).
+MAILCONFIG_DELIVERY = env_choice("MAILCONFIG_DELIVERY", "queued", ("queued", "immediate"))
+# Seconds to wait before each retry of a temporary failure; after the last, Failed.
+MAILCONFIG_RETRY_SCHEDULE = env_seconds("MAILCONFIG_RETRY_SCHEDULE", "60,300,900,3600,14400")
+# A worker holds a message this long while sending it; after that (the worker died),
+# the message is tried again.
+MAILCONFIG_SEND_LEASE = env_seconds("MAILCONFIG_SEND_LEASE", "300")[0]
+# A finally failed message keeps its (encrypted) body this many days, for Resend.
+MAILCONFIG_FAILED_BODY_DAYS = int(env_seconds("MAILCONFIG_FAILED_BODY_DAYS", "7")[0])
+
+TASKS = {
+    "default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]},
+}
 
 # Fernet keys for stored secrets, newest first. Unset: a key file in DATA_DIR.
 MAILCONFIG_ENCRYPTION_KEYS = env_list("MAILCONFIG_ENCRYPTION_KEYS")

@@ -1,8 +1,12 @@
 """The Django email backend: every ``send_mail()`` goes through the stored configuration.
 
-Shaped like Django's SMTP backend: one transport (connection, token) per batch,
-``fail_silently``, ``open()``/``close()`` usable as a context manager so callers
-can reuse one connection across several ``send_messages()`` calls.
+With ``MAILCONFIG_DELIVERY = "queued"`` (the default) it stores each message in the
+outbox and queues one task for it, in the caller's transaction, and returns at
+once; a worker sends it (``sender/delivery.py``). With ``"immediate"`` (or
+``EmailBackend(immediate=True)``) it sends within the call, shaped like Django's
+SMTP backend: one transport (connection, token) per batch, ``fail_silently``,
+``open()``/``close()`` usable as a context manager so callers can reuse one
+connection across several ``send_messages()`` calls.
 """
 
 from __future__ import annotations
@@ -11,12 +15,15 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from django.conf import settings
 from django.core.mail import EmailMessage
 from django.core.mail.backends.base import BaseEmailBackend
+from django.db import transaction
 
 from sender.errors import MailError
 from settings_app.values import MailSettings
 
+from . import outbox
 from .factory import build_transport
 from .stored import current_settings
 from .transports.base import Transport
@@ -26,18 +33,25 @@ class EmailBackend(BaseEmailBackend):
     """Sends through SMTP, Microsoft Graph or the Gmail API, as the admin configured."""
 
     def __init__(
-        self, fail_silently: bool = False, config: MailSettings | None = None, **kwargs: Any
+        self,
+        fail_silently: bool = False,
+        config: MailSettings | None = None,
+        immediate: bool | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(fail_silently=fail_silently, **kwargs)
         self.config_override = config  # Test Mail passes unsaved values
+        if immediate is None:
+            immediate = config is not None or settings.MAILCONFIG_DELIVERY == "immediate"
+        self.immediate = immediate
         self.transport: Transport | None = None
         self.config: MailSettings | None = None
         self._lock = threading.RLock()
 
     def open(self) -> bool:
         """Open the transport; return True if this call opened it (Django's convention)."""
-        if self.transport is not None:
-            return False
+        if self.transport is not None or not self.immediate:
+            return False  # queued: the worker holds the connection
         try:
             self.config = self.config_override or current_settings()
             transport = build_transport(self.config)
@@ -60,6 +74,8 @@ class EmailBackend(BaseEmailBackend):
     def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
         if not email_messages:
             return 0
+        if not self.immediate:
+            return self._queue(email_messages)
         with self._lock:
             opened_here = self.open()
             if self.transport is None or self.config is None:
@@ -81,6 +97,13 @@ class EmailBackend(BaseEmailBackend):
                 if opened_here:
                     self.close()
             return sent
+
+    @staticmethod
+    def _queue(email_messages: Sequence[EmailMessage]) -> int:
+        # One transaction for the batch: all of it is queued, or (on error) none of it.
+        with transaction.atomic():
+            queued = [outbox.enqueue(m) for m in email_messages if m.recipients()]
+        return len(queued)
 
     @staticmethod
     def _fill_sender(message: EmailMessage, config: MailSettings) -> None:

@@ -12,6 +12,11 @@ class MailError(Exception):
     """Base class: catch this to catch every sending or token failure."""
 
     default_hint = ""
+    # Whether trying again later may succeed (the outbox retries it) or not (it fails at
+    # once). None: it depends on the reply code (SMTP 4xx is temporary); see sender/retries.py.
+    transient: bool | None = None
+    # Seconds the provider asked us to wait (HTTP Retry-After), if it said.
+    retry_after: float | None = None
 
     def __init__(
         self,
@@ -41,21 +46,31 @@ class MailError(Exception):
 class ConfigurationError(MailError):
     """Nothing (or not enough) is configured to send mail."""
 
+    transient = False
+
 
 class MailConnectionError(MailError):
     """The server could not be reached: DNS, refused, timeout, dropped connection."""
+
+    transient = True
 
 
 class TLSError(MailError):
     """TLS could not be set up: certificate invalid, hostname mismatch, STARTTLS missing."""
 
+    transient = False
+
 
 class AuthenticationError(MailError):
     """The credentials or token were rejected."""
 
+    transient = False
+
 
 class AuthorizationError(MailError):
     """Authenticated, but not allowed: missing permission, consent, send-as right."""
+
+    transient = False
 
 
 class RecipientsRefused(MailError):
@@ -64,6 +79,8 @@ class RecipientsRefused(MailError):
 
 class RateLimited(MailError):
     """The provider asked us to slow down and did not recover in time."""
+
+    transient = True
 
 
 class ProviderError(MailError):

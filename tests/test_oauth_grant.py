@@ -40,7 +40,11 @@ BACKEND = "sender.backend.EmailBackend"
 def send_test_message() -> int:
     """Send through the stored settings, as the product's own mail does."""
     return send_mail(
-        "Subject", "Body", None, ["admin@example.com"], connection=get_connection(BACKEND)
+        "Subject",
+        "Body",
+        None,
+        ["admin@example.com"],
+        connection=get_connection(BACKEND, immediate=True),  # sent now, not queued
     )
 
 

@@ -29,6 +29,8 @@ STEP = "Send message"
 RETRY_STATUSES = (429, 503, 504)
 MAX_RETRIES = 2
 MAX_WAIT_SECONDS = 10.0
+# Answers after which a later attempt may succeed (the outbox retries them).
+TRANSIENT_STATUSES = (429, 500, 502, 503, 504)
 
 
 def mime_with_bcc(message: EmailMessage) -> bytes:
@@ -69,6 +71,8 @@ class HttpApiTransport(Transport):
         super().__init__(config, timeout=timeout, ca_file=ca_file, transcript=transcript)
         self.tokens: CachedTokenProvider | None = None
         self.session = shared_session(self.ca_file, self.timeout)
+        # The longest Retry-After waited for in place; a worker sets 0 and retries later.
+        self.max_wait = MAX_WAIT_SECONDS
 
     @abstractmethod
     def token_provider(self) -> CachedTokenProvider:
@@ -146,7 +150,7 @@ class HttpApiTransport(Transport):
                     details.append(
                         f"{self.api_name} asked to retry in {wait:g} s, after the test's time limit."
                     )
-                elif wait <= min(MAX_WAIT_SECONDS, self.timeout):
+                elif wait <= min(self.max_wait, self.timeout):
                     details.append(
                         f"{self.api_name} answered {response.status_code}; retrying in {wait:g} s."
                     )
@@ -162,6 +166,9 @@ class HttpApiTransport(Transport):
                     provider_text=error.provider_text,
                     hint=error.hint or "Try again in a few minutes.",
                 )
+            error.transient = response.status_code in TRANSIENT_STATUSES
+            if response.headers.get("Retry-After"):
+                error.retry_after = retry_after(response, attempt)
             raise error
 
     def close(self) -> None:
