@@ -232,8 +232,8 @@ MAILCONFIG_RETRY_SCHEDULE = env_seconds("MAILCONFIG_RETRY_SCHEDULE", "60,300,900
 # A worker holds a message this long while sending it; after that (the worker died),
 # the message is tried again.
 MAILCONFIG_SEND_LEASE = env_seconds("MAILCONFIG_SEND_LEASE", "300")[0]
-# A finally failed message keeps its (encrypted) body this many days, for Resend.
-MAILCONFIG_FAILED_BODY_DAYS = int(env_seconds("MAILCONFIG_FAILED_BODY_DAYS", "7")[0])
+# MAILCONFIG_FAILED_BODY_DAYS (how long a Failed message keeps its body): with the
+# Email Log's retention below.
 
 TASKS = {
     "default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]},
@@ -255,7 +255,7 @@ MAILCONFIG_PUBLIC_URL = os.environ.get("MAILCONFIG_PUBLIC_URL") or None
 def env_days(name: str, default: int) -> int:
     """Read a whole number of days (0 or more), refusing anything else with a clear message."""
     value = os.environ.get(name, "").strip() or str(default)
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise ImproperlyConfigured(f"{name}: {value!r} is not a whole number of days (0 or more).")
     return int(value)
 

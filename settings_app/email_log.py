@@ -22,6 +22,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from sender import outbox
 from sender.models import Attempt, OutboxMessage, Status
 
 from .client_address import client_ip
@@ -179,7 +180,7 @@ def email_log_resend(request: HttpRequest, pk: int) -> HttpResponse:
         )
         return redirect("settings_app:email_log")
     except ResendRefused as refused:
-        messages.error(request, f"Nothing was sent: {refused}")
+        messages.error(request, f"Nothing was sent. {refused}")
         return redirect("settings_app:email_log_detail", pk=pk)
     if queued.pk == pk:
         messages.success(request, f"Message #{pk} is queued again, with the same Message-ID.")
@@ -195,23 +196,24 @@ def resend(pk: int, *, copy: bool, user: AbstractBaseUser, source_ip: str | None
 
     The row is locked so two admins pressing Resend at once cannot send a Failed message twice.
     """
-    from sender import outbox  # TEMPORARY until the outbox branch is merged
-
     with transaction.atomic():
         row = OutboxMessage.objects.select_for_update().get(pk=pk)
         if not outbox.has_body(row):
             raise ResendRefused(not_kept_reason(row))
-        if copy:
-            queued = outbox.resend_copy(row)
-            action, what = "Resent a copy of a message", f"queued as #{queued.pk}"
-        else:
-            if row.status != Status.FAILED:
-                raise ResendRefused(
-                    f"message #{pk} is {row.get_status_display()}, not Failed: only a failed "
-                    "message is resent as it was. Use Resend a copy to send it once more."
-                )
-            outbox.requeue(row)
-            queued, action, what = row, "Resent a failed message", "same Message-ID"
+        if not copy and row.status != Status.FAILED:
+            raise ResendRefused(
+                f"Message #{pk} is {row.get_status_display()}, not Failed: only a failed "
+                "message is resent as it was. Use Resend a copy to send it once more."
+            )
+        try:
+            if copy:
+                queued = outbox.resend_copy(row)
+                action, what = "Resent a copy of a message", f"queued as #{queued.pk}"
+            else:
+                outbox.requeue(row)
+                queued, action, what = row, "Resent a failed message", "same Message-ID"
+        except (outbox.BodyGone, ValueError) as refused:  # the outbox's own last checks
+            raise ResendRefused(str(refused)) from refused
         AuditEntry.objects.create(
             user=user,
             username=user.get_username(),

@@ -289,7 +289,7 @@ def test_the_detail_view_shows_the_message_facts(admin_client):
     body = admin_client.get(detail_url(row.pk)).content.decode()
     assert "&lt;alert.1@example.com&gt;" in body
     assert "Next attempt" in body
-    assert "1 Cc" in body
+    assert "1 in Cc <" in body and "in Bcc" not in body
     assert "Connection refused" in body and "Check the server name and port." in body
 
 

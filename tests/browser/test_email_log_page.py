@@ -4,11 +4,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.core import mail
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from sender.models import Attempt, Connection, Status
+from sender.models import Attempt, Connection, OutboxMessage, Status
+from tests.factories import store_smtp
 from tests.log_rows import LOG_URL, attempt, logged_message
+from tests.outbox_helpers import forget_worker_connection, run_due_tasks
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 LONG_ADDRESS = "a.very.long.distribution.list.for.the.night.shift.operators@subsidiary.example.com"
@@ -132,3 +135,49 @@ def test_resend_is_off_with_its_reason_for_a_delivered_message(admin_page: Page,
     expect(page.get_by_test_id("resend-reason")).to_have_text(
         "The content of delivered messages is not kept, for privacy."
     )
+
+
+@pytest.fixture
+def refusing_smtp(smtp_starttls, trust_test_ca, settings):
+    """A stored SMTP configuration whose server refuses bob@example.com until told otherwise."""
+    settings.EMAIL_BACKEND = "sender.backend.EmailBackend"  # pytest-django's is locmem
+    settings.MAILCONFIG_DELIVERY = "queued"
+    store_smtp(smtp_starttls)
+    smtp_starttls.injections.rcpt_replies["bob@example.com"] = "550 5.1.1 No such user"
+    forget_worker_connection()
+    yield smtp_starttls
+    forget_worker_connection()
+
+
+def test_resend_a_failed_message_from_its_page(admin_page: Page, live_server, refusing_smtp):
+    mail.send_mail("Disk almost full", "92% used.", None, ["bob@example.com"])
+    run_due_tasks()
+    row = OutboxMessage.objects.get()
+    refusing_smtp.injections.rcpt_replies.clear()  # the admin fixed the mailbox
+    page = admin_page
+    page.goto(live_server.url + LOG_URL)
+    page.get_by_role("link", name="Disk almost full").click()
+    expect(page.get_by_test_id("status")).to_have_text("Failed")
+    expect(page.get_by_test_id("last-error")).to_contain_text("refused the recipient")
+    page.screenshot(path=str(ARTIFACTS / "email-log-detail-real-failure.png"), full_page=True)
+    page.get_by_test_id("resend-requeue").click()
+    expect(page.get_by_role("alert")).to_contain_text("queued again, with the same Message-ID")
+    expect(page.get_by_test_id("status")).to_have_text("Queued")
+    run_due_tasks()
+    page.reload()
+    expect(page.get_by_test_id("status")).to_have_text("Sent")
+    expect(page.get_by_test_id("attempt")).to_have_count(2)
+    assert refusing_smtp.messages[-1].message["Message-ID"] == row.message_id
+
+
+def test_resend_a_copy_from_a_message_s_page(admin_page: Page, live_server, refusing_smtp):
+    mail.send_mail("Disk almost full", "92% used.", None, ["bob@example.com"])
+    run_due_tasks()
+    original = OutboxMessage.objects.get()
+    page = admin_page
+    page.goto(live_server.url + f"{LOG_URL}{original.pk}/")
+    page.get_by_test_id("resend-copy").click()
+    copy = OutboxMessage.objects.exclude(pk=original.pk).get()
+    expect(page).to_have_url(live_server.url + f"{LOG_URL}{copy.pk}/")
+    expect(page.get_by_role("alert")).to_contain_text(f"queued as message #{copy.pk}")
+    expect(page.get_by_role("link", name=f"message #{original.pk}")).to_be_visible()
