@@ -3,12 +3,16 @@ CSRF, permission, audited, and never a 500 for a message that is gone."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.core import mail
+from django.db import connection
 from django.test import Client
 
 from sender.models import OutboxMessage, Status
+from settings_app.email_log import ResendRefused, resend
 from settings_app.models import AuditEntry
 from tests.factories import PAGE_URL, store_smtp
 from tests.log_rows import LOG_URL, logged_message
@@ -181,3 +185,29 @@ def test_resend_needs_the_permission(client):
     client.login(username="viewer", password="pass-12345")
     assert client.post(resend_url(row.pk), {"action": "copy"}).status_code == 403
     assert OutboxMessage.objects.count() == 1 and not AuditEntry.objects.exists()
+
+
+@pytest.mark.db_sensitive
+def test_two_admins_resending_one_failed_message_at_once_send_it_once():
+    admin = get_user_model().objects.create_superuser("admin", "admin@example.com", "pw-123456")
+    row = logged_message(status=Status.FAILED)
+    start = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def press_resend() -> None:
+        try:
+            start.wait()
+            resend(row.pk, copy=False, user=admin, source_ip=None)
+            outcomes.append("queued")
+        except ResendRefused:
+            outcomes.append("refused")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=press_resend) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(outcomes) == ["queued", "refused"]
+    assert AuditEntry.objects.count() == 1
