@@ -15,8 +15,8 @@ from django.views.decorators.http import require_http_methods
 
 from oauth import page as oauth_page
 
+from . import email_log
 from .client_address import client_ip
-from .email_log import delivery_summary
 from .forms import MailServerForm
 from .models import DEFAULT_PORTS, SECRET_FIELDS, AuditEntry, MailServerConfig
 from .saving import VersionConflict, save_settings
@@ -78,13 +78,13 @@ def render_page(
         "form": form,
         "stored": stored,
         "audit_entries": AuditEntry.objects.all()[:AUDIT_ROWS],
+        "delivery": email_log.delivery_summary(),
         "timeout_seconds": math.ceil(settings.MAILCONFIG_TIMEOUT),
         "csrf_cookie_name": settings.CSRF_COOKIE_NAME,
         "basic_auth_retiring": microsoft_basic_auth(stored),
         "azure_environments": azure_environments(),
         **oauth_page.page_context(request, stored),
         "default_ports": json.dumps({str(key): port for key, port in DEFAULT_PORTS.items()}),
-        "delivery": delivery_summary(),
     }
     return render(request, "settings_app/mail_server.html", context, status=status)
 
