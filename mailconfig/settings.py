@@ -303,8 +303,8 @@ MAILCONFIG_RETRY_SCHEDULE = env_seconds("MAILCONFIG_RETRY_SCHEDULE", "60,300,900
 # A worker holds a message this long while sending it; after that (the worker died),
 # the message is tried again.
 MAILCONFIG_SEND_LEASE = (env_seconds("MAILCONFIG_SEND_LEASE", "300") or [300.0])[0]
-# A finally failed message keeps its (encrypted) body this many days, for Resend.
-MAILCONFIG_FAILED_BODY_DAYS = int((env_seconds("MAILCONFIG_FAILED_BODY_DAYS", "7") or [7.0])[0])
+# MAILCONFIG_FAILED_BODY_DAYS (how long a Failed message keeps its body): with the
+# Email Log's retention below.
 
 TASKS = {
     "default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]},
@@ -324,6 +324,21 @@ MAILCONFIG_SEND_TIMEOUT = float(os.environ.get("MAILCONFIG_SEND_TIMEOUT", "60"))
 # Public base URL of this console (https://mail.example.com/console), used to build
 # the OAuth redirect URI instead of trusting the request's Host header.
 MAILCONFIG_PUBLIC_URL = os.environ.get("MAILCONFIG_PUBLIC_URL") or None
+
+
+def env_days(name: str, default: int) -> int:
+    """Read a whole number of days (0 or more), refusing anything else with a clear message."""
+    value = os.environ.get(name, "").strip() or str(default)
+    if not (value.isascii() and value.isdigit()):
+        raise ImproperlyConfigured(f"{name}: {value!r} is not a whole number of days (0 or more).")
+    return int(value)
+
+
+# Email Log retention (manage.py purge_email_log): finished messages leave the log after
+# this many days; a Failed message's encrypted content, kept so it can be resent, goes
+# after MAILCONFIG_FAILED_BODY_DAYS (a Sent message's content is dropped at delivery).
+MAILCONFIG_LOG_RETENTION_DAYS = env_days("MAILCONFIG_LOG_RETENTION_DAYS", 30)
+MAILCONFIG_FAILED_BODY_DAYS = env_days("MAILCONFIG_FAILED_BODY_DAYS", 7)
 
 # One row per Azure cloud: everything that changes together when the cloud changes.
 MAILCONFIG_AZURE_ENVIRONMENTS = {
