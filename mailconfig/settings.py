@@ -306,6 +306,10 @@ MAILCONFIG_SEND_LEASE = (env_seconds("MAILCONFIG_SEND_LEASE", "300") or [300.0])
 # MAILCONFIG_FAILED_BODY_DAYS (how long a Failed message keeps its body): with the
 # Email Log's retention below.
 
+# Seconds a message may keep failing temporarily on the primary connection before it is
+# sent through the backup (a permanent failure goes to the backup at once).
+MAILCONFIG_FAILOVER_AFTER = (env_seconds("MAILCONFIG_FAILOVER_AFTER", "600") or [600.0])[0]
+
 TASKS = {
     "default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]},
 }

@@ -8,13 +8,14 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
+from sender.errors import MailError
 from settings_app.client_address import client_ip
-from settings_app.models import AuditEntry, MailServerConfig, Provider
+from settings_app.models import AuditEntry, Connection, MailServerConfig, Provider
 from settings_app.values import MailSettings
 
 from .consent import Tokens, consent_provider
 from .grant import store_grant
-from .models import OAuthGrant
+from .models import AuthorizationRequest, OAuthGrant
 from .redirect_uri import redirect_uri
 from .state import (
     browser_token,
@@ -30,12 +31,26 @@ class SettingsChanged(Exception):
     """The settings were saved again between the start of consent and its callback."""
 
 
+class ConsentFailed(Exception):
+    """The provider refused, or the code could not be redeemed, for one connection's consent."""
+
+    def __init__(self, error: MailError, connection: str) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.connection = connection
+
+
 @dataclass(frozen=True)
 class Completed:
     """A stored grant and what the admin should be warned about."""
 
     grant: OAuthGrant
     warnings: list[str]
+
+    @property
+    def connection(self) -> str:
+        """The connection (primary or backup) the grant was stored for."""
+        return self.grant.connection
 
 
 def begin(request: HttpRequest, config: MailSettings) -> HttpResponse:
@@ -45,6 +60,7 @@ def begin(request: HttpRequest, config: MailSettings) -> HttpResponse:
         user=request.user,
         browser=browser,
         provider=config.oauth_provider,
+        connection=config.connection,
         config_version=config.version,
         redirect_uri=redirect_uri(request),
     )
@@ -59,10 +75,19 @@ def complete(request: HttpRequest) -> Completed:
     """Check the callback and store the grant.
 
     Raises ``StateRefused`` (forged, replayed, expired, someone else's),
-    ``SettingsChanged``, or ``MailError`` (the provider's error, or the code redemption's).
+    ``SettingsChanged``, or ``ConsentFailed`` (the provider's error, or the code
+    redemption's, with the connection the consent was for).
     """
     record = consume_state(request, request.GET.get("state", ""))
-    config = MailSettings.from_model(MailServerConfig.load())
+    try:
+        return _complete(request, record)
+    except MailError as err:
+        raise ConsentFailed(err, record.connection) from err
+
+
+def _complete(request: HttpRequest, record: AuthorizationRequest) -> Completed:
+    # The state says which connection the consent is for; its settings are the ones checked.
+    config = MailSettings.from_model(MailServerConfig.load(record.connection))
     error = request.GET.get("error")
     if error:
         # In the words of the provider the admin was sent to (kept with the state), even
@@ -76,7 +101,9 @@ def complete(request: HttpRequest) -> Completed:
     tokens = consent_provider(config).redeem(flow_of(record), request.GET.dict())
     with transaction.atomic():
         # Under the settings' lock, so a save cannot slip in between check and store.
-        locked = MailServerConfig.objects.select_for_update().get(pk=MailServerConfig.SINGLETON_ID)
+        locked = MailServerConfig.objects.select_for_update().get(
+            pk=MailServerConfig.ROW_IDS[Connection(record.connection)]
+        )
         if locked.version != record.config_version:
             raise SettingsChanged
         grant = store_grant(config, tokens, request.user)
@@ -112,5 +139,6 @@ def _audit(user: AbstractBaseUser, config: MailSettings, tokens: Tokens, ip: str
         source_ip=ip,
         version=config.version,
         action=f"Authorized OAuth ({config.oauth_provider.title()})",
+        connection=config.connection,
         changed_fields=[f"Authorized as {tokens.account or 'unknown account'}"],
     )

@@ -24,17 +24,24 @@ from sender.errors import AuthenticationError, ConfigurationError, MailError
 from sender.identity_errors import GrantInvalid
 from sender.tokens import AccessToken, describe_expiry, expires_soon
 from sender.transcript import Transcript
-from settings_app.models import Provider
+from settings_app.models import Connection, Provider
 from settings_app.values import MailSettings
 
 from .consent import GoogleConsent, Tokens, consent_provider, grant_fingerprint
 from .models import GrantStatus, OAuthGrant
 
 STEP = "Obtain token"
-RECONNECT_HINT = "Open the Mail Server page and press Reconnect to authorize again."
+PAGE_NAMES = {Connection.PRIMARY: "Mail Server page", Connection.BACKUP: "Backup Connection page"}
 
-# (settings fingerprint, grant id, authorized at) -> the access token from that grant.
-_memory: dict[tuple[str, int, str], AccessToken] = {}
+
+def reconnect_hint(connection: str) -> str:
+    """What to do about an expired grant, naming the page of its connection."""
+    return f"Open the {PAGE_NAMES[Connection(connection)]} and press Reconnect to authorize again."
+
+
+# (connection, settings fingerprint, grant id, authorized at) -> the access token from
+# that grant.
+_memory: dict[tuple[str, str, int, str], AccessToken] = {}
 _memory_lock = threading.Lock()
 
 
@@ -54,13 +61,15 @@ class GrantState:
         return self.status in ("missing", "changed")
 
 
-def stored_grant() -> OAuthGrant | None:
-    return OAuthGrant.objects.filter(pk=OAuthGrant.SINGLETON_ID).first()
+def stored_grant(connection: str = Connection.PRIMARY) -> OAuthGrant | None:
+    """The connection's stored grant, if any."""
+    return OAuthGrant.objects.filter(connection=connection).first()
 
 
 def grant_state(config: MailSettings) -> GrantState:
-    """The grant's status for these settings (a grant for other settings does not count)."""
-    grant = stored_grant()
+    """The grant's status for these settings (a grant for other settings, or for the other
+    connection, does not count)."""
+    grant = stored_grant(config.connection)
     if grant is None:
         return GrantState("missing")
     if (
@@ -83,7 +92,7 @@ def store_grant(config: MailSettings, tokens: Tokens, user: AbstractBaseUser) ->
         )
     now = timezone.now()
     grant, _ = OAuthGrant.objects.update_or_create(
-        pk=OAuthGrant.SINGLETON_ID,
+        connection=config.connection,
         defaults={
             "provider": config.oauth_provider,
             "account": tokens.account,
@@ -104,8 +113,9 @@ def store_grant(config: MailSettings, tokens: Tokens, user: AbstractBaseUser) ->
 
 
 def delete_grant(config: MailSettings) -> OAuthGrant | None:
-    """Remove the stored grant; a Google grant is also revoked at Google (best effort)."""
-    grant = stored_grant()
+    """Remove the connection's stored grant; a Google grant is also revoked at Google
+    (best effort)."""
+    grant = stored_grant(config.connection)
     if grant is None:
         return None
     refresh_token = grant.refresh_token
@@ -146,14 +156,16 @@ class StoredGrantTokenProvider:
             token, refreshed, details = self._refresh(force)
             step.details.extend(details)
             with _memory_lock:
-                # Tokens of older grants are useless now: keep the memory to one entry.
-                _memory.clear()
+                # Tokens of this connection's older grants are useless now: keep one
+                # entry per connection.
+                for key in [key for key in _memory if key[0] == self.config.connection]:
+                    del _memory[key]
                 _memory[self._memory_key(refreshed)] = token
             return token
 
-    def _memory_key(self, grant: OAuthGrant) -> tuple[str, int, str]:
+    def _memory_key(self, grant: OAuthGrant) -> tuple[str, str, int, str]:
         # authorized_at changes with every consent, whichever process stored it.
-        return (self.fingerprint, grant.pk, grant.authorized_at.isoformat())
+        return (self.config.connection, self.fingerprint, grant.pk, grant.authorized_at.isoformat())
 
     def _usable_grant(self) -> OAuthGrant:
         """The stored grant if it fits these settings (the one query a cached token costs)."""
@@ -165,7 +177,8 @@ class StoredGrantTokenProvider:
                 else "Authorization needed: the OAuth settings changed since the authorization.",
                 step=STEP,
                 code="NO-GRANT",
-                hint="Save the settings, then press Authorize on the Mail Server page.",
+                hint="Save the settings, then press Authorize on the "
+                f"{PAGE_NAMES[Connection(self.config.connection)]}.",
             )
         if state.status == "expired":
             assert state.grant is not None
@@ -174,7 +187,7 @@ class StoredGrantTokenProvider:
                 step=STEP,
                 code="invalid_grant",
                 provider_text=state.grant.status_reason,
-                hint=RECONNECT_HINT,
+                hint=reconnect_hint(self.config.connection),
             )
         assert state.grant is not None
         return state.grant
@@ -183,14 +196,16 @@ class StoredGrantTokenProvider:
         expired: AuthenticationError | None = None
         with transaction.atomic():
             grant = (
-                OAuthGrant.objects.select_for_update().filter(pk=OAuthGrant.SINGLETON_ID).first()
+                OAuthGrant.objects.select_for_update()
+                .filter(connection=self.config.connection)
+                .first()
             )
             if grant is None or grant.credentials_fingerprint != self.fingerprint:
                 raise ConfigurationError(
                     "Authorization needed: the authorization was removed.",
                     step=STEP,
                     code="NO-GRANT",
-                    hint="Press Authorize on the Mail Server page.",
+                    hint=f"Press Authorize on the {PAGE_NAMES[Connection(self.config.connection)]}.",
                 )
             stored = _stored_access_token(grant)
             if stored is not None and not force and not expires_soon(stored):
@@ -216,7 +231,7 @@ class StoredGrantTokenProvider:
                     step=STEP,
                     code=err.code,
                     provider_text=err.provider_text,
-                    hint=f"{err.message} {RECONNECT_HINT}",
+                    hint=f"{err.message} {reconnect_hint(self.config.connection)}",
                 )
             else:
                 rotated = bool(tokens.refresh_token) and tokens.refresh_token != grant.refresh_token

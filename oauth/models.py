@@ -7,7 +7,7 @@ from django.db import models
 from django.utils import timezone
 
 from settings_app.fields import EncryptedTextField
-from settings_app.models import Provider
+from settings_app.models import Connection, Provider
 
 
 class GrantStatus(models.TextChoices):
@@ -28,8 +28,12 @@ class OAuthGrant(models.Model):
     secret, so a grant stays valid across a key rotation without recomputing anything.
     """
 
-    SINGLETON_ID = 1
+    SINGLETON_ID = 1  # the primary connection's grant as first stored (kept for old rows)
 
+    # One grant per connection: the backup's consent never touches the primary's grant.
+    connection = models.CharField(
+        max_length=10, choices=Connection.choices, default=Connection.PRIMARY, unique=True
+    )
     provider = models.CharField(max_length=16, choices=Provider.choices)
     account = models.CharField(max_length=320, blank=True)
     refresh_token = EncryptedTextField()
@@ -64,6 +68,10 @@ class AuthorizationRequest(models.Model):
     browser_hash = models.CharField(max_length=64)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     provider = models.CharField(max_length=16, choices=Provider.choices)
+    # The connection (primary or backup) whose settings the consent is for.
+    connection = models.CharField(
+        max_length=10, choices=Connection.choices, default=Connection.PRIMARY
+    )
     config_version = models.PositiveIntegerField()
     redirect_uri = models.CharField(max_length=2000)
     # The PKCE verifier (and for Microsoft MSAL's whole flow): encrypted like any secret.

@@ -6,9 +6,10 @@ from typing import Any
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
 
 from sender.errors import MailError
-from settings_app.models import MailServerConfig
+from settings_app.models import Connection, MailServerConfig
 from settings_app.values import MailSettings
 
 from .flow import account_warnings, begin
@@ -26,7 +27,13 @@ def page_context(request: HttpRequest, stored: MailServerConfig) -> dict[str, An
         if state.grant is not None and state.status == "active"
         else []
     )
+    backup = stored.connection == Connection.BACKUP
     return {
+        # The panel's actions act on the grant of the page's connection.
+        "oauth_check_url": reverse("oauth:backup_check" if backup else "oauth:check"),
+        "oauth_disconnect_url": reverse(
+            "oauth:backup_disconnect" if backup else "oauth:disconnect"
+        ),
         "oauth_redirect_uri": uri,
         "oauth_opened_elsewhere": opened_elsewhere(request, uri),
         "oauth_plain_http": refused_as_plain_http(uri),

@@ -21,6 +21,8 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import get_script_prefix
 from django.utils import timezone
 
+from settings_app.models import Connection
+
 from .models import AuthorizationRequest
 
 LIFETIME = timedelta(minutes=10)
@@ -68,6 +70,7 @@ def create_state(
     provider: str,
     config_version: int,
     redirect_uri: str,
+    connection: str = Connection.PRIMARY,
 ) -> tuple[str, AuthorizationRequest]:
     """A new state and its pending record; the flow data is added once the provider built it."""
     now = timezone.now()
@@ -85,6 +88,7 @@ def create_state(
         browser_hash=_hash(browser),
         user=user,
         provider=provider,
+        connection=connection,
         config_version=config_version,
         redirect_uri=redirect_uri,
         flow="{}",

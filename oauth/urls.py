@@ -1,6 +1,10 @@
 from django.urls import path
 
+from settings_app.models import Connection
+
 from . import views
+
+BACKUP = {"connection": Connection.BACKUP}
 
 app_name = "oauth"
 
@@ -12,5 +16,24 @@ urlpatterns = [
     path("admin/general-settings/mail-server/oauth/check/", views.check, name="check"),
     path(
         "admin/general-settings/mail-server/oauth/disconnect/", views.disconnect, name="disconnect"
+    ),
+    # The same actions on the Backup Connection page, for the backup's own grant.
+    path(
+        "admin/general-settings/mail-server/backup/oauth/authorize/",
+        views.start,
+        BACKUP,
+        name="backup_start",
+    ),
+    path(
+        "admin/general-settings/mail-server/backup/oauth/check/",
+        views.check,
+        BACKUP,
+        name="backup_check",
+    ),
+    path(
+        "admin/general-settings/mail-server/backup/oauth/disconnect/",
+        views.disconnect,
+        BACKUP,
+        name="backup_disconnect",
     ),
 ]

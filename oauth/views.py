@@ -12,21 +12,23 @@ from django.views.decorators.http import require_GET, require_POST
 
 from sender.errors import MailError
 from sender.transcript import Transcript
-from settings_app.models import SECRET_FIELDS, MailServerConfig
+from settings_app.models import SECRET_FIELDS, Connection, MailServerConfig
 from settings_app.values import MailSettings
 
-from .flow import SettingsChanged, begin, complete
+from .flow import ConsentFailed, SettingsChanged, begin, complete
 from .grant import StoredGrantTokenProvider, delete_grant, grant_state
 from .state import StateRefused
 
 logger = logging.getLogger(__name__)
 PAGE = "settings_app:mail_server"
+# The page each connection's OAuth panel is on (by URL name: pages sit above this app).
+PAGES = {Connection.PRIMARY: PAGE, Connection.BACKUP: "settings_app:backup_connection"}
 # The panel's buttons post the whole page form, typed secrets included: error reports
 # (mailed to the Admin Mail Address on a 500) must star them, as on the page itself.
 
 
-def _stored_oauth_settings(request: HttpRequest) -> MailSettings | None:
-    config = MailSettings.from_model(MailServerConfig.load())
+def _stored_oauth_settings(request: HttpRequest, connection: str) -> MailSettings | None:
+    config = MailSettings.from_model(MailServerConfig.load(connection))
     if config.version and config.uses_smtp_oauth:
         return config
     messages.error(
@@ -39,15 +41,15 @@ def _stored_oauth_settings(request: HttpRequest) -> MailSettings | None:
 
 @sensitive_post_parameters(*SECRET_FIELDS)
 @require_POST
-def start(request: HttpRequest) -> HttpResponse:
+def start(request: HttpRequest, connection: str = Connection.PRIMARY) -> HttpResponse:
     """Authorize / Reconnect / Try again: go to the provider's consent page."""
-    config = _stored_oauth_settings(request)
+    config = _stored_oauth_settings(request, connection)
     if config is None:
-        return redirect(PAGE)
+        return redirect(PAGES[connection])
     try:
         return begin(request, config)
     except MailError as err:
-        return _failure_page(request, "The authorization could not start", err)
+        return _failure_page(request, "The authorization could not start", err, connection)
 
 
 @require_GET
@@ -74,22 +76,25 @@ def callback(request: HttpRequest) -> HttpResponse:
             },
             status=409,
         )
-    except MailError as err:
-        return _failure_page(request, "The authorization did not complete", err)
+    except ConsentFailed as failed:
+        return _failure_page(
+            request, "The authorization did not complete", failed.error, failed.connection
+        )
     grant = completed.grant
-    messages.success(request, f"Authorized as {grant.account or 'the account'}.")
+    which = " for the backup connection" if completed.connection == Connection.BACKUP else ""
+    messages.success(request, f"Authorized as {grant.account or 'the account'}{which}.")
     for warning in completed.warnings:
         messages.warning(request, warning)
-    return redirect(PAGE)
+    return redirect(PAGES[completed.connection])
 
 
 @sensitive_post_parameters(*SECRET_FIELDS)
 @require_POST
-def check(request: HttpRequest) -> HttpResponse:
+def check(request: HttpRequest, connection: str = Connection.PRIMARY) -> HttpResponse:
     """Refresh the access token once and report the outcome (proof the grant works)."""
-    config = _stored_oauth_settings(request)
+    config = _stored_oauth_settings(request, connection)
     if config is None:
-        return redirect(PAGE)
+        return redirect(PAGES[connection])
     transcript = Transcript()
     try:
         token = StoredGrantTokenProvider(config).get_token(transcript, force=True)
@@ -101,14 +106,14 @@ def check(request: HttpRequest) -> HttpResponse:
             request,
             f"Check passed: a new access token was issued for {token.account or 'the account'}. {detail}",
         )
-    return redirect(PAGE)
+    return redirect(PAGES[connection])
 
 
 @sensitive_post_parameters(*SECRET_FIELDS)
 @require_POST
-def disconnect(request: HttpRequest) -> HttpResponse:
-    """Delete the stored grant (Google: revoke it too, best effort)."""
-    config = MailSettings.from_model(MailServerConfig.load())
+def disconnect(request: HttpRequest, connection: str = Connection.PRIMARY) -> HttpResponse:
+    """Delete the connection's stored grant (Google: revoke it too, best effort)."""
+    config = MailSettings.from_model(MailServerConfig.load(connection))
     grant = delete_grant(config)
     if grant is None:
         messages.info(request, "There was no authorization to disconnect.")
@@ -118,14 +123,24 @@ def disconnect(request: HttpRequest) -> HttpResponse:
             f"Disconnected: the authorization of {grant.account or 'the account'} was deleted. "
             "Mail over SMTP with OAuth will fail until you authorize again.",
         )
-    return redirect(PAGE)
+    return redirect(PAGES[connection])
 
 
-def _failure_page(request: HttpRequest, title: str, err: MailError) -> HttpResponse:
-    state = grant_state(MailSettings.from_model(MailServerConfig.load()))
+def _failure_page(
+    request: HttpRequest, title: str, err: MailError, connection: str = Connection.PRIMARY
+) -> HttpResponse:
+    state = grant_state(MailSettings.from_model(MailServerConfig.load(connection)))
+    backup = connection == Connection.BACKUP
     return render(
         request,
         "oauth/authorization_failed.html",
-        {"title": title, "error": err, "grant_state": state},
+        {
+            "title": title,
+            "error": err,
+            "grant_state": state,
+            "page_url_name": PAGES[Connection(connection)],
+            "page_title": "Backup Connection" if backup else "Mail Server",
+            "start_url_name": "oauth:backup_start" if backup else "oauth:start",
+        },
         status=400,
     )

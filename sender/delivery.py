@@ -9,7 +9,13 @@ with the same Message-ID so the duplicate can be recognised.
 
 A worker keeps its transport (SMTP connection, API token) open across messages,
 for the configuration it was opened with: a save, an error, or a pause longer
-than ``IDLE_SECONDS`` closes it, and the next message opens a new one.
+than ``IDLE_SECONDS`` closes it, and the next message opens a new one. It keeps
+one such transport per connection (primary and backup).
+
+Failover: when a message fails permanently on the primary connection, or
+temporarily and was first tried more than ``MAILCONFIG_FAILOVER_AFTER`` seconds
+ago, the same attempt tries the backup connection (``stored.backup_settings()``)
+and both tries are logged with their connection.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import atexit
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -26,7 +33,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django_tasks_db.compat import TaskResultStatus
 
-from sender.errors import MailError
+from sender.errors import ConfigurationError, MailError
 from sender.models import Attempt, Connection, OutboxMessage, Status
 from settings_app.models import Auth, Mode, Provider
 from settings_app.values import MailSettings
@@ -34,7 +41,7 @@ from settings_app.values import MailSettings
 from . import outbox, retries
 from .deadline import MESSAGE, time_limit
 from .factory import build_transport
-from .stored import current_settings
+from .stored import backup_settings, current_settings
 from .transports.base import Transport
 from .transports.http_api import HttpApiTransport
 
@@ -59,16 +66,15 @@ def deliver(message_pk: int) -> str:
     email: outbox.StoredEmail | None = None
     try:
         email = outbox.StoredEmail(outbox.stored_body(row))
-        # Opening and sending each get MAILCONFIG_SEND_TIMEOUT in all: a slow or trickling
-        # server cannot hold a worker.
-        with time_limit(settings.MAILCONFIG_SEND_TIMEOUT, MESSAGE):
-            transport, config = connections.get()
-        if not email.from_email:
-            email.from_email = config.from_address
-        with time_limit(settings.MAILCONFIG_SEND_TIMEOUT, MESSAGE):
-            reply = transport.send(email)
+        reply = _send_through(connections, email)
     except MailError as error:
         connections.discard()
+        backup = backup_settings() if email is not None else None
+        if backup is not None and fails_over(row, error, started):
+            assert email is not None
+            return _deliver_through_backup(
+                row, email, backup, (error, started, _elapsed_ms(clock), connections.label)
+            )
         record_failure(row, error, started, _elapsed_ms(clock), connections.label)
         return f"failed: {error.message}"
     except outbox.BodyGone as gone:
@@ -88,6 +94,80 @@ def deliver(message_pk: int) -> str:
         raise
     record_success(row, reply, started, _elapsed_ms(clock), connections.label)
     return "sent"
+
+
+def _send_through(
+    through: WorkerConnections, email: outbox.StoredEmail, config: MailSettings | None = None
+) -> str:
+    """Send ``email`` with the connection's open transport; the server's reply."""
+    # Opening and sending each get MAILCONFIG_SEND_TIMEOUT in all: a slow or trickling
+    # server cannot hold a worker.
+    with time_limit(settings.MAILCONFIG_SEND_TIMEOUT, MESSAGE):
+        transport, config = through.get(config)
+    if not email.stored.from_email:
+        # Queued without a sender: each connection sends from its own From Address.
+        email.from_email = config.from_address
+    with time_limit(settings.MAILCONFIG_SEND_TIMEOUT, MESSAGE):
+        return transport.send(email)
+
+
+def fails_over(row: OutboxMessage, error: MailError, now: datetime) -> bool:
+    """Whether the primary's failure sends the message through the backup: a permanent
+    failure, or a temporary one when the message was first tried longer than
+    ``MAILCONFIG_FAILOVER_AFTER`` ago (this attempt, if it is the first)."""
+    if not retries.is_transient(error):
+        return True
+    first_try = row.tries.order_by("started_at").values_list("started_at", flat=True).first()
+    failing_for = now - (first_try or now)
+    return failing_for >= timedelta(seconds=settings.MAILCONFIG_FAILOVER_AFTER)
+
+
+def _deliver_through_backup(
+    row: OutboxMessage,
+    email: outbox.StoredEmail,
+    backup: MailSettings,
+    primary: tuple[MailError, datetime, int, str],
+) -> str:
+    """The primary failed: try the backup in the same attempt, and log both tries."""
+    primary_error, primary_started, primary_ms, primary_label = primary
+    started, clock = timezone.now(), time.monotonic()
+    try:
+        reply = _send_through(backup_connections, email, backup)
+    except MailError as error:
+        backup_connections.discard()
+        # The message's outcome is the try that leaves the most hope: if either failure
+        # is temporary the message is retried (the other try is logged beside it).
+        backup_try = (error, started, _elapsed_ms(clock), backup_connections.label)
+        if retries.is_transient(primary_error) and not retries.is_transient(error):
+            log_failed_try(row, *backup_try, connection=Connection.BACKUP)
+            record_failure(row, *primary, connection=Connection.PRIMARY)
+            return f"failed: {primary_error.message}"
+        log_failed_try(row, *primary, connection=Connection.PRIMARY)
+        record_failure(row, *backup_try, connection=Connection.BACKUP)
+        return f"failed on both connections: {error.message}"
+    except Exception:
+        backup_connections.discard()
+        logger.exception(
+            "Sending message %s through the backup failed unexpectedly", row.message_id
+        )
+        raise
+    log_failed_try(
+        row,
+        primary_error,
+        primary_started,
+        primary_ms,
+        primary_label,
+        connection=Connection.PRIMARY,
+    )
+    record_success(
+        row,
+        reply,
+        started,
+        _elapsed_ms(clock),
+        backup_connections.label,
+        connection=Connection.BACKUP,
+    )
+    return "sent through the backup connection"
 
 
 def claimable(now: datetime) -> Q:
@@ -173,9 +253,16 @@ def _reschedule_if_early(message_pk: int, now: datetime) -> None:
 
 
 def record_success(
-    row: OutboxMessage, reply: str, started: datetime, duration_ms: int, transport: str
+    row: OutboxMessage,
+    reply: str,
+    started: datetime,
+    duration_ms: int,
+    transport: str,
+    *,
+    connection: str = Connection.PRIMARY,
 ) -> None:
-    """Sent: keep the metadata and the server's reply, drop the message's content."""
+    """Sent (through ``connection``): keep the metadata and the server's reply, drop the
+    message's content."""
     now = timezone.now()
     with transaction.atomic():
         _still_ours(row).update(
@@ -183,7 +270,7 @@ def record_success(
             sent_at=now,
             lease_until=None,
             next_attempt_at=None,
-            connection=Connection.PRIMARY,
+            connection=connection,
             body="",
             last_error="",
             last_error_code="",
@@ -194,16 +281,23 @@ def record_success(
             started_at=started,
             duration_ms=duration_ms,
             transport=transport,
-            connection=Connection.PRIMARY,
+            connection=connection,
             outcome=Attempt.Outcome.SENT,
             reply=reply[:2000],
         )
 
 
 def record_failure(
-    row: OutboxMessage, error: MailError, started: datetime, duration_ms: int, transport: str
+    row: OutboxMessage,
+    error: MailError,
+    started: datetime,
+    duration_ms: int,
+    transport: str,
+    *,
+    connection: str = Connection.PRIMARY,
 ) -> None:
-    """A failed attempt: Retrying with the next attempt queued, or Failed with the hint."""
+    """A failed attempt (its last try through ``connection``): Retrying with the next
+    attempt queued, or Failed with the hint."""
     now = timezone.now()
     retry_at = retries.next_attempt_at(now, row.attempts, error)
     transient = retry_at is not None or retries.is_transient(error)
@@ -212,7 +306,7 @@ def record_failure(
             status=Status.RETRYING if retry_at else Status.FAILED,
             next_attempt_at=retry_at,
             lease_until=None,
-            connection=Connection.PRIMARY,
+            connection=connection,
             last_error=error.message,
             last_error_code=error.code[:100],
             last_error_hint=error.hint,
@@ -222,7 +316,7 @@ def record_failure(
             started_at=started,
             duration_ms=duration_ms,
             transport=transport,
-            connection=Connection.PRIMARY,
+            connection=connection,
             outcome=Attempt.Outcome.TRANSIENT if transient else Attempt.Outcome.PERMANENT,
             reply=error.provider_text[:2000],
             error=error.message,
@@ -231,6 +325,32 @@ def record_failure(
         )
         if retry_at is not None and updated:
             outbox.schedule(row, retry_at)
+
+
+def log_failed_try(
+    row: OutboxMessage,
+    error: MailError,
+    started: datetime,
+    duration_ms: int,
+    transport: str,
+    *,
+    connection: str,
+) -> None:
+    """Log one failed try of a failover attempt; the message's status is the other try's."""
+    Attempt.objects.create(
+        message=row,
+        started_at=started,
+        duration_ms=duration_ms,
+        transport=transport,
+        connection=connection,
+        outcome=Attempt.Outcome.TRANSIENT
+        if retries.is_transient(error)
+        else Attempt.Outcome.PERMANENT,
+        reply=error.provider_text[:2000],
+        error=error.message,
+        error_code=error.code[:100],
+        hint=error.hint,
+    )
 
 
 def _still_ours(row: OutboxMessage) -> QuerySet[OutboxMessage]:
@@ -260,15 +380,18 @@ class _OpenTransport:
 
 
 class WorkerConnections:
-    """The one transport a worker process keeps open between messages."""
+    """The one transport a worker process keeps open between messages, for one connection."""
 
-    def __init__(self) -> None:
+    def __init__(self, load: Callable[[], MailSettings] = current_settings) -> None:
+        self.load = load
         self.current: _OpenTransport | None = None
         self.label = ""
 
-    def get(self) -> tuple[Transport, MailSettings]:
-        """The open transport for the saved configuration, opened now if needed."""
-        config = current_settings()  # raises ConfigurationError when nothing is saved
+    def get(self, config: MailSettings | None = None) -> tuple[Transport, MailSettings]:
+        """The open transport for the saved configuration (or ``config``, just loaded),
+        opened now if needed."""
+        if config is None:
+            config = self.load()  # raises ConfigurationError when nothing is saved
         self.label = transport_label(config)
         now = time.monotonic()
         current = self.current
@@ -297,8 +420,22 @@ class WorkerConnections:
                 logger.exception("Closing the transport failed")
 
 
-connections = WorkerConnections()
+def _saved_backup() -> MailSettings:
+    backup = backup_settings()
+    if backup is None:
+        raise ConfigurationError(
+            "No backup connection is in use.",
+            step="Load settings",
+            hint="Save the Backup Connection with Use the backup connection when the primary "
+            "fails ticked.",
+        )
+    return backup
+
+
+connections = WorkerConnections(current_settings)
+backup_connections = WorkerConnections(_saved_backup)
 atexit.register(connections.discard)
+atexit.register(backup_connections.discard)
 
 
 # --- Recovery ---------------------------------------------------------------------

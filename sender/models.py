@@ -11,6 +11,9 @@ from __future__ import annotations
 from django.db import models
 
 from settings_app.fields import EncryptedTextField
+from settings_app.models import Connection
+
+__all__ = ["Attempt", "Connection", "OutboxMessage", "Status"]
 
 
 class Status(models.TextChoices):
@@ -19,13 +22,6 @@ class Status(models.TextChoices):
     SENT = "sent", "Sent"
     RETRYING = "retrying", "Retrying"
     FAILED = "failed", "Failed"
-
-
-class Connection(models.TextChoices):
-    """Which stored configuration a message went (or was tried) through."""
-
-    PRIMARY = "primary", "Primary"
-    BACKUP = "backup", "Backup"
 
 
 class OutboxMessage(models.Model):

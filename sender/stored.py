@@ -1,4 +1,5 @@
-"""The stored configuration as the sender sees it: cached, reloaded when a save bumps the version."""
+"""The stored configurations as the sender sees them: the primary and the backup, each
+cached and reloaded when a save bumps its version."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import threading
 from django.urls import reverse
 
 from sender.errors import ConfigurationError
-from settings_app.models import MailServerConfig
+from settings_app.models import Connection, MailServerConfig
 from settings_app.values import MailSettings
 
 _lock = threading.Lock()
 _cached: MailSettings | None = None
 _cached_stamp: tuple[int, object] | None = None
+_backup_cached: MailSettings | None = None
+_backup_cached_stamp: tuple[int, object] | None = None
 
 
 def current_settings() -> MailSettings:
@@ -41,6 +44,19 @@ def backup_settings() -> MailSettings | None:
     """The saved backup connection when "use it when the primary fails" is on, else None.
 
     The interface the failover, the alerts and the health checks share; the Backup
-    Connection page fills it in (until then there is no backup).
+    Connection page fills it in. One cheap query per call, like ``current_settings``.
     """
-    return None
+    global _backup_cached, _backup_cached_stamp
+    row = (
+        MailServerConfig.objects.filter(pk=MailServerConfig.BACKUP_ID)
+        .values_list("version", "updated_at", "use_when_primary_fails")
+        .first()
+    )
+    if not row or not row[0] or not row[2]:
+        return None
+    stamp = (row[0], row[1])
+    with _lock:
+        if _backup_cached is None or _backup_cached_stamp != stamp:
+            _backup_cached = MailSettings.from_model(MailServerConfig.load(Connection.BACKUP))
+            _backup_cached_stamp = stamp
+        return _backup_cached

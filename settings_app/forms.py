@@ -16,13 +16,24 @@ from django.core.exceptions import ValidationError
 from django.views.decorators.debug import sensitive_variables
 
 from . import validators
-from .models import DEFAULT_PORTS, SECRET_FIELDS, Auth, MailServerConfig, Mode, Provider, Security
+from .models import (
+    DEFAULT_PORTS,
+    SECRET_FIELDS,
+    Auth,
+    Connection,
+    MailServerConfig,
+    Mode,
+    Provider,
+    Security,
+)
 from .sending_methods import CHOICE_FIELDS, SendingMethod, method_for
 from .values import azure_environments
 
 KEEP_STORED_HELP = "Stored. Leave blank to keep it, or type a new one."
 # The one secret that is uploaded as a file rather than typed.
 KEY_FILE = "service_account_key"
+# The backup's "Use the backup connection when the primary fails" checkbox.
+FAILOVER_SWITCH = "use_when_primary_fails"
 
 
 class LoginForm(AuthenticationForm):
@@ -112,6 +123,11 @@ class MailServerForm(SecretsForm):
     api_client_id = forms.CharField(label="Client ID", required=False, max_length=64)
     api_azure_environment = forms.ChoiceField(label="Azure environment", choices=_azure_choices)
 
+    # Backup Connection page only (removed from the primary's form in __init__).
+    use_when_primary_fails = forms.BooleanField(
+        label="Use the backup connection when the primary fails", required=False
+    )
+
     # Hidden: its errors are shown at the top of the page, where no field is marked.
     version = forms.IntegerField(
         widget=forms.HiddenInput,
@@ -152,6 +168,10 @@ class MailServerForm(SecretsForm):
         if not args and "data" not in kwargs:
             kwargs.setdefault("initial", self.initial_from(stored))
         super().__init__(*args, **kwargs)
+        if stored.connection != Connection.BACKUP:
+            del self.fields[FAILOVER_SWITCH]
+        else:
+            self.fields[FAILOVER_SWITCH].widget.attrs["class"] = "form-check-input"
         self.service_account_info: dict[str, Any] | None = None
         for name in SECRET_FIELDS:
             if getattr(stored, name):
@@ -350,6 +370,11 @@ class MailServerForm(SecretsForm):
             if new != getattr(config, name):
                 changed.append(self.audit_name(name))
                 setattr(config, name, new)
+        if FAILOVER_SWITCH in self.fields:
+            switch = bool(self.cleaned_data.get(FAILOVER_SWITCH))
+            if switch != config.use_when_primary_fails:
+                changed.append(f"{self.audit_name(FAILOVER_SWITCH)} ({'on' if switch else 'off'})")
+                config.use_when_primary_fails = switch
         if self.service_account_info is not None:
             config.service_account_email = self.service_account_info["client_email"]
             config.service_account_client_id = self.service_account_info["client_id"]

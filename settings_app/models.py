@@ -29,14 +29,28 @@ class Provider(models.TextChoices):
     GOOGLE = "google", "Google"
 
 
+class Connection(models.TextChoices):
+    """Which stored configuration: the primary one, or the backup that takes over when it fails."""
+
+    PRIMARY = "primary", "Primary"
+    BACKUP = "backup", "Backup"
+
+
 # The usual port for each connection security, suggested when it changes.
 DEFAULT_PORTS = {Security.SSL: 465, Security.TLS: 587, Security.NONE: 25}
 
 
 class MailServerConfig(models.Model):
-    """Every field of both modes in one record, so switching mode loses nothing."""
+    """Every field of both modes in one record, so switching mode loses nothing.
+
+    Two records at most: the primary connection (``SINGLETON_ID``) and the backup
+    (``BACKUP_ID``), edited on the Mail Server and Backup Connection pages with the
+    same form and the same rules.
+    """
 
     SINGLETON_ID = 1
+    BACKUP_ID = 2
+    ROW_IDS = {Connection.PRIMARY: SINGLETON_ID, Connection.BACKUP: BACKUP_ID}
 
     mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.SMTP)
 
@@ -76,6 +90,11 @@ class MailServerConfig(models.Model):
     service_account_email = models.CharField(max_length=320, blank=True)
     service_account_client_id = models.CharField(max_length=64, blank=True)
 
+    # Only meaningful on the backup record: whether the sender fails over to it.
+    use_when_primary_fails = models.BooleanField(
+        "Use the backup connection when the primary fails", default=False
+    )
+
     version = models.PositiveIntegerField(default=0)
     updated_at = models.DateTimeField(null=True, blank=True)
     updated_by = models.ForeignKey(
@@ -86,21 +105,29 @@ class MailServerConfig(models.Model):
         permissions = [("change_mail_server", "Can change mail server settings")]
 
     def __str__(self) -> str:
-        return f"Mail server configuration v{self.version}"
+        return f"Mail server configuration ({self.connection}) v{self.version}"
 
     @classmethod
-    def load(cls) -> MailServerConfig:
-        """The stored record, or an unsaved blank one (version 0) when none exists yet."""
-        return cls.objects.filter(pk=cls.SINGLETON_ID).first() or cls(pk=cls.SINGLETON_ID)
+    def load(cls, connection: str = Connection.PRIMARY) -> MailServerConfig:
+        """The connection's stored record, or an unsaved blank one (version 0) when none
+        exists yet."""
+        pk = cls.ROW_IDS[Connection(connection)]
+        return cls.objects.filter(pk=pk).first() or cls(pk=pk)
 
     @classmethod
-    def ensure_row(cls) -> None:
-        """Make sure the record exists, so a save can lock it (a migration creates it too)."""
+    def ensure_row(cls, connection: str = Connection.PRIMARY) -> None:
+        """Make sure the record exists, so a save can lock it (a migration creates the
+        primary's; the backup's is created by its first save)."""
         try:
             with transaction.atomic():
-                cls.objects.get_or_create(pk=cls.SINGLETON_ID)
+                cls.objects.get_or_create(pk=cls.ROW_IDS[Connection(connection)])
         except IntegrityError:
             pass  # created concurrently by another save
+
+    @property
+    def connection(self) -> str:
+        """Which connection this record is: "primary" or "backup"."""
+        return Connection.BACKUP if self.pk == self.BACKUP_ID else Connection.PRIMARY
 
     @property
     def is_configured(self) -> bool:
@@ -123,6 +150,10 @@ class AuditEntry(models.Model):
     source_ip = models.GenericIPAddressField(null=True, blank=True)
     version = models.PositiveIntegerField()
     action = models.CharField(max_length=64, default="Saved settings")
+    # The configuration the entry is about; each has its own version numbers.
+    connection = models.CharField(
+        max_length=10, choices=Connection.choices, default=Connection.PRIMARY
+    )
     # A save: field labels only; a secret appears as "<label> (changed)", never its value.
     # A Test Mail: its destination, the stored secrets it used, and its result.
     changed_fields = models.JSONField(default=list)
@@ -139,12 +170,15 @@ class AuditEntry(models.Model):
 
     @property
     def summary(self) -> str:
-        """What happened, in one line of the change history."""
+        """What happened, in one line of the change history (naming the backup connection)."""
+        action = self.action
+        if self.connection == Connection.BACKUP:
+            action = f"Backup connection: {action}"
         if self.is_test_mail:
-            return "; ".join([self.action, *self.changed_fields])
+            return "; ".join([action, *self.changed_fields])
         if self.changed_fields:
-            return f"{self.action}: {', '.join(self.changed_fields)}"
-        return f"{self.action} (no changes)"
+            return f"{action}: {', '.join(self.changed_fields)}"
+        return f"{action} (no changes)"
 
 
 TEST_MAIL_ACTION = "Test Mail"

@@ -52,12 +52,15 @@ def save_settings(
 
     ``user`` is None for a management command run by the operator (``import_mail_settings``).
     """
-    MailServerConfig.ensure_row()
+    connection = form.stored.connection
+    MailServerConfig.ensure_row(connection)
     with transaction.atomic():
         # The lock serialises concurrent saves; the version check catches stale forms.
-        config = MailServerConfig.objects.select_for_update().get(pk=MailServerConfig.SINGLETON_ID)
+        config = MailServerConfig.objects.select_for_update().get(pk=form.stored.pk)
         if config.version != form.cleaned_data["version"]:
-            newer = AuditEntry.objects.filter(version__gt=form.cleaned_data["version"]).exclude(
+            newer = AuditEntry.objects.filter(
+                connection=connection, version__gt=form.cleaned_data["version"]
+            ).exclude(
                 action=TEST_MAIL_ACTION  # tests change nothing
             )
             raise VersionConflict(config, list(newer[:5]))
@@ -72,6 +75,7 @@ def save_settings(
             source_ip=source_ip,
             version=config.version,
             action=action,
+            connection=connection,
             changed_fields=changed,
         )
     return SaveResult(config=config, changed=changed)

@@ -33,8 +33,9 @@ from .sealed_secrets import SealError, seal, unseal
 FORMAT = "mailconfig.mail-settings"
 FORMAT_VERSION = 1
 CONNECTIONS = ("primary",)
-# Bookkeeping of this installation, not settings.
-NOT_EXPORTED = frozenset({"id", "version", "updated_at", "updated_by"})
+# Bookkeeping of this installation, not settings (and the backup's failover switch: the
+# file holds the primary connection only).
+NOT_EXPORTED = frozenset({"id", "version", "updated_at", "updated_by", "use_when_primary_fails"})
 
 
 class SettingsFileError(Exception):

@@ -20,7 +20,14 @@ from sender.factory import build_transport
 from sender.transcript import Transcript
 
 from .forms import MailServerForm
-from .models import SECRET_FIELDS, TEST_MAIL_ACTION, AuditEntry, MailServerConfig, TestMailRun
+from .models import (
+    SECRET_FIELDS,
+    TEST_MAIL_ACTION,
+    AuditEntry,
+    Connection,
+    MailServerConfig,
+    TestMailRun,
+)
 from .sending_methods import TransportKind
 from .values import MailSettings
 
@@ -112,7 +119,8 @@ def run_test_mail(config: MailSettings, recipient: str, *, requested_by: str) ->
 def settings_from_form(form: MailServerForm) -> MailSettings:
     """The values on a valid form as the sender sees them, unsaved: blank secrets are the
     stored ones. Test Mail and Check permissions both take their settings from here."""
-    candidate = MailServerConfig.load()  # a copy to apply the form to; never saved here
+    # A copy of the form's connection to apply the form to; never saved here.
+    candidate = MailServerConfig.load(form.stored.connection)
     form.apply_to(candidate)
     return MailSettings.from_model(candidate)
 
@@ -136,6 +144,7 @@ def record_test_mail(
     destination: str,
     stored_secrets: list[str],
     result: str,
+    connection: str = Connection.PRIMARY,
 ) -> AuditEntry:
     """Audit one Test Mail: who, when, where it went, which stored secrets it used, and how."""
     used = (
@@ -149,5 +158,6 @@ def record_test_mail(
         source_ip=source_ip,
         version=version,
         action=TEST_MAIL_ACTION,
+        connection=connection,
         changed_fields=[f"to {destination}", used, result],
     )

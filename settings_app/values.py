@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 
-from .models import SECRET_FIELDS, Auth, MailServerConfig, Mode, Provider
+from .models import SECRET_FIELDS, Auth, Connection, MailServerConfig, Mode, Provider
 from .sending_methods import SendingMethod, method_for
 
 
@@ -70,6 +70,9 @@ class MailSettings:
     api_azure_environment: str = "azure"
     service_account_key: str = ""
     version: int = 0
+    # Which stored configuration these values are (or a form would be saved to): the
+    # OAuth grant and the sender's caches are per connection.
+    connection: str = Connection.PRIMARY
 
     @classmethod
     def from_model(cls, config: MailServerConfig) -> MailSettings:

@@ -1,10 +1,13 @@
-"""The Mail Server page. Views stay thin: parse input, call the function that does the work."""
+"""The Mail Server and Backup Connection pages: one form, one template, one set of views,
+parameterised by the connection. Views stay thin: parse input, call the function that
+does the work."""
 
 from __future__ import annotations
 
 import json
 import logging
 import math
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib import messages
@@ -22,7 +25,7 @@ from . import email_log
 from .client_address import client_ip
 from .database_faults import UNAVAILABLE_STATUS, describe_database_error
 from .forms import MailServerForm
-from .models import DEFAULT_PORTS, SECRET_FIELDS, AuditEntry, MailServerConfig
+from .models import DEFAULT_PORTS, SECRET_FIELDS, AuditEntry, Connection, MailServerConfig
 from .saving import VersionConflict, save_settings
 from .sending_methods import show_if_rules, switch_to_choices
 from .test_mail import (
@@ -40,12 +43,45 @@ AUDIT_ROWS = 20
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class ConnectionPage:
+    """What differs between the Mail Server page and the Backup Connection page."""
+
+    connection: str
+    title: str
+    url_name: str
+    test_mail_url_name: str
+    check_permissions_url_name: str
+
+    @property
+    def is_backup(self) -> bool:
+        return self.connection == Connection.BACKUP
+
+
+PAGES = {
+    Connection.PRIMARY: ConnectionPage(
+        Connection.PRIMARY,
+        "Mail Server",
+        "settings_app:mail_server",
+        "settings_app:test_mail",
+        "settings_app:check_permissions",
+    ),
+    Connection.BACKUP: ConnectionPage(
+        Connection.BACKUP,
+        "Backup Connection",
+        "settings_app:backup_connection",
+        "settings_app:backup_test_mail",
+        "settings_app:backup_check_permissions",
+    ),
+}
+
+
 # A 500 mails a report to the Admin Mail Address: typed secrets must show as stars in it.
 @sensitive_post_parameters(*SECRET_FIELDS)
 @require_http_methods(["GET", "POST"])
-def mail_server(request: HttpRequest) -> HttpResponse:
-    """Admin > General Settings > Mail Server: show and save the configuration."""
-    stored = MailServerConfig.load()
+def mail_server(request: HttpRequest, connection: str = Connection.PRIMARY) -> HttpResponse:
+    """Admin > General Settings > Mail Server (or Backup Connection): show and save it."""
+    stored = MailServerConfig.load(connection)
     if request.method != "POST":
         return render_page(request, MailServerForm(stored=stored), stored)
 
@@ -89,7 +125,7 @@ def mail_server(request: HttpRequest) -> HttpResponse:
     else:
         messages.info(request, "Settings saved. Nothing had changed.")
     return oauth_page.after_save_response(request, result.config) or redirect(
-        "settings_app:mail_server"
+        PAGES[stored.connection].url_name
     )
 
 
@@ -101,13 +137,18 @@ def render_page(
     extra: dict[str, object] | None = None,
 ) -> HttpResponse:
     """Render the page around a form (fresh, invalid, in conflict, or after a Test Mail)."""
+    page = PAGES[stored.connection]
     context = {
         **(extra or {}),
+        "page": page,
         "form": form,
         "stored": stored,
-        "audit_entries": AuditEntry.objects.all()[:AUDIT_ROWS],
-        "delivery": email_log.delivery_summary(),
+        "audit_entries": AuditEntry.objects.filter(connection=page.connection)[:AUDIT_ROWS],
+        # The Mail Server page says how mail is flowing and whether a backup stands by.
+        "delivery": None if page.is_backup else email_log.delivery_summary(),
+        "backup": None if page.is_backup else MailServerConfig.load(Connection.BACKUP),
         "timeout_seconds": math.ceil(settings.MAILCONFIG_TIMEOUT),
+        "failover_after": describe_seconds(settings.MAILCONFIG_FAILOVER_AFTER),
         "csrf_cookie_name": settings.CSRF_COOKIE_NAME,
         "basic_auth_retiring": microsoft_basic_auth(stored),
         "azure_environments": azure_environments(),
@@ -121,12 +162,13 @@ def render_page(
 
 @sensitive_post_parameters(*SECRET_FIELDS)
 @require_http_methods(["POST"])
-def test_mail(request: HttpRequest) -> HttpResponse:
-    """Send a test message with the values on the form, unsaved; blank secrets mean stored ones.
+def test_mail(request: HttpRequest, connection: str = Connection.PRIMARY) -> HttpResponse:
+    """Send a test message with the values on the form, unsaved; blank secrets mean the
+    stored ones of the page's connection (only for its saved destination).
 
     Answers a transcript fragment to the page's script, or the whole page without JavaScript.
     """
-    stored = MailServerConfig.load()
+    stored = MailServerConfig.load(connection)
     form = MailServerForm(request.POST, request.FILES, stored=stored)
     context: dict[str, object] = {}
     recipient_error = ""
@@ -169,6 +211,7 @@ def test_mail(request: HttpRequest) -> HttpResponse:
         destination=form.destination_summary(),
         stored_secrets=stored_used,
         result=result,
+        connection=stored.connection,
     )
     if request.headers.get("X-Requested-With") == "fetch":
         return render(request, "settings_app/_test_result.html", context)
@@ -177,12 +220,12 @@ def test_mail(request: HttpRequest) -> HttpResponse:
 
 @sensitive_post_parameters(*SECRET_FIELDS)
 @require_http_methods(["POST"])
-def check_permissions(request: HttpRequest) -> HttpResponse:
+def check_permissions(request: HttpRequest, connection: str = Connection.PRIMARY) -> HttpResponse:
     """Check what the account on the form may do, sending nothing (values unsaved, as Test Mail).
 
     Answers the list of findings to the page's script, or the whole page without JavaScript.
     """
-    stored = MailServerConfig.load()
+    stored = MailServerConfig.load(connection)
     form = MailServerForm(request.POST, request.FILES, stored=stored)
     if not form.is_valid():
         context: dict[str, object] = {"permission_errors": form_error_lines(form)}
@@ -211,6 +254,16 @@ def microsoft_basic_auth(config: MailServerConfig) -> bool:
         and bool(config.username)
         and config.server_name.lower() in microsoft_hosts
     )
+
+
+def describe_seconds(seconds: float) -> str:
+    """A duration in words: "10 minutes", "90 seconds", "1 hour"."""
+    seconds = round(seconds)
+    for size, unit in ((3600, "hour"), (60, "minute")):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
 
 
 def form_error_lines(form: MailServerForm) -> list[str]:
