@@ -97,15 +97,22 @@ def deliver(message_pk: int) -> str:
 
 
 def _send_through(
-    through: WorkerConnections, email: outbox.StoredEmail, config: MailSettings | None = None
+    through: WorkerConnections,
+    email: outbox.StoredEmail,
+    config: MailSettings | None = None,
+    *,
+    own_sender: bool = False,
 ) -> str:
-    """Send ``email`` with the connection's open transport; the server's reply."""
+    """Send ``email`` with the connection's open transport; the server's reply.
+
+    ``own_sender``: send from the connection's From Address (the backup, for a message
+    that was queued from the primary's).
+    """
     # Opening and sending each get MAILCONFIG_SEND_TIMEOUT in all: a slow or trickling
     # server cannot hold a worker.
     with time_limit(settings.MAILCONFIG_SEND_TIMEOUT, MESSAGE):
         transport, config = through.get(config)
-    if not email.stored.from_email:
-        # Queued without a sender: each connection sends from its own From Address.
+    if own_sender or not email.stored.from_email:
         email.from_email = config.from_address
     with time_limit(settings.MAILCONFIG_SEND_TIMEOUT, MESSAGE):
         return transport.send(email)
@@ -122,6 +129,18 @@ def fails_over(row: OutboxMessage, error: MailError, now: datetime) -> bool:
     return failing_for >= timedelta(seconds=settings.MAILCONFIG_FAILOVER_AFTER)
 
 
+def _from_the_product(email: outbox.StoredEmail) -> bool:
+    """Whether the message is sent as the primary's From Address (or names no sender):
+    through the backup it is then sent as the backup's, which that provider accepts.
+    A sender the caller chose is kept."""
+    try:
+        primary_from = current_settings().from_address
+    except ConfigurationError:
+        primary_from = ""
+    sender = email.stored.from_email
+    return not sender or sender.casefold() == primary_from.casefold()
+
+
 def _deliver_through_backup(
     row: OutboxMessage,
     email: outbox.StoredEmail,
@@ -132,7 +151,9 @@ def _deliver_through_backup(
     primary_error, primary_started, primary_ms, primary_label = primary
     started, clock = timezone.now(), time.monotonic()
     try:
-        reply = _send_through(backup_connections, email, backup)
+        reply = _send_through(
+            backup_connections, email, backup, own_sender=_from_the_product(email)
+        )
     except MailError as error:
         backup_connections.discard()
         # The message's outcome is the try that leaves the most hope: if either failure

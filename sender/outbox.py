@@ -87,8 +87,11 @@ class StoredEmail(EmailMessage):
 
     def message(self, *, policy: Any = None) -> Message:
         parsed = parse_mime(self.stored.mime)
-        if not parsed.get("From") and self.from_email:
-            # Queued before any From Address was saved: the worker fills it in.
+        if self.from_email and (
+            not parsed.get("From") or self.from_email != self.stored.from_email
+        ):
+            # Queued before any From Address was saved, or sent through the backup
+            # connection, which sends as its own From Address: the worker sets it.
             del parsed["From"]
             parsed["From"] = self.from_email
         return parsed
