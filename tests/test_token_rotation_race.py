@@ -15,7 +15,7 @@ from django.db import connection
 from django.utils import timezone
 
 from oauth.consent import Tokens
-from oauth.grant import StoredGrantTokenProvider, forget_cached_tokens, store_grant
+from oauth.grant import StoredGrantTokenProvider, store_grant
 from oauth.models import GrantStatus, OAuthGrant
 from settings_app.models import MailServerConfig
 from settings_app.values import MailSettings
@@ -59,7 +59,6 @@ def test_concurrent_refreshes_keep_the_newest_refresh_token(microsoft_fake):
         finally:
             connection.close()
 
-    forget_cached_tokens()
     threads = [threading.Thread(target=refresh) for _ in range(2)]
     for thread in threads:
         thread.start()

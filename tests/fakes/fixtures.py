@@ -62,12 +62,11 @@ def google_fake(google_server: GoogleFake, settings, trust_test_ca) -> GoogleFak
 
 
 def _forget_provider_caches() -> None:
-    # Token providers and MSAL apps are cached per configuration for the process;
+    # Token providers and MSAL apps are kept per configuration for the process;
     # a fake that was reset no longer knows their tokens.
-    from oauth import consent, grant
+    from oauth import consent
     from sender import client_credentials, service_account
 
-    client_credentials._providers.clear()
-    service_account._providers.clear()
-    consent._msal_apps.clear()
-    grant.forget_cached_tokens()
+    client_credentials._graph_token_providers.clear()
+    service_account._gmail_token_providers.clear()
+    consent._consent_msal_apps.clear()
