@@ -9,13 +9,10 @@ authorize endpoint consents at once; revocation and Gmail ``messages.send`` too.
 from __future__ import annotations
 
 import base64
-import email
-import email.policy
 import re
 import secrets
 import time
 from dataclasses import dataclass
-from email.message import EmailMessage
 from functools import lru_cache
 from typing import Any
 
@@ -24,7 +21,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from .base import FakeServer, Request, Response, Route, jwt_parts, s256, unsigned_jwt
+from .base import FakeServer, Request, Response, Route, SentMail, jwt_parts, s256, unsigned_jwt
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 GMAIL_SCOPES = ("https://www.googleapis.com/auth/gmail.send", "https://mail.google.com/")
@@ -41,16 +38,6 @@ class WebClient:
     client_id: str
     secret: str
     redirect_uris: tuple[str, ...]
-
-
-@dataclass
-class SentMail:
-    user: str
-    raw: bytes
-
-    @property
-    def message(self) -> EmailMessage:
-        return email.message_from_bytes(self.raw, policy=email.policy.default)  # type: ignore[return-value]
 
 
 def google_error(status: int, error: str, description: str) -> Response:

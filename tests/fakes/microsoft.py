@@ -9,19 +9,16 @@ AADSTS codes and JSON shapes.
 from __future__ import annotations
 
 import base64
-import email
-import email.policy
 import re
 import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
-from email.message import EmailMessage
 from typing import Any
 
 import trustme
 
-from .base import FakeServer, Request, Response, Route, b64url, s256, unsigned_jwt
+from .base import FakeServer, Request, Response, Route, SentMail, b64url, s256, unsigned_jwt
 
 
 @dataclass
@@ -52,16 +49,6 @@ class Issued:
     scope: str
     roles: tuple[str, ...] = ()
     user: str = ""
-
-
-@dataclass
-class SentMail:
-    user: str
-    raw: bytes
-
-    @property
-    def message(self) -> EmailMessage:
-        return email.message_from_bytes(self.raw, policy=email.policy.default)  # type: ignore[return-value]
 
 
 def aad_error(status: int, error: str, code: int, text: str) -> Response:
