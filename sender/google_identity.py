@@ -19,7 +19,6 @@ from sender.errors import (
     AuthorizationError,
     ConfigurationError,
     MailError,
-    ProviderError,
 )
 from sender.http import VerifiedSession
 from sender.known_failures import RECONNECT, KnownFailure, explain
@@ -101,19 +100,15 @@ def google_error(
 ) -> MailError:
     """The error for a Google OAuth ``error`` / ``error_description`` pair."""
     text = description or error
-    known = explain(
+    return explain(
         GOOGLE_IDENTITY_FAILURES,
         error,
         text=description or "",
         step=step,
         code=error,
         provider_text=text,
+        unknown=f"Google answered with an error: {text}",
         context=context,
-    )
-    if known is not None:
-        return known
-    return ProviderError(
-        f"Google answered with an error: {text}", step=step, code=error, provider_text=text
     )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from sender.errors import MailError
+from sender.errors import MailError, ProviderError
 
 # Hints more than one provider's table gives.
 SEND_AS_HINT = (
@@ -70,6 +70,17 @@ class KnownFailure:
         )
 
 
+def find(table: Iterable[KnownFailure], *codes: int | str, text: str = "") -> KnownFailure | None:
+    """The first row of ``table`` that matches one of ``codes`` and ``text``, or None.
+
+    Several ``codes`` are for answers that carry more than one (a Graph error code and
+    its HTTP status; an AADSTS number and its OAuth ``error``): the first row that
+    matches any of them wins, so a table lists its most specific rows first.
+    """
+    lowered = text.lower()
+    return next((row for row in table if row.matches(codes, lowered)), None)
+
+
 def explain(
     table: Iterable[KnownFailure],
     *codes: int | str,
@@ -77,19 +88,15 @@ def explain(
     step: str,
     code: str,
     provider_text: str,
+    unknown: str,
     context: Mapping[str, str] | None = None,
-) -> MailError | None:
-    """The error the first row of ``table`` matching ``codes`` and ``text`` means, or None.
-
-    Several ``codes`` are for answers that carry more than one (a Graph error code and
-    its HTTP status; an AADSTS number and its OAuth ``error``): the first row that
-    matches any of them wins, so a table lists its most specific rows first.
-    """
-    lowered = text.lower()
-    for row in table:
-        if row.matches(codes, lowered):
-            return row.error_for(step=step, code=code, provider_text=provider_text, context=context)
-    return None
+) -> MailError:
+    """The error the answer means: its row's (see ``find``), else a ``ProviderError``
+    whose message is ``unknown`` (the provider's own words, for support)."""
+    row = find(table, *codes, text=text)
+    if row is None:
+        return ProviderError(unknown, step=step, code=code, provider_text=provider_text)
+    return row.error_for(step=step, code=code, provider_text=provider_text, context=context)
 
 
 class _Placeholders(dict):

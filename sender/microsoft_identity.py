@@ -16,7 +16,6 @@ from sender.errors import (
     AuthorizationError,
     ConfigurationError,
     MailError,
-    ProviderError,
 )
 from sender.http import VerifiedSession
 from sender.known_failures import RECONNECT, KnownFailure, explain
@@ -143,19 +142,15 @@ def microsoft_error(
     match = AADSTS.search(description or "")
     code = match.group(0) if match else error
     text = first_line(description) or error
-    known = explain(
+    return explain(
         MICROSOFT_IDENTITY_FAILURES,
         code,
         error,
         step=step,
         code=code,
         provider_text=text,
+        unknown=f"Microsoft answered with an error: {text}",
         context=context,
-    )
-    if known is not None:
-        return known
-    return ProviderError(
-        f"Microsoft answered with an error: {text}", step=step, code=code, provider_text=text
     )
 
 

@@ -15,7 +15,7 @@ from sender.errors import (
     RateLimited,
     RecipientsRefused,
 )
-from sender.known_failures import SEND_AS_HINT, KnownFailure, explain
+from sender.known_failures import SEND_AS_HINT, KnownFailure, find
 
 SMTP_AUTH_DISABLED_HINT = (
     "Microsoft 365 has SMTP AUTH turned off for this mailbox or the whole tenant. "
@@ -136,9 +136,9 @@ def smtp_reply_error(step: str, code: int, reply: bytes | str) -> MailError:
     """The error for an SMTP reply at a given step (MAIL, RCPT, DATA, AUTH...)."""
     text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
     text = " ".join(text.split())
-    known = explain(SMTP_REPLIES, code, text=text, step=step, code=str(code), provider_text=text)
-    if known is not None:
-        return known
+    row = find(SMTP_REPLIES, code, text=text)
+    if row is not None:
+        return row.error_for(step=step, code=str(code), provider_text=text)
     if step == "Recipients":
         return RecipientsRefused(
             "The server refused the recipient.",

@@ -13,7 +13,7 @@ from sender.errors import (
     RateLimited,
 )
 from sender.google_identity import GOOGLE_IDENTITY_FAILURES
-from sender.known_failures import KnownFailure, explain
+from sender.known_failures import KnownFailure, explain, find
 from sender.microsoft_identity import MICROSOFT_IDENTITY_FAILURES
 from sender.smtp_replies import SMTP_REPLIES
 from sender.transports.gmail import GMAIL_FAILURES
@@ -31,8 +31,18 @@ TABLE = (
 
 
 def lookup(*codes, text=""):
+    return find(TABLE, *codes, text=text)
+
+
+def explained(*codes, context=None):
     return explain(
-        TABLE, *codes, text=text, step="Authenticate", code="X", provider_text="the text"
+        TABLE,
+        *codes,
+        step="Authenticate",
+        code="X",
+        provider_text="the text",
+        unknown="The server answered X.",
+        context=context,
     )
 
 
@@ -53,9 +63,8 @@ def test_every_providers_table_is_made_of_known_failures(table):
 
 
 def test_the_first_matching_row_wins():
-    error = lookup(535, text="535 5.7.139 Authentication unsuccessful")
-    assert isinstance(error, AuthorizationError)
-    assert error.message == "SMTP AUTH is off."
+    row = lookup(535, text="535 5.7.139 Authentication unsuccessful")
+    assert row.message == "SMTP AUTH is off."
 
 
 def test_a_row_with_no_fragment_matches_any_text():
@@ -76,20 +85,22 @@ def test_any_of_several_codes_can_match():
     assert lookup("TooManyRequests", 429).message == "Throttled."
 
 
-def test_the_error_carries_the_callers_step_and_the_providers_code_and_text():
-    error = lookup(535)
+def test_the_error_is_the_rows_with_the_callers_step_and_the_providers_code_and_text():
+    error = explained(535)
+    assert isinstance(error, AuthenticationError)
     assert (error.step, error.code, error.provider_text) == ("Authenticate", "X", "the text")
-    assert error.hint == "Check the password."
+    assert (error.message, error.hint) == ("Rejected.", "Check the password.")
+
+
+def test_an_unknown_answer_is_a_provider_error_in_the_providers_words():
+    error = explained(250)
+    assert type(error) is ProviderError
+    assert (error.message, error.provider_text) == ("The server answered X.", "the text")
 
 
 def test_a_hint_placeholder_is_filled_from_the_context_or_named():
-    def refused(context):
-        return explain(
-            TABLE, 550, step="Sender", code="550", provider_text="", context=context
-        ).hint
-
-    assert refused({"who": "the postmaster"}) == "Ask the postmaster."
-    assert refused(None) == "Ask (who)."
+    assert explained(550, context={"who": "the postmaster"}).hint == "Ask the postmaster."
+    assert explained(550).hint == "Ask (who)."
 
 
 def test_a_google_refresh_that_cannot_reach_google_names_host_and_cause(db, settings):

@@ -16,7 +16,7 @@ from urllib3.exceptions import InvalidHeader
 from urllib3.util.retry import Retry
 
 from sender import deadline
-from sender.errors import MailError, ProviderError, RateLimited
+from sender.errors import MailError, RateLimited
 from sender.http import shared_session
 from sender.known_failures import KnownFailure, explain
 from sender.network import show_https_connection
@@ -77,14 +77,14 @@ def api_error(
     """The error an unsuccessful API response means: the first row of ``table`` matching
     ``codes`` and ``text``, else the API's own answer as a ``ProviderError``."""
     provider_text = error_object(response).get("message") or response.reason or ""
-    known = explain(table, *codes, text=text, step=STEP, code=code, provider_text=provider_text)
-    if known is not None:
-        return known
-    return ProviderError(
-        f"{api_name} answered {response.status_code}: {provider_text}",
+    return explain(
+        table,
+        *codes,
+        text=text,
         step=STEP,
         code=code,
         provider_text=provider_text,
+        unknown=f"{api_name} answered {response.status_code}: {provider_text}",
     )
 
 
