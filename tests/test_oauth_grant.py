@@ -32,6 +32,7 @@ from tests.oauth_helpers import (
     register_microsoft,
     start_consent,
     stored,
+    xoauth2_server,
 )
 
 pytestmark = pytest.mark.django_db
@@ -262,12 +263,7 @@ def test_changing_a_google_grant_field_needs_authorization(
 def test_a_username_change_keeps_a_google_grant(
     admin_client, google_fake, ca_file, smtp_server_factory
 ):
-    server = smtp_server_factory(
-        security="starttls",
-        token_checker=lambda user, token: (
-            user == G_USER and google_fake.token_is_valid(token, "https://mail.google.com/")
-        ),
-    )
+    server = xoauth2_server(smtp_server_factory, google_fake, G_USER, "https://mail.google.com/")
     authorize_google(admin_client, google_fake, ca_file, server_port=server.port)
     # Google's page has no Username: it changes only through Basic auth and back.
     admin_client.post(PAGE_URL, google_post(server.port, auth="basic", username="x@example.org"))

@@ -266,3 +266,16 @@ class FakeServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class ProviderFake(FakeServer):
+    """What both providers' fakes keep: consents given, refresh tokens, mail sent."""
+
+    def reset(self) -> None:
+        super().reset()
+        self.codes: dict[str, dict[str, Any]] = {}  # authorization code -> its grant
+        self.refresh_tokens: dict[str, dict[str, Any]] = {}
+        self.sent: list[SentMail] = []
+        self.last_authorize_params: dict[str, str] = {}
+        self.next_consent_user = ""  # who "signs in" at the next authorize request
+        self.consent_error: tuple[str, str] | None = None  # (error, description) to answer

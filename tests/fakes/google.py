@@ -21,7 +21,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from .base import FakeServer, Request, Response, Route, SentMail, jwt_parts, s256, unsigned_jwt
+from .base import ProviderFake, Request, Response, Route, SentMail, jwt_parts, s256, unsigned_jwt
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 GMAIL_SCOPES = ("https://www.googleapis.com/auth/gmail.send", "https://mail.google.com/")
@@ -58,7 +58,7 @@ def api_error(status: int, reason: str, message: str, status_text: str) -> Respo
     )
 
 
-class GoogleFake(FakeServer):
+class GoogleFake(ProviderFake):
     """Google's token, authorize and revoke endpoints plus the Gmail API on one server."""
 
     token_lifetime = 3599
@@ -79,12 +79,6 @@ class GoogleFake(FakeServer):
         self.users: set[str] = set()
         self.clients: dict[str, WebClient] = {}
         self.access_tokens: dict[str, dict[str, Any]] = {}
-        self.codes: dict[str, dict[str, Any]] = {}
-        self.refresh_tokens: dict[str, dict[str, Any]] = {}
-        self.sent: list[SentMail] = []
-        self.last_authorize_params: dict[str, str] = {}
-        self.next_consent_user = ""
-        self.consent_error: tuple[str, str] | None = None
         self.rotate_refresh_tokens = False
         self.revoked: list[str] = []
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import trustme
 
-from .base import FakeServer, Request, Response, Route, SentMail, b64url, s256, unsigned_jwt
+from .base import ProviderFake, Request, Response, Route, SentMail, b64url, s256, unsigned_jwt
 
 
 @dataclass
@@ -66,37 +66,22 @@ def aad_error(status: int, error: str, code: int, text: str) -> Response:
     )
 
 
-class MicrosoftFake(FakeServer):
+class MicrosoftFake(ProviderFake):
     """Microsoft identity platform + Graph on one local HTTPS server."""
 
     token_lifetime = 3600
 
     def __init__(self, ca: trustme.CA) -> None:
         super().__init__(ca)
-        self.tenants: dict[str, Tenant] = {}
-        self.issued: dict[str, Issued] = {}
-        self.codes: dict[str, dict[str, Any]] = {}
-        self.refresh_tokens: dict[str, dict[str, Any]] = {}
-        self.sent: list[SentMail] = []
-        self.last_authorize_params: dict[str, str] = {}
-        self.next_consent_user = ""
-        self.consent_error: tuple[str, str] | None = None
-        self.rotate_invalidates_old = False
-        # Discovery names endpoints on the host the client asked for (as each national
-        # cloud's authority does), so a test can tell two clouds pointed at this fake apart.
-        self.endpoints_on_request_host = False
+        self.reset()
 
     def reset(self) -> None:
         super().reset()
-        self.tenants.clear()
-        self.issued.clear()
-        self.codes.clear()
-        self.refresh_tokens.clear()
-        self.sent.clear()
-        self.last_authorize_params = {}
-        self.next_consent_user = ""
-        self.consent_error = None
+        self.tenants: dict[str, Tenant] = {}
+        self.issued: dict[str, Issued] = {}
         self.rotate_invalidates_old = False
+        # Discovery names endpoints on the host the client asked for (as each national
+        # cloud's authority does), so a test can tell two clouds pointed at this fake apart.
         self.endpoints_on_request_host = False
 
     # Set-up ------------------------------------------------------------------
