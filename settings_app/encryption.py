@@ -7,6 +7,8 @@ derived from ``SECRET_KEY``: rotating one must not silently break the other.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -57,18 +59,20 @@ def encrypt(plaintext: str) -> str:
 
 def decrypt(token: str) -> str:
     """Decrypt with any configured key; raise EncryptionKeyError if none fits."""
-    try:
+    with _no_key_fits_is_a_key_error():
         return fernet().decrypt(token.encode()).decode()
-    except InvalidToken as err:
-        raise EncryptionKeyError(
-            "A stored secret cannot be decrypted with the configured encryption keys."
-        ) from err
 
 
 def rotate(token: str) -> str:
     """Re-encrypt a stored token with the newest key."""
-    try:
+    with _no_key_fits_is_a_key_error():
         return fernet().rotate(token.encode()).decode()
+
+
+@contextmanager
+def _no_key_fits_is_a_key_error() -> Iterator[None]:
+    try:
+        yield
     except InvalidToken as err:
         raise EncryptionKeyError(
             "A stored secret cannot be decrypted with the configured encryption keys."
