@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.core import mail
@@ -17,6 +21,7 @@ from tests.servers.smtp_server import refused_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 LOG_URL = "/admin/general-settings/mail-server/log/"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -224,3 +229,40 @@ def test_the_email_log_says_primary_for_mail_the_primary_sent(
     send_one()
     listing = admin_client.get(LOG_URL).content.decode()
     assert '<td data-label="Connection">Primary</td>' in listing
+
+
+# The setting -----------------------------------------------------------------------
+
+
+def project_setting(tmp_path, **env: str) -> subprocess.CompletedProcess:
+    code = (
+        "import django; django.setup(); from django.conf import settings; "
+        "print(settings.MAILCONFIG_FAILOVER_AFTER)"
+    )
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "mailconfig.settings",
+        "MAILCONFIG_DATA_DIR": str(tmp_path),
+        **env,
+    }
+    if not env:
+        environment.pop("MAILCONFIG_FAILOVER_AFTER", None)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=environment, capture_output=True, text=True
+    )
+
+
+def test_the_failover_time_defaults_to_ten_minutes(tmp_path):
+    result = project_setting(tmp_path)
+    assert result.stdout.strip() == "600.0", result.stderr
+
+
+def test_the_failover_time_is_read_from_the_environment(tmp_path):
+    result = project_setting(tmp_path, MAILCONFIG_FAILOVER_AFTER="120")
+    assert result.stdout.strip() == "120.0", result.stderr
+
+
+def test_a_failover_time_that_is_not_seconds_stops_start_up_with_its_name(tmp_path):
+    result = project_setting(tmp_path, MAILCONFIG_FAILOVER_AFTER="ten minutes")
+    assert result.returncode != 0
+    assert "MAILCONFIG_FAILOVER_AFTER must be comma-separated numbers of seconds" in result.stderr
