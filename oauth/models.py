@@ -29,7 +29,7 @@ STORED_GRANT_STATUSES = [
 
 
 class OAuthGrant(models.Model):
-    """The refresh token the consent flow obtained for SMTP XOAUTH2 (one, like the settings).
+    """The refresh token the consent flow obtained for SMTP XOAUTH2 (one per connection, like the settings).
 
     ``credentials_fingerprint`` is a hash of the settings the grant was made for
     (provider, tenant, client ID and secret, Azure environment, username): when
@@ -40,8 +40,6 @@ class OAuthGrant(models.Model):
     encryption key, because ``rotate_encryption_key`` re-encrypts it with every other
     secret, so a grant stays valid across a key rotation without recomputing anything.
     """
-
-    SINGLETON_ID = 1  # the primary connection's grant as first stored (kept for old rows)
 
     # One grant per connection: the backup's consent never touches the primary's grant.
     connection = models.CharField(

@@ -169,7 +169,7 @@ def replace_grant_as_another_process_would(microsoft_fake, account: str) -> str:
         MS_TENANT, MS_CLIENT, account, "https://outlook.office.com/SMTP.Send offline_access"
     )
     OAuthGrant.objects.update_or_create(
-        pk=OAuthGrant.SINGLETON_ID,
+        connection="primary",
         defaults={
             "provider": "microsoft",
             "account": account,

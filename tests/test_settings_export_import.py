@@ -115,7 +115,7 @@ def test_export_with_secrets_seals_them_with_scrypt_and_aes_gcm_in_a_private_fil
 def test_an_oauth_grant_is_never_exported(tmp_path, passphrase_env):
     store_graph()
     OAuthGrant.objects.create(
-        pk=OAuthGrant.SINGLETON_ID,
+        connection="primary",
         provider="microsoft",
         account="authorizer@contoso.com",
         refresh_token="refresh-token-value",
@@ -237,7 +237,7 @@ def test_import_removes_the_stored_grant_and_asks_for_a_new_authorization(tmp_pa
         admin_address="admin@contoso.com",
     )
     OAuthGrant.objects.create(
-        pk=OAuthGrant.SINGLETON_ID,
+        connection="primary",
         provider="microsoft",
         account=MS_USER,
         refresh_token="rt",
