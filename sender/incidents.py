@@ -86,10 +86,13 @@ def delivery_failed(
         cause = Incident.Cause.TRANSIENT
         affected = len({message_pk for _, message_pk, _ in recent})
         since = min(when for _, _, when in recent)
+        failures = len(recent)
     else:
         cause = Incident.Cause.GRANT if needs_authorization(error) else Incident.Cause.PERMANENT
-        affected, since = 1, started
-    return _open(connection, cause, error, since=since, affected=affected, message=message)
+        affected, since, failures = 1, started, 1
+    return _open(
+        connection, cause, error, since=since, affected=affected, failures=failures, message=message
+    )
 
 
 def health_check_failed(
@@ -99,7 +102,7 @@ def health_check_failed(
     if _add_to_open(connection, error, None, started):
         return None
     cause = Incident.Cause.GRANT if needs_authorization(error) else Incident.Cause.HEALTH_CHECK
-    return _open(connection, cause, error, since=started, affected=0, message=None)
+    return _open(connection, cause, error, since=started, affected=0, failures=1, message=None)
 
 
 def delivered(
@@ -156,6 +159,7 @@ def _open(
     *,
     since: datetime,
     affected: int,
+    failures: int,
     message: OutboxMessage | None,
 ) -> Incident | None:
     now = timezone.now()
@@ -170,7 +174,7 @@ def _open(
                 error_code=error.code[:100],
                 hint=error.hint,
                 last_failure_at=now,
-                failures=1,
+                failures=failures,
                 messages_affected=affected,
             )
     except IntegrityError:
