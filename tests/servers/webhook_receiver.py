@@ -49,6 +49,7 @@ class WebhookReceiver:
     statuses: list[int] = field(default_factory=list)
     delays: list[float] = field(default_factory=list)
     received: list[ReceivedPost] = field(default_factory=list)
+    redirect_to: str = ""  # the Location of a 3xx answer
 
     def __post_init__(self) -> None:
         receiver = self
@@ -67,6 +68,8 @@ class WebhookReceiver:
                     time.sleep(delay)  # the server is slow; the sender's timeout is what is tested
                 try:
                     self.send_response(status)
+                    if 300 <= status < 400 and receiver.redirect_to:
+                        self.send_header("Location", receiver.redirect_to)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                 except OSError:
