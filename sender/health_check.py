@@ -98,7 +98,8 @@ def run_scheduled(slot: datetime, now: datetime | None = None) -> str:
     else:
         runs = run_checks(scheduled_for=slot)
         outcome = ", ".join(f"{run.connection} {'ok' if run.ok else 'failed'}" for run in runs)
-    ensure_scheduled(now)
+    # The slot after this one, even if this task ran early (another machine's clock).
+    ensure_scheduled(max(now or timezone.now(), slot))
     return outcome
 
 
