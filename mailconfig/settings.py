@@ -16,6 +16,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from mailconfig.admins import StoredAdmins
+from mailconfig.keyfile import read_or_create
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -38,16 +39,11 @@ DATA_DIR = Path(os.environ.get("MAILCONFIG_DATA_DIR", BASE_DIR / "data")).resolv
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 
-def _secret_key_from_file(path: Path) -> str:
-    # Generated once so sessions survive restarts; 0600 because it signs sessions.
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(64))
-    return path.read_text().strip()
-
-
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or _secret_key_from_file(DATA_DIR / "secret_key")
+# Generated once so sessions survive restarts; 0600 because it signs sessions.
+SECRET_KEY = (
+    os.environ.get("DJANGO_SECRET_KEY")
+    or read_or_create(DATA_DIR / "secret_key", lambda: secrets.token_urlsafe(64)).strip()
+)
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")

@@ -11,7 +11,6 @@ from __future__ import annotations
 class MailError(Exception):
     """Base class: catch this to catch every sending or token failure."""
 
-    default_hint = ""
     # Whether trying again later may succeed (the outbox retries it) or not (it fails at
     # once). None: it depends on the reply code (SMTP 4xx is temporary); see sender/retries.py.
     transient: bool | None = None
@@ -32,7 +31,7 @@ class MailError(Exception):
         self.step = step
         self.code = code
         self.provider_text = provider_text
-        self.hint = hint or self.default_hint
+        self.hint = hint
 
     def __str__(self) -> str:
         parts = [self.message]
@@ -65,6 +64,21 @@ class AuthenticationError(MailError):
     """The credentials or token were rejected."""
 
     transient = False
+
+
+class GrantInvalid(AuthenticationError):
+    """The refresh token was refused (``invalid_grant``): the admin must authorize again."""
+
+    @classmethod
+    def from_error(cls, err: MailError) -> GrantInvalid:
+        """The same error, typed so the grant can be marked expired."""
+        return cls(
+            err.message,
+            step=err.step,
+            code=err.code,
+            provider_text=err.provider_text,
+            hint=err.hint,
+        )
 
 
 class AuthorizationError(MailError):

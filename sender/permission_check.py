@@ -38,8 +38,9 @@ import requests
 from django.conf import settings
 
 from sender.deadline import time_limit
-from sender.diagnosis import SMTP_AUTH_DISABLED_HINT, http_failure
 from sender.errors import MailError
+from sender.network_errors import http_failure
+from sender.smtp_replies import SMTP_AUTH_DISABLED_HINT
 from sender.tokens import AccessToken
 from settings_app.models import Mode, Provider, Security
 from settings_app.values import MailSettings, azure_environments

@@ -18,7 +18,13 @@ from django.utils import timezone
 from oauth.models import OAuthGrant
 from settings_app.models import MailServerConfig
 from tests.factories import PAGE_URL
-from tests.oauth_helpers import CHECK_URL, MS_USER, authorize_microsoft, microsoft_post
+from tests.oauth_helpers import (
+    CHECK_URL,
+    MS_USER,
+    authorize_microsoft,
+    microsoft_post,
+    xoauth2_server,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 CANARY = "CANARY-refresh-token-42"
@@ -38,12 +44,7 @@ def test_canary_refresh_token_never_leaks(
     admin_client, microsoft_fake, ca_file, smtp_server_factory, caplog
 ):
     caplog.set_level(logging.DEBUG)
-    server = smtp_server_factory(
-        security="starttls",
-        token_checker=lambda user, token: (
-            user == MS_USER and microsoft_fake.token_is_valid(token, "SMTP.Send")
-        ),
-    )
+    server = xoauth2_server(smtp_server_factory, microsoft_fake, MS_USER, "SMTP.Send")
     authorize_microsoft(admin_client, microsoft_fake, ca_file, server_port=server.port)
     pages = []
 

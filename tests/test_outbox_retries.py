@@ -8,8 +8,8 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from sender.diagnosis import SMTP_REPLY_RULES
 from sender.models import Attempt, OutboxMessage, Status
+from sender.smtp_replies import SMTP_REPLIES
 from sender.transports.graph import MAIL_SEND_HINT
 from tests.factories import store, store_smtp
 from tests.outbox_helpers import (
@@ -125,7 +125,7 @@ def test_a_permanent_535_fails_after_one_attempt_with_the_hint(stored_smtp):
     stored_smtp.injections.auth_reply = "535 5.7.8 Username and Password not accepted"
     row = send_one()
     assert row.status == Status.FAILED and row.attempts == 1
-    hint = next(r.hint for r in SMTP_REPLY_RULES if r.code == 535 and r.fragment == "5.7.8")
+    hint = next(r.hint for r in SMTP_REPLIES if r.code == 535 and r.contains == "5.7.8")
     assert row.last_error_hint == hint
     (attempt,) = row.tries.all()
     assert attempt.outcome == Attempt.Outcome.PERMANENT and attempt.hint == hint
