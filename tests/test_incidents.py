@@ -9,7 +9,6 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from oauth.grant import forget_cached_tokens
 from oauth.models import OAuthGrant
 from sender.models import Incident, OutboxMessage, Status
 from sender.stored import backup_settings
@@ -68,7 +67,6 @@ def revoked_grant(admin_client, microsoft_fake, smtp_server_factory, ca_file):
     authorize_microsoft(admin_client, microsoft_fake, ca_file, server_port=server.port)
     microsoft_fake.revoke_refresh_tokens()
     OAuthGrant.objects.update(access_token_expires_at=timezone.now() - timedelta(hours=1))
-    forget_cached_tokens()
     return server
 
 
