@@ -17,8 +17,10 @@ from __future__ import annotations
 import atexit
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -31,7 +33,7 @@ from sender.models import Attempt, Connection, OutboxMessage, Status
 from settings_app.models import Auth, Mode, Provider
 from settings_app.values import MailSettings
 
-from . import outbox, retries
+from . import incidents, outbox, retries
 from .deadline import MESSAGE, time_limit
 from .factory import build_transport
 from .stored import current_settings
@@ -198,6 +200,8 @@ def record_success(
             outcome=Attempt.Outcome.SENT,
             reply=reply[:2000],
         )
+    # Mail goes through again: an open incident of this connection closes.
+    _tell_incidents(incidents.delivered, f"Message #{row.pk} delivered")
 
 
 def record_failure(
@@ -231,6 +235,16 @@ def record_failure(
         )
         if retry_at is not None and updated:
             outbox.schedule(row, retry_at)
+    _tell_incidents(incidents.delivery_failed, row, error, transient=transient, started=started)
+
+
+def _tell_incidents(report: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+    # The outcome is recorded already; a fault in the incident bookkeeping (or in the alert
+    # it sends) is logged and must not turn into a failed task or a lost outcome.
+    try:
+        report(*args, **kwargs)
+    except Exception:
+        logger.exception("Recording the delivery outcome for incidents failed")
 
 
 def _still_ours(row: OutboxMessage) -> QuerySet[OutboxMessage]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
 
@@ -162,3 +164,34 @@ class TestMailRun(models.Model):
 
     def __str__(self) -> str:
         return f"Test Mail by user {self.user_id} since {self.started_at:%H:%M:%S}"
+
+
+class HealthCheckSchedule(models.Model):
+    """When the scheduled health check sends a Test Mail, and to whom (one record)."""
+
+    SINGLETON_ID = 1
+
+    class Frequency(models.TextChoices):
+        OFF = "off", "Off"
+        HOURLY = "hourly", "Hourly"
+        DAILY = "daily", "Daily at"
+
+    frequency = models.CharField(max_length=8, choices=Frequency.choices, default=Frequency.OFF)
+    daily_at = models.TimeField("Time", default=datetime.time(6, 0))  # TIME_ZONE's local time
+    # Empty: the Admin Mail Address.
+    recipient = models.CharField("Send to", max_length=254, blank=True)
+    updated_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Health check: {self.describe()}"
+
+    @classmethod
+    def load(cls) -> HealthCheckSchedule:
+        """The stored schedule, or an unsaved one that is off."""
+        return cls.objects.filter(pk=cls.SINGLETON_ID).first() or cls(pk=cls.SINGLETON_ID)
+
+    def describe(self) -> str:
+        """ "off", "hourly" or "daily at 06:00"."""
+        if self.frequency == self.Frequency.DAILY:
+            return f"daily at {self.daily_at:%H:%M}"
+        return str(self.get_frequency_display()).lower()

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_http_methods
 from oauth import page as oauth_page
 from sender import permission_check
 
-from . import email_log
+from . import email_log, health_check_page
 from .client_address import client_ip
 from .database_faults import UNAVAILABLE_STATUS, describe_database_error
 from .forms import MailServerForm
@@ -115,6 +115,7 @@ def render_page(
         "default_ports": json.dumps({str(key): port for key, port in DEFAULT_PORTS.items()}),
         "show_if": show_if_rules(),
         "switch_to": switch_to_choices(),
+        **health_check_page.page_context((extra or {}).get("health_form")),
     }
     return render(request, "settings_app/mail_server.html", context, status=status)
 
