@@ -99,6 +99,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "settings_app.context_processors.basic_auth_sunset",
             ],
         },
     },
@@ -278,6 +279,8 @@ MAILCONFIG_SEND_TIMEOUT = float(os.environ.get("MAILCONFIG_SEND_TIMEOUT", "60"))
 MAILCONFIG_PUBLIC_URL = os.environ.get("MAILCONFIG_PUBLIC_URL") or None
 
 # One row per Azure cloud: everything that changes together when the cloud changes.
+# smtp_scope: delegated SMTP OAuth (an account signs in); smtp_app_scope: app-only SMTP
+# OAuth (client credentials, no sign-in), Exchange Online's resource in that cloud.
 MAILCONFIG_AZURE_ENVIRONMENTS = {
     "azure": {
         "label": "Azure Cloud",
@@ -285,6 +288,7 @@ MAILCONFIG_AZURE_ENVIRONMENTS = {
         "graph_host": "https://graph.microsoft.com",
         "smtp_host": "smtp.office365.com",
         "smtp_scope": "https://outlook.office.com/SMTP.Send",
+        "smtp_app_scope": "https://outlook.office365.com/.default",
     },
     "azure_us_government": {
         "label": "Azure US Government",
@@ -292,6 +296,7 @@ MAILCONFIG_AZURE_ENVIRONMENTS = {
         "graph_host": "https://graph.microsoft.us",
         "smtp_host": "smtp.office365.us",
         "smtp_scope": "https://outlook.office365.us/SMTP.Send",
+        "smtp_app_scope": "https://outlook.office365.us/.default",
     },
     "azure_us_government_dod": {
         "label": "Azure US Government (DoD)",
@@ -299,6 +304,7 @@ MAILCONFIG_AZURE_ENVIRONMENTS = {
         "graph_host": "https://dod-graph.microsoft.us",
         "smtp_host": "smtp.office365.us",
         "smtp_scope": "https://outlook-dod.office365.us/SMTP.Send",
+        "smtp_app_scope": "https://outlook-dod.office365.us/.default",
     },
     "azure_china": {
         "label": "Azure China (21Vianet)",
@@ -306,6 +312,7 @@ MAILCONFIG_AZURE_ENVIRONMENTS = {
         "graph_host": "https://microsoftgraph.chinacloudapi.cn",
         "smtp_host": "smtp.partner.outlook.cn",
         "smtp_scope": "https://partner.outlook.cn/SMTP.Send",
+        "smtp_app_scope": "https://partner.outlook.cn/.default",
     },
 }
 MAILCONFIG_DEFAULT_AZURE_ENVIRONMENT = "azure"

@@ -1,4 +1,5 @@
-"""Microsoft client-credentials tokens (API mode, Microsoft Graph) through MSAL.
+"""Microsoft client-credentials tokens through MSAL: Microsoft Graph (API mode) and
+app-only SMTP XOAUTH2 for Exchange Online (SMTP OAuth with Sign-in: Application).
 
 One MSAL ``ConfidentialClientApplication`` per configuration, reused: MSAL fetches
 the tenant's OpenID discovery document when the app is built, and its token
@@ -31,6 +32,36 @@ from .tokens import (
 STEP = "Obtain token"
 _providers = ProviderCache()
 
+GRAPH_ROLE_MISSING = (
+    "Mail.Send is missing: add the Microsoft Graph application permission Mail.Send to the "
+    "app and grant admin consent, or sending will be refused."
+)
+SMTP_ROLE_MISSING = (
+    "SMTP.SendAsApp is missing: add the application permission SMTP.SendAsApp (API "
+    "permissions > Add a permission > APIs my organization uses > Office 365 Exchange "
+    "Online > Application permissions) and grant admin consent, or the login will be "
+    "refused with 535 5.7.3."
+)
+# Exchange Online answers an app-only XOAUTH2 login it does not accept with 535 5.7.3.
+APP_ONLY_LOGIN_REFUSED_HINT = (
+    "Exchange Online refused the app's token for the mailbox in Username. App-only SMTP "
+    "needs all of: the application permission SMTP.SendAsApp with admin consent; the app "
+    "registered in Exchange as a service principal (Exchange Online PowerShell: "
+    "New-ServicePrincipal -AppId <Client ID> -ObjectId <object ID of the Enterprise "
+    "application>); and access to the mailbox (Add-MailboxPermission -Identity <Username> "
+    "-User <that service principal> -AccessRights FullAccess). SMTP AUTH must also be on "
+    "for the mailbox. Changes can take up to an hour to apply."
+)
+
+
+def msal_credential(client_secret: str) -> str:
+    """The ``client_credential`` handed to MSAL, built here only.
+
+    Today the client secret; a certificate (MSAL's ``{"private_key": ..., "thumbprint":
+    ...}``) slots in here without touching the callers.
+    """
+    return client_secret
+
 
 class MicrosoftClientCredentials(CachedTokenProvider):
     """App-only tokens for one Azure app registration, tenant and scope."""
@@ -45,6 +76,9 @@ class MicrosoftClientCredentials(CachedTokenProvider):
         scope: str,
         ca_file: str | None = None,
         timeout: float | None = None,
+        required_role: str = "Mail.Send",
+        role_missing_hint: str = GRAPH_ROLE_MISSING,
+        login_refused_hint: str = "",
     ) -> None:
         super().__init__()
         self.authority = f"{environment.authority_host.rstrip('/')}/{tenant}"
@@ -52,6 +86,10 @@ class MicrosoftClientCredentials(CachedTokenProvider):
         self.client_id = client_id
         self.client_secret = client_secret
         self.scope = scope
+        self.required_role = required_role
+        self.role_missing_hint = role_missing_hint
+        # What to say when the server (SMTP) refuses a token this provider issued.
+        self.login_refused_hint = login_refused_hint
         self.session = shared_session(ca_file, timeout)
         self._app: msal.ConfidentialClientApplication | None = None
 
@@ -62,7 +100,7 @@ class MicrosoftClientCredentials(CachedTokenProvider):
                 # table (national clouds, test fakes), not from Microsoft's list.
                 self._app = msal.ConfidentialClientApplication(
                     self.client_id,
-                    client_credential=self.client_secret,
+                    client_credential=msal_credential(self.client_secret),
                     authority=self.authority,
                     http_client=self.session,
                     instance_discovery=False,
@@ -78,6 +116,13 @@ class MicrosoftClientCredentials(CachedTokenProvider):
         return self._app
 
     def fetch(self) -> AccessToken:
+        if not (self.authority.rsplit("/", 1)[-1] and self.client_id and self.client_secret):
+            # Said inside the "Obtain token" step, so Test Mail shows it in place.
+            raise ConfigurationError(
+                "Tenant ID, Client ID and Client Secret are all needed to get a token.",
+                step=STEP,
+                hint="Fill them in on the page's Microsoft section.",
+            )
         app = self._application()
         try:
             result: dict[str, Any] = app.acquire_token_for_client([self.scope])
@@ -107,11 +152,8 @@ class MicrosoftClientCredentials(CachedTokenProvider):
     def describe(self, token: AccessToken) -> list[str]:
         roles = ", ".join(token.roles) or "none"
         details = [f"Application permissions (roles) in the token: {roles}"]
-        if "Mail.Send" not in token.roles:
-            details.append(
-                "Mail.Send is missing: add the Microsoft Graph application permission "
-                "Mail.Send to the app and grant admin consent, or sending will be refused."
-            )
+        if self.required_role not in token.roles:
+            details.append(self.role_missing_hint)
         return details
 
 
@@ -143,5 +185,38 @@ def graph_token_provider(
             scope=scope,
             ca_file=ca_file,
             timeout=timeout,
+        ),
+    )
+
+
+def exchange_smtp_token_provider(
+    *,
+    tenant: str,
+    client_id: str,
+    client_secret: str,
+    environment: AzureEnvironment,
+    ca_file: str | None,
+    timeout: float | None,
+) -> MicrosoftClientCredentials:
+    """The (shared) provider of app-only XOAUTH2 tokens for Exchange Online SMTP.
+
+    Client credentials for the cloud's Exchange resource (``smtp_app_scope``,
+    ``https://outlook.office365.com/.default`` in Azure Cloud): no account signs in.
+    """
+    scope = environment.smtp_app_scope
+    key = cache_key("exchange_smtp", tenant, client_id, client_secret, scope, ca_file, timeout)
+    return _providers.get(
+        key,
+        lambda: MicrosoftClientCredentials(
+            tenant=tenant,
+            client_id=client_id,
+            client_secret=client_secret,
+            environment=environment,
+            scope=scope,
+            ca_file=ca_file,
+            timeout=timeout,
+            required_role="SMTP.SendAsApp",
+            role_missing_hint=SMTP_ROLE_MISSING,
+            login_refused_hint=APP_ONLY_LOGIN_REFUSED_HINT,
         ),
     )

@@ -31,10 +31,17 @@ from sender.http import RedirectRefused
 PORT_ADVICE = "The usual ports are 465 for SSL, 587 for TLS (STARTTLS) and 25 for None."
 
 SMTP_AUTH_DISABLED_HINT = (
-    "Microsoft 365 has SMTP AUTH turned off for this mailbox or the whole tenant. "
-    "Turn on 'Authenticated SMTP' for the mailbox (Microsoft 365 admin center > Users > "
-    "Active users > the user > Mail > Manage email apps), or switch to API mode "
-    "(Microsoft Graph), which does not need SMTP AUTH."
+    "Microsoft 365 has SMTP AUTH (authenticated client submission) turned off for this "
+    "mailbox or for the whole organization; a mailbox's own setting overrides the "
+    "organization's. For this mailbox: Microsoft 365 admin center > Users > Active users > "
+    "the user in Username > Mail > Manage email apps > tick Authenticated SMTP (PowerShell: "
+    "Set-CASMailbox -Identity <Username> -SmtpClientAuthenticationDisabled $false). For the "
+    "whole tenant: Exchange admin center > Settings > Mail flow > untick 'Turn off SMTP AUTH "
+    "protocol for your organization' (PowerShell: Set-TransportConfig "
+    "-SmtpClientAuthenticationDisabled $false). Changes can take an hour. With Basic "
+    "authentication, Microsoft turns it off by default at the end of December 2026 anyway: "
+    "switch Authentication to OAuth, or to API mode (Microsoft Graph), which does not need "
+    "SMTP AUTH."
 )
 SEND_AS_HINT = (
     "The account that signs in is not allowed to send as the From Address. Give it "
@@ -77,7 +84,9 @@ SMTP_REPLY_RULES: tuple[SmtpReplyRule, ...] = (
         "The server rejected the sign-in (Microsoft 365: wrong username or password, "
         "or an OAuth token issued for a different account).",
         "Check the Username and Password. With OAuth, the Username must be the account "
-        "that authorized the app; Reconnect if the grant was made with another account.",
+        "that authorized the app; Reconnect if the grant was made with another account. "
+        "Microsoft 365 also answers 5.7.3 when Security defaults or a policy block Basic "
+        "authentication: switch to OAuth.",
     ),
     SmtpReplyRule(
         535,
@@ -92,9 +101,13 @@ SMTP_REPLY_RULES: tuple[SmtpReplyRule, ...] = (
         550,
         "5.7.30",
         AuthenticationError,
-        "Basic authentication is not supported for client submission.",
-        "Microsoft 365 is retiring Basic authentication for SMTP. Switch Authentication "
-        "to OAuth, or the Mode to API (Microsoft Graph).",
+        "Microsoft 365 no longer accepts Basic authentication (username and password) for "
+        "client submission in this tenant.",
+        "Microsoft turns Basic authentication for SMTP AUTH off by default at the end of "
+        "December 2026, and removes it in 2027. Switch Authentication to OAuth (Sign-in: "
+        "Application needs no user sign-in), or the Mode to API (Microsoft Graph). An "
+        "administrator can turn Basic authentication back on for the tenant only until "
+        "that removal.",
     ),
     SmtpReplyRule(
         530,
