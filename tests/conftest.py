@@ -8,6 +8,7 @@ import trustme
 pytest_plugins = [
     "tests.servers.smtp_server",
     "tests.servers.scripted_smtp",
+    "tests.servers.exchange_smtp",
     "tests.fakes.fixtures",
 ]
 
