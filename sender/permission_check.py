@@ -38,9 +38,10 @@ import requests
 from django.conf import settings
 
 from sender.deadline import time_limit
-from sender.diagnosis import SMTP_AUTH_DISABLED_HINT, http_failure
 from sender.errors import MailError
-from sender.tokens import AccessToken
+from sender.network_errors import http_failure
+from sender.smtp_replies import SMTP_AUTH_DISABLED_HINT
+from sender.tokens import AccessToken, jwt_claims
 from settings_app.microsoft_365 import (
     BASIC_AUTH_RETIREMENT,
     basic_auth_at_risk,
@@ -124,8 +125,10 @@ def check_graph(config: MailSettings, findings: list[Finding]) -> None:
     transport = GraphTransport(config)
     token = transport.token_provider().get_token()
     findings.append(Finding(OK, f"Token issued for the app by {transport.identity_url}."))
-    roles = ", ".join(token.roles) or "none"
-    if "Mail.Send" not in token.roles:
+    # The roles are in the token's claims (AccessToken no longer carries them).
+    token_roles = tuple(jwt_claims(token.token).get("roles", ()))
+    roles = ", ".join(token_roles) or "none"
+    if "Mail.Send" not in token_roles:
         findings.append(
             Finding(
                 FAIL,

@@ -12,11 +12,13 @@ from django.core import mail
 
 from sender.errors import AuthenticationError
 from sender.factory import build_transport
+from sender.models import OutboxMessage, Status
 from sender.permission_check import OK, check_permissions
 from settings_app.models import MailServerConfig
 from settings_app.values import MailSettings
 from tests.factories import PAGE_URL, store
 from tests.oauth_helpers import MS_CLIENT, MS_SECRET, MS_TENANT, MS_USER, microsoft_post
+from tests.outbox_helpers import forget_worker_connection, run_due_tasks
 from tests.servers.exchange_smtp import EXCHANGE_APP_SCOPE
 
 pytestmark = pytest.mark.django_db
@@ -88,13 +90,29 @@ def test_the_token_is_asked_for_exchanges_scope_of_the_chosen_cloud(
     }
 
 
-def test_delivery_through_send_mail_uses_the_app_only_token(exchange, settings):
+def test_immediate_delivery_through_send_mail_uses_the_app_only_token(exchange, settings):
     settings.EMAIL_BACKEND = "sender.backend.EmailBackend"
-    store(**vars(app_only_settings(exchange)) | {"port": exchange.port, "version": 0})
+    settings.MAILCONFIG_DELIVERY = "immediate"
+    store(**vars(app_only_settings(exchange)) | {"version": 0})
 
     assert mail.send_mail("Alert", "Body", None, ["ops@contoso.com"]) == 1
 
     assert exchange.messages[0].rcpt_tos == ["ops@contoso.com"]
+    assert exchange.messages[0].auth_user == MS_USER
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_delivers_queued_mail_with_the_app_only_token(exchange, settings):
+    settings.EMAIL_BACKEND = "sender.backend.EmailBackend"
+    settings.MAILCONFIG_DELIVERY = "queued"
+    forget_worker_connection()
+    store(**vars(app_only_settings(exchange)) | {"version": 0})
+
+    mail.send_mail("Alert", "Body", None, ["ops@contoso.com"])
+    run_due_tasks()
+    forget_worker_connection()
+
+    assert OutboxMessage.objects.get().status == Status.SENT
     assert exchange.messages[0].auth_user == MS_USER
 
 

@@ -11,12 +11,15 @@ import datetime
 
 import pytest
 from django.core import mail
+from django.urls import reverse
 
 from sender import permission_check
 from sender.errors import AuthenticationError, AuthorizationError
+from sender.models import OutboxMessage, Status
 from settings_app import microsoft_365
 from settings_app.microsoft_365 import is_microsoft_365_host, sunset_phrase
 from tests.factories import PAGE_URL, smtp_basic_post, smtp_post, store, store_smtp
+from tests.outbox_helpers import forget_worker_connection, run_due_tasks
 
 TEST_URL = PAGE_URL + "test-mail/"
 FETCH = {"HTTP_X_REQUESTED_WITH": "fetch"}
@@ -168,17 +171,41 @@ def test_test_mail_refused_with_5_7_139_explains_the_per_mailbox_and_the_tenant_
 
 
 @pytest.mark.django_db
-def test_delivery_refused_with_5_7_139_carries_both_fixes(
+def test_immediate_delivery_refused_with_5_7_139_carries_both_fixes(
     microsoft_365_smtp, trust_test_ca, settings
 ):
     settings.EMAIL_BACKEND = "sender.backend.EmailBackend"
+    settings.MAILCONFIG_DELIVERY = "immediate"
     store_smtp(microsoft_365_smtp)
 
     with pytest.raises(AuthorizationError) as raised:
         mail.send_mail("Alert", "Body", None, ["ops@example.com"])
 
     assert PER_MAILBOX_FIX in raised.value.hint and TENANT_WIDE_FIX in raised.value.hint
-    assert PER_MAILBOX_FIX in str(raised.value)  # what a log or the Email Log shows
+    assert PER_MAILBOX_FIX in str(raised.value)  # what a log shows
+
+
+@pytest.mark.django_db(transaction=True)
+def test_queued_delivery_refused_with_5_7_139_shows_both_fixes_in_the_email_log(
+    admin_client, microsoft_365_smtp, trust_test_ca, settings
+):
+    settings.EMAIL_BACKEND = "sender.backend.EmailBackend"
+    settings.MAILCONFIG_DELIVERY = "queued"
+    forget_worker_connection()
+    store_smtp(microsoft_365_smtp)
+
+    mail.send_mail("Alert", "Body", None, ["ops@example.com"])
+    run_due_tasks()
+    forget_worker_connection()
+
+    row = OutboxMessage.objects.get()
+    assert row.status == Status.FAILED  # refused for good: no retry helps
+    assert row.last_error_code == "535" and "SMTP AUTH is disabled" in row.last_error
+    assert PER_MAILBOX_FIX in row.last_error_hint and TENANT_WIDE_FIX in row.last_error_hint
+    body = admin_client.get(reverse("settings_app:email_log_detail", args=[row.pk])).content
+    page = body.decode()
+    assert "For this mailbox:" in page and "For the whole tenant:" in page
+    assert microsoft_365_smtp.messages == []
 
 
 @pytest.mark.django_db
@@ -198,6 +225,7 @@ def test_5_7_3_with_basic_auth_mentions_the_policies_that_block_it(
     smtp_starttls, trust_test_ca, settings
 ):
     settings.EMAIL_BACKEND = "sender.backend.EmailBackend"
+    settings.MAILCONFIG_DELIVERY = "immediate"
     store_smtp(smtp_starttls)
     smtp_starttls.injections.auth_reply = "535 5.7.3 Authentication unsuccessful"
 
