@@ -223,7 +223,10 @@ def switch_guide(form: MailServerForm) -> dict[str, dict[str, str]]:
     return {
         key: {
             "fields": ",".join(names),
-            "labels": ", ".join(str(form.fields[name].label) for name in names),
+            # The Azure environment has a default: it is checked, not filled in.
+            "labels": ", ".join(
+                str(form.fields[name].label) for name in names if "azure_environment" not in name
+            ),
         }
         for key, names in fields_new_after_basic().items()
     }
