@@ -125,10 +125,9 @@ def check_graph(config: MailSettings, findings: list[Finding]) -> None:
     transport = GraphTransport(config)
     token = transport.token_provider().get_token()
     findings.append(Finding(OK, f"Token issued for the app by {transport.identity_url}."))
-    # The roles are in the token's claims (AccessToken no longer carries them).
-    token_roles = tuple(jwt_claims(token.token).get("roles", ()))
-    roles = ", ".join(token_roles) or "none"
-    if "Mail.Send" not in token_roles:
+    granted = tuple(jwt_claims(token.token).get("roles", ()))
+    roles = ", ".join(granted) or "none"
+    if "Mail.Send" not in granted:
         findings.append(
             Finding(
                 FAIL,

@@ -58,16 +58,14 @@ def test_anonymous_users_go_to_login(client, path):
 @pytest.mark.parametrize("path", [LOG_URL, detail_url(1), f"{LOG_URL}1/resend/"])
 def test_users_without_the_permission_get_403(client, path):
     logged_message()
-    get_user_model().objects.create_user("viewer", password="pass-12345")
-    client.login(username="viewer", password="pass-12345")
+    client.force_login(get_user_model().objects.create_user("viewer", password="pass-12345"))
     for method in (client.get, client.post):
         assert method(path, {"action": "copy"}).status_code == 403
 
 
 def test_the_settings_permission_opens_the_log(client):
     row = logged_message()
-    user_with_permission()
-    client.login(username="operator", password="pass-12345")
+    client.force_login(user_with_permission())
     assert client.get(LOG_URL).status_code == 200
     assert client.get(detail_url(row.pk)).status_code == 200
 

@@ -171,9 +171,9 @@ def test_resend_answers_only_post(admin_client):
 
 
 def test_resend_needs_the_csrf_token():
-    get_user_model().objects.create_superuser("admin", "admin@example.com", "pass-12345")
+    admin = get_user_model().objects.create_superuser("admin", "admin@example.com", "pass-12345")
     client = Client(enforce_csrf_checks=True)
-    client.login(username="admin", password="pass-12345")
+    client.force_login(admin)
     row = logged_message(status=Status.FAILED)
     assert client.post(resend_url(row.pk), {"action": "copy"}).status_code == 403
     assert OutboxMessage.objects.count() == 1
@@ -181,8 +181,7 @@ def test_resend_needs_the_csrf_token():
 
 def test_resend_needs_the_permission(client):
     row = logged_message(status=Status.FAILED)
-    get_user_model().objects.create_user("viewer", password="pass-12345")
-    client.login(username="viewer", password="pass-12345")
+    client.force_login(get_user_model().objects.create_user("viewer", password="pass-12345"))
     assert client.post(resend_url(row.pk), {"action": "copy"}).status_code == 403
     assert OutboxMessage.objects.count() == 1 and not AuditEntry.objects.exists()
 

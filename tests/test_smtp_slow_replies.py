@@ -44,6 +44,7 @@ STAGES = {
 def our_backend(settings):
     # pytest-django switches to the locmem backend; normal sending needs the real one.
     settings.EMAIL_BACKEND = "sender.backend.EmailBackend"
+    settings.MAILCONFIG_DELIVERY = "immediate"  # each test below says when it queues
 
 
 def plain(server: ScriptedSmtpServer) -> dict[str, str]:
