@@ -101,6 +101,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 # The "Mail is not being delivered" banner on every console page.
                 "settings_app.context_processors.mail_incident",
+                "settings_app.context_processors.basic_auth_sunset",
             ],
         },
     },
@@ -365,6 +366,8 @@ MAILCONFIG_ALERT_WEBHOOK_RETRY_SCHEDULE = env_seconds(
 )
 
 # One row per Azure cloud: everything that changes together when the cloud changes.
+# smtp_scope: delegated SMTP OAuth (an account signs in); smtp_app_scope: app-only SMTP
+# OAuth (client credentials, no sign-in), Exchange Online's resource in that cloud.
 MAILCONFIG_AZURE_ENVIRONMENTS = {
     "azure": {
         "label": "Azure Cloud",
@@ -372,6 +375,7 @@ MAILCONFIG_AZURE_ENVIRONMENTS = {
         "graph_host": "https://graph.microsoft.com",
         "smtp_host": "smtp.office365.com",
         "smtp_scope": "https://outlook.office.com/SMTP.Send",
+        "smtp_app_scope": "https://outlook.office365.com/.default",
     },
     "azure_us_government": {
         "label": "Azure US Government",
@@ -379,6 +383,7 @@ MAILCONFIG_AZURE_ENVIRONMENTS = {
         "graph_host": "https://graph.microsoft.us",
         "smtp_host": "smtp.office365.us",
         "smtp_scope": "https://outlook.office365.us/SMTP.Send",
+        "smtp_app_scope": "https://outlook.office365.us/.default",
     },
     "azure_us_government_dod": {
         "label": "Azure US Government (DoD)",
@@ -386,6 +391,7 @@ MAILCONFIG_AZURE_ENVIRONMENTS = {
         "graph_host": "https://dod-graph.microsoft.us",
         "smtp_host": "smtp.office365.us",
         "smtp_scope": "https://outlook-dod.office365.us/SMTP.Send",
+        "smtp_app_scope": "https://outlook-dod.office365.us/.default",
     },
     "azure_china": {
         "label": "Azure China (21Vianet)",
@@ -393,6 +399,7 @@ MAILCONFIG_AZURE_ENVIRONMENTS = {
         "graph_host": "https://microsoftgraph.chinacloudapi.cn",
         "smtp_host": "smtp.partner.outlook.cn",
         "smtp_scope": "https://partner.outlook.cn/SMTP.Send",
+        "smtp_app_scope": "https://partner.outlook.cn/.default",
     },
 }
 MAILCONFIG_DEFAULT_AZURE_ENVIRONMENT = "azure"

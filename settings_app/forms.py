@@ -16,7 +16,16 @@ from django.core.exceptions import ValidationError
 from django.views.decorators.debug import sensitive_variables
 
 from . import validators
-from .models import DEFAULT_PORTS, SECRET_FIELDS, Auth, MailServerConfig, Mode, Provider, Security
+from .models import (
+    DEFAULT_PORTS,
+    SECRET_FIELDS,
+    Auth,
+    MailServerConfig,
+    Mode,
+    Provider,
+    Security,
+    SignIn,
+)
 from .sending_methods import CHOICE_FIELDS, SendingMethod, method_for
 from .values import azure_environments
 
@@ -100,6 +109,11 @@ class MailServerForm(SecretsForm):
     oauth_provider = forms.ChoiceField(
         label="Mail Provider", choices=Provider.choices, widget=forms.RadioSelect
     )
+    # Not required: a post (or an exported settings file) from before this choice existed
+    # keeps the stored sign-in (clean_oauth_sign_in).
+    oauth_sign_in = forms.ChoiceField(
+        label="Sign-in", choices=SignIn.choices, widget=forms.RadioSelect, required=False
+    )
     oauth_tenant_id = forms.CharField(label="Tenant ID", required=False, max_length=255)
     oauth_client_id = forms.CharField(label="Client ID", required=False, max_length=64)
     oauth_azure_environment = forms.ChoiceField(label="Azure environment", choices=_azure_choices)
@@ -133,6 +147,7 @@ class MailServerForm(SecretsForm):
     # "Client ID", "Client Secret", "Tenant ID" and the like per section.
     AUDIT_NAMES = {
         "oauth_provider": "SMTP OAuth Mail Provider",
+        "oauth_sign_in": "Microsoft OAuth Sign-in",
         "oauth_tenant_id": "Microsoft OAuth Tenant ID",
         "oauth_client_id": "Microsoft OAuth Client ID",
         "oauth_client_secret": "Microsoft OAuth Client Secret",
@@ -200,6 +215,17 @@ class MailServerForm(SecretsForm):
         if self._choice("auth") == Auth.BASIC:
             optional.add("username")
         return set(self.active_fields()) - optional
+
+    def value(self, name: str) -> str:
+        """A field's value as the page shows it: typed (posted) when bound, else stored."""
+        if name in CHOICE_FIELDS:
+            return self._choice(name)
+        if self.is_bound:
+            return str(self.data.get(name, ""))
+        return str(getattr(self.stored, name) or "")
+
+    def clean_oauth_sign_in(self) -> str:
+        return self.cleaned_data.get("oauth_sign_in") or self.stored.oauth_sign_in
 
     def _choice(self, name: str) -> str:
         # Before cleaning, read the raw posted choice; fall back to the stored value

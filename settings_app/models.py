@@ -26,6 +26,13 @@ class Auth(models.TextChoices):
     OAUTH = "oauth", "OAuth"
 
 
+class SignIn(models.TextChoices):
+    """How SMTP OAuth with Microsoft gets its token."""
+
+    DELEGATED = "delegated", "Delegated (an account signs in)"
+    APPLICATION = "application", "Application (no sign-in)"
+
+
 class Provider(models.TextChoices):
     MICROSOFT = "microsoft", "Microsoft"
     GOOGLE = "google", "Google"
@@ -58,6 +65,9 @@ class MailServerConfig(models.Model):
     oauth_client_id = models.CharField("Client ID", max_length=64, blank=True)
     oauth_client_secret = EncryptedTextField("Client Secret", blank=True)
     oauth_azure_environment = models.CharField(max_length=32, default="azure")
+    oauth_sign_in = models.CharField(
+        "Sign-in", max_length=16, choices=SignIn.choices, default=SignIn.DELEGATED
+    )
     google_client_id = models.CharField("Client ID", max_length=255, blank=True)
     google_client_secret = EncryptedTextField("Client Secret", blank=True)
 

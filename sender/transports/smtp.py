@@ -206,7 +206,7 @@ class SmtpTransport(Transport):
             step.details.append("Server offers after STARTTLS: " + _capabilities(connection))
 
     def _authenticate(self, connection: BoundedReplies) -> None:
-        if self.config.uses_smtp_oauth:
+        if self.config.uses_xoauth2:
             self._xoauth2(connection)
         elif self.config.username:
             self._basic(connection)
@@ -267,7 +267,15 @@ class SmtpTransport(Transport):
             initial = xoauth2_string(user, token.token).encode("utf-8")
             # A refused token gets a 334 challenge with a JSON error; the protocol then
             # wants an empty line, after which the server says 535.
-            self._sasl(connection, "XOAUTH2", initial, lambda _: b"", secret=token.token)
+            try:
+                self._sasl(connection, "XOAUTH2", initial, lambda _: b"", secret=token.token)
+            except MailError as err:
+                # An app-only token is refused for reasons of its own (no service principal,
+                # no mailbox permission): its provider knows what to say.
+                refused_hint = getattr(self.token_provider, "login_refused_hint", "")
+                if refused_hint and err.code == "535" and "5.7.139" not in err.provider_text:
+                    err.hint = refused_hint
+                raise
             step.details.append(f"AUTH XOAUTH2 as {user}: accepted")
 
     def _xoauth2_user(self, account: str) -> str:

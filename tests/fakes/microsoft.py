@@ -52,6 +52,7 @@ class Issued:
     scope: str
     roles: tuple[str, ...] = ()
     user: str = ""
+    grant: str = ""
 
 
 def aad_error(status: int, error: str, code: int, text: str) -> Response:
@@ -130,6 +131,13 @@ class MicrosoftFake(ProviderFake):
             and issued.expires > time.time()
             and (scope_contains is None or scope_contains in issued.scope)
         )
+
+    def app_only_token(self, token: str, scope: str) -> Issued | None:
+        """The unexpired token this fake issued for client credentials with ``scope``, or None."""
+        issued = self.issued.get(token)
+        if issued is None or issued.expires <= time.time() or issued.grant != "client_credentials":
+            return None
+        return issued if issued.scope.split() == [scope] else None
 
     def token_user(self, token: str) -> str:
         issued = self.issued.get(token)
@@ -292,6 +300,7 @@ class MicrosoftFake(ProviderFake):
                 400, "invalid_scope", 1002012, "The provided value for scope is not valid."
             )
         issued = self._access_token(tenant, app, scope)
+        issued.grant = "client_credentials"
         self.tokens_issued["client_credentials"] += 1
         return Response.json(
             {
