@@ -99,6 +99,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                # The expiry radar's banner on every console page.
+                "settings_app.context_processors.expiry_banner",
             ],
         },
     },

@@ -444,6 +444,7 @@ def scrubbed(findings: list[Finding], config: MailSettings) -> list[Finding]:
         config.oauth_client_secret,
         config.google_client_secret,
         config.api_client_secret,
+        config.api_certificate,
     ]
     try:
         secrets.append(config.service_account_info.get("private_key", ""))

@@ -29,6 +29,13 @@ class Provider(models.TextChoices):
     GOOGLE = "google", "Google"
 
 
+class CredentialType(models.TextChoices):
+    """How an Azure app proves who it is to the Microsoft identity platform."""
+
+    SECRET = "secret", "Client Secret"
+    CERTIFICATE = "certificate", "Certificate"
+
+
 # The usual port for each connection security, suggested when it changes.
 DEFAULT_PORTS = {Security.SSL: 465, Security.TLS: 587, Security.NONE: 25}
 
@@ -55,6 +62,8 @@ class MailServerConfig(models.Model):
     oauth_tenant_id = models.CharField("Tenant ID", max_length=255, blank=True)
     oauth_client_id = models.CharField("Client ID", max_length=64, blank=True)
     oauth_client_secret = EncryptedTextField("Client Secret", blank=True)
+    # Not secret: typed by the admin from Entra ID, read by the expiry radar.
+    oauth_client_secret_expires_on = models.DateField("Secret expires on", null=True, blank=True)
     oauth_azure_environment = models.CharField(max_length=32, default="azure")
     google_client_id = models.CharField("Client ID", max_length=255, blank=True)
     google_client_secret = EncryptedTextField("Client Secret", blank=True)
@@ -69,7 +78,19 @@ class MailServerConfig(models.Model):
     )
     api_tenant_id = models.CharField("Tenant ID", max_length=255, blank=True)
     api_client_id = models.CharField("Client ID", max_length=64, blank=True)
+    api_credential_type = models.CharField(
+        "Credential", max_length=16, choices=CredentialType.choices, default=CredentialType.SECRET
+    )
     api_client_secret = EncryptedTextField("Client Secret", blank=True)
+    api_client_secret_expires_on = models.DateField("Secret expires on", null=True, blank=True)
+    # The private key and its certificate as one normalised PEM (key unencrypted, then
+    # the certificate), encrypted like every secret and never shown back.
+    api_certificate = EncryptedTextField("Certificate", blank=True)
+    # Not secret: read from the certificate at upload, shown on the page and to the radar.
+    api_certificate_subject = models.CharField(max_length=512, blank=True)
+    api_certificate_thumbprint = models.CharField(max_length=40, blank=True)  # SHA-1, as Entra ID
+    api_certificate_thumbprint_sha256 = models.CharField(max_length=64, blank=True)
+    api_certificate_expires_at = models.DateTimeField(null=True, blank=True)
     api_azure_environment = models.CharField(max_length=32, default="azure")
     service_account_key = EncryptedTextField("JSON Private Key", blank=True)
     # Not secret: shown so the admin can set up domain-wide delegation.
@@ -162,3 +183,23 @@ class TestMailRun(models.Model):
 
     def __str__(self) -> str:
         return f"Test Mail by user {self.user_id} since {self.started_at:%H:%M:%S}"
+
+
+class ServerCertificateSeen(models.Model):
+    """The TLS certificate an SMTP server showed at the last Test Mail or permission check.
+
+    Not secret. The expiry radar reads the row of the saved server, so an admin hears
+    about a server certificate running out before mail stops (on a server they may not run).
+    """
+
+    host = models.CharField(max_length=255)
+    port = models.PositiveIntegerField()
+    subject = models.CharField(max_length=512, blank=True)
+    not_after = models.DateTimeField()
+    seen_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["host", "port"], name="one_row_per_server")]
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port} certificate valid until {self.not_after:%Y-%m-%d}"

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 
-from .models import SECRET_FIELDS, Auth, MailServerConfig, Mode, Provider
+from .models import SECRET_FIELDS, Auth, CredentialType, MailServerConfig, Mode, Provider
 from .sending_methods import SendingMethod, method_for
 
 
@@ -66,7 +66,9 @@ class MailSettings:
     api_provider: str = Provider.MICROSOFT
     api_tenant_id: str = ""
     api_client_id: str = ""
+    api_credential_type: str = CredentialType.SECRET
     api_client_secret: str = ""
+    api_certificate: str = ""
     api_azure_environment: str = "azure"
     service_account_key: str = ""
     version: int = 0

@@ -20,8 +20,9 @@ from sender import permission_check
 
 from .client_address import client_ip
 from .database_faults import UNAVAILABLE_STATUS, describe_database_error
-from .forms import MailServerForm
-from .models import DEFAULT_PORTS, SECRET_FIELDS, AuditEntry, MailServerConfig
+from .expiry_radar import radar
+from .forms import TYPED_SECRETS, MailServerForm
+from .models import DEFAULT_PORTS, AuditEntry, MailServerConfig
 from .saving import VersionConflict, save_settings
 from .sending_methods import show_if_rules, switch_to_choices
 from .test_mail import (
@@ -40,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 
 # A 500 mails a report to the Admin Mail Address: typed secrets must show as stars in it.
-@sensitive_post_parameters(*SECRET_FIELDS)
+@sensitive_post_parameters(*TYPED_SECRETS)
 @require_http_methods(["GET", "POST"])
 def mail_server(request: HttpRequest) -> HttpResponse:
     """Admin > General Settings > Mail Server: show and save the configuration."""
@@ -113,11 +114,12 @@ def render_page(
         "default_ports": json.dumps({str(key): port for key, port in DEFAULT_PORTS.items()}),
         "show_if": show_if_rules(),
         "switch_to": switch_to_choices(),
+        "radar": radar(),
     }
     return render(request, "settings_app/mail_server.html", context, status=status)
 
 
-@sensitive_post_parameters(*SECRET_FIELDS)
+@sensitive_post_parameters(*TYPED_SECRETS)
 @require_http_methods(["POST"])
 def test_mail(request: HttpRequest) -> HttpResponse:
     """Send a test message with the values on the form, unsaved; blank secrets mean stored ones.
@@ -173,7 +175,7 @@ def test_mail(request: HttpRequest) -> HttpResponse:
     return render_page(request, form, stored, extra=context)
 
 
-@sensitive_post_parameters(*SECRET_FIELDS)
+@sensitive_post_parameters(*TYPED_SECRETS)
 @require_http_methods(["POST"])
 def check_permissions(request: HttpRequest) -> HttpResponse:
     """Check what the account on the form may do, sending nothing (values unsaved, as Test Mail).

@@ -239,7 +239,7 @@ def test_saving_basic_auth_for_exchange_online_warns_with_a_path_to_oauth(admin_
     body = admin_client.get(PAGE_URL).content.decode()
     assert "Microsoft is retiring Basic authentication" in body
     assert 'data-switch-to="mode=smtp,auth=oauth,oauth_provider=microsoft"' in body
-    assert 'data-switch-to="mode=api,api_provider=microsoft"' in body
+    assert 'data-switch-to="mode=api,api_provider=microsoft,api_credential_type=secret"' in body
 
 
 def test_other_servers_get_no_basic_auth_warning(admin_client):
