@@ -95,6 +95,7 @@ def store_grant(config: MailSettings, tokens: Tokens, user: AbstractBaseUser) ->
             "authorized_at": now,
             "authorized_by": user,
             "refreshed_at": now,
+            "refresh_token_expires_at": tokens.refresh_token_expires_at,
             "status": GrantStatus.ACTIVE,
             "status_reason": "",
         },
@@ -216,7 +217,7 @@ class StoredGrantTokenProvider:
                     step=STEP,
                     code=err.code,
                     provider_text=err.provider_text,
-                    hint=f"{err.message} {RECONNECT_HINT}",
+                    hint=f"{_why_invalid(grant, err.message)} {RECONNECT_HINT}",
                 )
             else:
                 rotated = bool(tokens.refresh_token) and tokens.refresh_token != grant.refresh_token
@@ -236,6 +237,19 @@ class StoredGrantTokenProvider:
         if rotated:
             details.append("The provider rotated the refresh token; the new one is stored.")
         return token, grant, details
+
+
+def _why_invalid(grant: OAuthGrant, message: str) -> str:
+    """The provider's reason, or the known one: a Google "Testing" grant past its 7 days."""
+    ends = grant.refresh_token_expires_at
+    if grant.provider == Provider.GOOGLE and ends is not None and ends <= timezone.now():
+        return (
+            f"Google ended this authorization on {timezone.localtime(ends):%Y-%m-%d %H:%M}, 7 "
+            "days after consent, because the Google Cloud project's OAuth consent screen is in "
+            "Testing. Publish the app (Google Auth Platform > Audience > Publish app) so "
+            "authorizations last."
+        )
+    return message
 
 
 def _stored_access_token(grant: OAuthGrant) -> AccessToken | None:

@@ -53,6 +53,19 @@ MICROSOFT: dict[str, Explanation] = {
         "Create a new client secret under Certificates & secrets of the app registration "
         "and enter its Value here.",
     ),
+    "AADSTS700027": Explanation(
+        AuthenticationError,
+        "Microsoft did not accept the certificate: it is not registered on the app, or its "
+        "signature did not verify.",
+        "Upload the certificate's public part (.cer or .pem) under App registrations > the app "
+        "> Certificates & secrets > Certificates, and check that its thumbprint is the one "
+        "shown on this page.",
+    ),
+    "AADSTS700024": Explanation(
+        AuthenticationError,
+        "Microsoft refused the certificate's signed assertion as outside its valid time.",
+        "Check this server's clock (it must be within a few minutes of the real time).",
+    ),
     "AADSTS700016": Explanation(
         ConfigurationError,
         "No application with this Client ID exists in the tenant.",

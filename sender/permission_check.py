@@ -331,6 +331,7 @@ def check_smtp(config: MailSettings, findings: list[Finding]) -> None:
         return
     finally:
         transport.close()
+        transport.remember_certificate()
     assert transport.offered is not None
     _auth_offer_findings(config, transport.offered, microsoft, findings)
     if config.uses_smtp_oauth or config.username:

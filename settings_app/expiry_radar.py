@@ -159,7 +159,7 @@ def radar(now: datetime | None = None) -> list[Expiry]:
             )
     if method.transport == TransportKind.SMTP and config["security"] != Security.NONE:
         seen = ServerCertificateSeen.objects.filter(
-            host=config["server_name"], port=config["port"] or 0
+            host=config["server_name"].lower(), port=config["port"] or 0
         ).first()
         if seen is not None:
             found.append(

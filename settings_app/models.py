@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
+from django.utils import timezone
 
 from .fields import EncryptedTextField, encrypted_field_names
 
@@ -203,3 +206,12 @@ class ServerCertificateSeen(models.Model):
 
     def __str__(self) -> str:
         return f"{self.host}:{self.port} certificate valid until {self.not_after:%Y-%m-%d}"
+
+    @classmethod
+    def remember(cls, host: str, port: int, subject: str, not_after: datetime) -> None:
+        """Keep the latest certificate seen for this server (one row per host and port)."""
+        cls.objects.update_or_create(
+            host=host.lower(),
+            port=port,
+            defaults={"subject": subject, "not_after": not_after, "seen_at": timezone.now()},
+        )

@@ -96,6 +96,10 @@ def run_test_mail(config: MailSettings, recipient: str, *, requested_by: str) ->
             finally:
                 if transport is not None:
                     transport.close()
+                    # The SMTP server's certificate expiry, for the expiry radar.
+                    remember = getattr(transport, "remember_certificate", None)
+                    if remember is not None:
+                        remember()
     except MailError:
         pass  # the failing step is in the transcript with its hint
     except Exception:
