@@ -329,7 +329,8 @@ class MicrosoftFake(FakeServer):
             header, claims, signed, signature = jwt_parts(assertion)
         except ValueError:
             return aad_error(400, "invalid_client", 50027, "Invalid JWT token. Malformed.")
-        thumbprint = header.get("x5t#S256", "")
+        # MSAL pads the base64url (RFC 7515 says unpadded); Entra ID takes either.
+        thumbprint = str(header.get("x5t#S256", "")).rstrip("=")
         certificate = next(
             (c for c in app.certificates if b64url(c.fingerprint(hashes.SHA256())) == thumbprint),
             None,
