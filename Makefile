@@ -23,7 +23,8 @@ venv-dev: $(VENV)/.dev
 run: venv
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py ensure_admin
-	$(PY) manage.py runserver 127.0.0.1:$(PORT)
+	$(PY) manage.py purge_email_log  # retention; in production, daily from cron (README)
+	$(PY) scripts/serve.py  # the web server on $(PORT) and one mail worker
 
 test: venv-dev
 	$(VENV)/bin/ruff check .

@@ -16,6 +16,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from mailconfig.admins import StoredAdmins
+from mailconfig.keyfile import read_or_create
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -38,16 +39,11 @@ DATA_DIR = Path(os.environ.get("MAILCONFIG_DATA_DIR", BASE_DIR / "data")).resolv
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 
-def _secret_key_from_file(path: Path) -> str:
-    # Generated once so sessions survive restarts; 0600 because it signs sessions.
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(64))
-    return path.read_text().strip()
-
-
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or _secret_key_from_file(DATA_DIR / "secret_key")
+# Generated once so sessions survive restarts; 0600 because it signs sessions.
+SECRET_KEY = (
+    os.environ.get("DJANGO_SECRET_KEY")
+    or read_or_create(DATA_DIR / "secret_key", lambda: secrets.token_urlsafe(64)).strip()
+)
 DEBUG = env_bool("DJANGO_DEBUG", False)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
@@ -66,6 +62,10 @@ INSTALLED_APPS = [
     "settings_app",
     "oauth",
     "sender",
+    # Django's tasks framework (the backport on 5.2) and its database backend. After
+    # "sender", whose db_worker command wraps the backend's to recover stalled messages.
+    "django_tasks",
+    "django_tasks_db",
 ]
 
 MIDDLEWARE = [
@@ -116,8 +116,14 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Take the write lock at BEGIN, so concurrent saves queue instead of failing "locked".
+    # WAL: the web server reads while the mail worker writes (two processes under make run),
+    # and a commit costs no fsync of its own (synchronous=NORMAL is still crash-safe).
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"transaction_mode": "IMMEDIATE", "timeout": 20}
+        {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
     )
     # Open the file read-write, never create it (Django 5.2 opens SQLite names as URIs):
     # `manage.py migrate` (run by `make run`) creates it, so a file gone missing later is
@@ -264,6 +270,44 @@ SERVER_EMAIL = ""
 # mail_admins() and Django's error mails go to the stored Admin Mail Address.
 ADMINS = StoredAdmins()
 
+
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    """Read an environment variable that must be one of ``choices``."""
+    value = (os.environ.get(name) or default).strip().lower()
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, not {value!r}.")
+    return value
+
+
+def env_seconds(name: str, default: str) -> list[float]:
+    """Read a comma-separated list of seconds (each >= 0)."""
+    try:
+        values = [float(item) for item in env_list(name, default)]
+    except ValueError:
+        values = [-1.0]
+    if any(not 0 <= value < 10**7 for value in values):
+        raise ImproperlyConfigured(
+            f"{name} must be comma-separated numbers of seconds, for example 60,300,900."
+        )
+    return values
+
+
+# Outbox: send_mail() stores the message and a worker (manage.py db_worker) sends it.
+# "immediate" sends within send_mail() instead (tests, sendtestemail --immediate).
+MAILCONFIG_DELIVERY = env_choice("MAILCONFIG_DELIVERY", "queued", ("queued", "immediate"))
+# Seconds to wait before each retry of a temporary failure; after the last, Failed
+# (empty: no retries).
+MAILCONFIG_RETRY_SCHEDULE = env_seconds("MAILCONFIG_RETRY_SCHEDULE", "60,300,900,3600,14400")
+# A worker holds a message this long while sending it; after that (the worker died),
+# the message is tried again.
+MAILCONFIG_SEND_LEASE = (env_seconds("MAILCONFIG_SEND_LEASE", "300") or [300.0])[0]
+# MAILCONFIG_FAILED_BODY_DAYS (how long a Failed message keeps its body): with the
+# Email Log's retention below.
+
+TASKS = {
+    "default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]},
+}
+
 # Fernet keys for stored secrets, newest first. Unset: a key file in DATA_DIR.
 MAILCONFIG_ENCRYPTION_KEYS = env_list("MAILCONFIG_ENCRYPTION_KEYS")
 MAILCONFIG_KEY_FILE = DATA_DIR / "encryption.key"
@@ -278,6 +322,21 @@ MAILCONFIG_SEND_TIMEOUT = float(os.environ.get("MAILCONFIG_SEND_TIMEOUT", "60"))
 # Public base URL of this console (https://mail.example.com/console), used to build
 # the OAuth redirect URI instead of trusting the request's Host header.
 MAILCONFIG_PUBLIC_URL = os.environ.get("MAILCONFIG_PUBLIC_URL") or None
+
+
+def env_days(name: str, default: int) -> int:
+    """Read a whole number of days (0 or more), refusing anything else with a clear message."""
+    value = os.environ.get(name, "").strip() or str(default)
+    if not (value.isascii() and value.isdigit()):
+        raise ImproperlyConfigured(f"{name}: {value!r} is not a whole number of days (0 or more).")
+    return int(value)
+
+
+# Email Log retention (manage.py purge_email_log): finished messages leave the log after
+# this many days; a Failed message's encrypted content, kept so it can be resent, goes
+# after MAILCONFIG_FAILED_BODY_DAYS (a Sent message's content is dropped at delivery).
+MAILCONFIG_LOG_RETENTION_DAYS = env_days("MAILCONFIG_LOG_RETENTION_DAYS", 30)
+MAILCONFIG_FAILED_BODY_DAYS = env_days("MAILCONFIG_FAILED_BODY_DAYS", 7)
 
 # One row per Azure cloud: everything that changes together when the cloud changes.
 MAILCONFIG_AZURE_ENVIRONMENTS = {

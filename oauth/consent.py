@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import google.auth.exceptions
-import google.auth.transport.requests
 import google.oauth2.credentials
 import msal
 import requests
@@ -21,12 +19,12 @@ from django.conf import settings
 from google_auth_oauthlib.flow import Flow
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 
-from sender.diagnosis import http_failure
-from sender.errors import ConfigurationError, MailError
+from sender.errors import ConfigurationError, GrantInvalid, MailError
+from sender.google_identity import google_error, refresh_credentials
 from sender.http import RedirectRefused, refuse_redirects, shared_session
-from sender.identity_errors import as_grant_invalid, google_error, microsoft_error
-from sender.service_account import refresh_error
-from sender.tokens import ProviderCache, cache_key, expires_in, jwt_claims
+from sender.microsoft_identity import microsoft_error, msal_app
+from sender.network_errors import http_failure, identity_platform_unavailable
+from sender.tokens import PerConfiguration, cache_key, expires_in, jwt_claims
 from settings_app.models import Provider
 from settings_app.sending_methods import SMTP_SERVER
 from settings_app.values import MailSettings
@@ -53,7 +51,10 @@ GOOGLE_SCOPES = [
     "openid",
     "https://www.googleapis.com/auth/userinfo.email",
 ]
-_msal_apps = ProviderCache()
+# MSAL apps for consent and refresh, kept per configuration: each fetches the tenant's
+# discovery document when built. Tokens are not read from their caches: the stored
+# grant holds them (oauth.grant).
+_consent_msal_apps: PerConfiguration[msal.ConfidentialClientApplication] = PerConfiguration()
 logger = logging.getLogger(__name__)
 
 
@@ -77,8 +78,6 @@ class Tokens:
 
 class ConsentProvider(ABC):
     """One identity provider's side of the SMTP OAuth grant."""
-
-    name: str
 
     def __init__(self, config: MailSettings) -> None:
         self.config = config
@@ -107,8 +106,6 @@ class ConsentProvider(ABC):
 class MicrosoftConsent(ConsentProvider):
     """Microsoft identity platform, authorization code with PKCE through MSAL."""
 
-    name = "Microsoft"
-
     @property
     def scope(self) -> str:
         return self.config.smtp_azure.smtp_scope
@@ -123,25 +120,16 @@ class MicrosoftConsent(ConsentProvider):
             )
         authority = f"{config.smtp_azure.authority_host.rstrip('/')}/{config.oauth_tenant_id}"
         key = cache_key(authority, config.oauth_client_id, config.oauth_client_secret)
-
-        def build() -> msal.ConfidentialClientApplication:
-            try:
-                return msal.ConfidentialClientApplication(
-                    config.oauth_client_id,
-                    client_credential=config.oauth_client_secret,
-                    authority=authority,
-                    http_client=self.session,
-                    instance_discovery=False,
-                )
-            except ValueError as err:
-                text = f"{err} {err.__context__ or ''}"
-                raise microsoft_error(
-                    "invalid_request", text if "AADSTS" in text else "AADSTS90002", step=step
-                ) from err
-            except requests.RequestException as err:
-                raise http_failure(step, err, authority, self.session.timeout) from err
-
-        return _msal_apps.get(key, build)
+        return _consent_msal_apps.get(
+            key,
+            lambda: msal_app(
+                client_id=config.oauth_client_id,
+                client_secret=config.oauth_client_secret,
+                authority=authority,
+                session=self.session,
+                step=step,
+            ),
+        )
 
     def start(self, redirect_uri: str, state: str) -> tuple[str, dict[str, Any]]:
         app = self.app("Authorize")
@@ -181,8 +169,10 @@ class MicrosoftConsent(ConsentProvider):
             raise http_failure(
                 step, err, self.config.smtp_azure.authority_host, self.session.timeout
             ) from err
+        except msal.exceptions.MsalServiceError as err:  # an HTTP 5xx
+            raise identity_platform_unavailable(step, str(err), "Microsoft") from err
         if result.get("error") == "invalid_grant":
-            raise as_grant_invalid(
+            raise GrantInvalid.from_error(
                 microsoft_error("invalid_grant", result.get("error_description", ""), step=step)
             )
         return self._tokens(result, step)
@@ -209,8 +199,6 @@ class MicrosoftConsent(ConsentProvider):
 
 class GoogleConsent(ConsentProvider):
     """Google OAuth for a web client, with PKCE, through google-auth-oauthlib."""
-
-    name = "Google"
 
     def _flow(self, redirect_uri: str, code_verifier: str | None = None) -> Flow:
         google = settings.MAILCONFIG_GOOGLE
@@ -292,22 +280,11 @@ class GoogleConsent(ConsentProvider):
             client_secret=self.config.google_client_secret,
         )
         try:
-            credentials.refresh(google.auth.transport.requests.Request(self.session))
-        except google.auth.exceptions.RefreshError as err:
-            error = refresh_error(err)
-            raise (as_grant_invalid(error) if error.code == "invalid_grant" else error) from err
-        except google.auth.exceptions.TransportError as err:
-            cause = err.__cause__
-            if isinstance(cause, requests.RequestException):
-                raise http_failure(
-                    "Obtain token",
-                    cause,
-                    settings.MAILCONFIG_GOOGLE["token_uri"],
-                    self.session.timeout,
-                ) from err
-            raise MailError(
-                "Google's token endpoint could not be reached.", step="Obtain token"
-            ) from err
+            refresh_credentials(credentials, self.session, step="Obtain token")
+        except MailError as err:
+            if err.code == "invalid_grant":
+                raise GrantInvalid.from_error(err) from err
+            raise
         expiry = credentials.expiry
         return Tokens(
             access_token=credentials.token,

@@ -5,23 +5,21 @@ a rotated refresh token is stored in the same transaction, so two processes
 refreshing at once never lose the newest token: the second waits, then finds
 the access token the first one stored and uses it.
 
-Each process also keeps the access tokens it got in memory, keyed by the settings
-and by the grant they came from: a grant replaced by another process (Reconnect as
-another account, Disconnect and Authorize) is a new key, so its token is never
-mistaken for the old grant's.
+The grant row is also the only cache of the access token: every send reads the row
+anyway (to check the grant still fits the settings), and uses its access token
+while it is good. A grant replaced by another process (Reconnect as another account,
+Disconnect and Authorize) is read the same way, so an old grant's token is never used.
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from sender.errors import AuthenticationError, ConfigurationError, MailError
-from sender.identity_errors import GrantInvalid
+from sender.errors import AuthenticationError, ConfigurationError, GrantInvalid, MailError
 from sender.tokens import AccessToken, describe_expiry, expires_soon
 from sender.transcript import Transcript
 from settings_app.models import Provider
@@ -33,25 +31,21 @@ from .models import GrantStatus, OAuthGrant
 STEP = "Obtain token"
 RECONNECT_HINT = "Open the Mail Server page and press Reconnect to authorize again."
 
-# (settings fingerprint, grant id, authorized at) -> the access token from that grant.
-_memory: dict[tuple[str, int, str], AccessToken] = {}
-_memory_lock = threading.Lock()
-
 
 @dataclass(frozen=True)
 class GrantState:
     """What the page says about the grant for the current settings."""
 
-    status: str  # "missing", "changed", "active" or "expired"
+    status: GrantStatus
     grant: OAuthGrant | None = None
 
     @property
     def usable(self) -> bool:
-        return self.status == "active"
+        return self.status == GrantStatus.ACTIVE
 
     @property
     def needs_authorization(self) -> bool:
-        return self.status in ("missing", "changed")
+        return self.status in (GrantStatus.MISSING, GrantStatus.CHANGED)
 
 
 def stored_grant() -> OAuthGrant | None:
@@ -62,15 +56,13 @@ def grant_state(config: MailSettings) -> GrantState:
     """The grant's status for these settings (a grant for other settings does not count)."""
     grant = stored_grant()
     if grant is None:
-        return GrantState("missing")
+        return GrantState(GrantStatus.MISSING)
     if (
         grant.provider != config.oauth_provider
         or grant.credentials_fingerprint != grant_fingerprint(config)
     ):
-        return GrantState("changed", grant)
-    if grant.status == GrantStatus.EXPIRED:
-        return GrantState("expired", grant)
-    return GrantState("active", grant)
+        return GrantState(GrantStatus.CHANGED, grant)
+    return GrantState(GrantStatus(grant.status), grant)
 
 
 def store_grant(config: MailSettings, tokens: Tokens, user: AbstractBaseUser) -> OAuthGrant:
@@ -100,7 +92,6 @@ def store_grant(config: MailSettings, tokens: Tokens, user: AbstractBaseUser) ->
             "status_reason": "",
         },
     )
-    forget_cached_tokens()
     return grant
 
 
@@ -111,17 +102,11 @@ def delete_grant(config: MailSettings) -> OAuthGrant | None:
         return None
     refresh_token = grant.refresh_token
     grant.delete()
-    forget_cached_tokens()
     # Decided by the grant, not the settings: the provider may have changed since, and
     # Google's revocation needs only the token, not the client credentials.
     if grant.provider == Provider.GOOGLE:
         GoogleConsent(config).revoke(refresh_token)
     return grant
-
-
-def forget_cached_tokens() -> None:
-    with _memory_lock:
-        _memory.clear()
 
 
 class StoredGrantTokenProvider:
@@ -137,50 +122,34 @@ class StoredGrantTokenProvider:
         transcript = transcript or Transcript.discard()
         with transcript.step(STEP) as step:
             grant = self._usable_grant()
-            with _memory_lock:
-                cached = _memory.get(self._memory_key(grant))
-            if cached is not None and not force and not expires_soon(cached):
-                step.details.append(
-                    f"Reused the cached token of {cached.account}, {describe_expiry(cached)}"
-                )
-                return cached
-            token, refreshed, details = self._refresh(force)
+            stored = _stored_access_token(grant)
+            if stored is not None and not force and not expires_soon(stored):
+                step.details.append(_used_stored(grant, stored))
+                return stored
+            token, details = self._refresh(force)
             step.details.extend(details)
-            with _memory_lock:
-                # Tokens of older grants are useless now: keep the memory to one entry.
-                _memory.clear()
-                _memory[self._memory_key(refreshed)] = token
             return token
 
-    def _memory_key(self, grant: OAuthGrant) -> tuple[str, int, str]:
-        # authorized_at changes with every consent, whichever process stored it.
-        return (self.fingerprint, grant.pk, grant.authorized_at.isoformat())
-
     def _usable_grant(self) -> OAuthGrant:
-        """The stored grant if it fits these settings (the one query a cached token costs)."""
+        """The stored grant if it fits these settings (the one query a stored token costs)."""
         state = grant_state(self.config)
         if state.needs_authorization:
             raise ConfigurationError(
                 "Authorization needed: no OAuth authorization exists for these settings."
-                if state.status == "missing"
+                if state.status == GrantStatus.MISSING
                 else "Authorization needed: the OAuth settings changed since the authorization.",
                 step=STEP,
                 code="NO-GRANT",
                 hint="Save the settings, then press Authorize on the Mail Server page.",
             )
-        if state.status == "expired":
-            assert state.grant is not None
-            raise AuthenticationError(
-                "Authorization expired - Reconnect.",
-                step=STEP,
-                code="invalid_grant",
-                provider_text=state.grant.status_reason,
-                hint=RECONNECT_HINT,
-            )
         assert state.grant is not None
+        if state.status == GrantStatus.EXPIRED:
+            raise authorization_expired(
+                state.grant.status_reason, code="invalid_grant", hint=RECONNECT_HINT
+            )
         return state.grant
 
-    def _refresh(self, force: bool) -> tuple[AccessToken, OAuthGrant, list[str]]:
+    def _refresh(self, force: bool) -> tuple[AccessToken, list[str]]:
         expired: AuthenticationError | None = None
         with transaction.atomic():
             grant = (
@@ -197,14 +166,7 @@ class StoredGrantTokenProvider:
             if stored is not None and not force and not expires_soon(stored):
                 # Still valid: issued with the authorization, or refreshed by another
                 # process (perhaps while we waited for the lock).
-                return (
-                    stored,
-                    grant,
-                    [
-                        f"Used the stored access token of {grant.account or 'the account'}, "
-                        f"{describe_expiry(stored)}"
-                    ],
-                )
+                return stored, [_used_stored(grant, stored)]
             try:
                 tokens = consent_provider(self.config).refresh(grant.refresh_token)
             except GrantInvalid as err:
@@ -212,11 +174,9 @@ class StoredGrantTokenProvider:
                 grant.status_reason = err.provider_text or err.message
                 grant.save(update_fields=["status", "status_reason"])
                 # Raised after the transaction, so the expired status is committed.
-                expired = AuthenticationError(
-                    "Authorization expired - Reconnect.",
-                    step=STEP,
+                expired = authorization_expired(
+                    err.provider_text,
                     code=err.code,
-                    provider_text=err.provider_text,
                     hint=f"{_why_invalid(grant, err.message)} {RECONNECT_HINT}",
                 )
             else:
@@ -236,7 +196,22 @@ class StoredGrantTokenProvider:
         ]
         if rotated:
             details.append("The provider rotated the refresh token; the new one is stored.")
-        return token, grant, details
+        return token, details
+
+
+def authorization_expired(provider_text: str, *, code: str, hint: str) -> AuthenticationError:
+    """The error for a grant the provider no longer honours: the admin must Reconnect."""
+    return AuthenticationError(
+        "Authorization expired - Reconnect.",
+        step=STEP,
+        code=code,
+        provider_text=provider_text,
+        hint=hint,
+    )
+
+
+def _used_stored(grant: OAuthGrant, token: AccessToken) -> str:
+    return f"Used the stored access token of {grant.account or 'the account'}, {describe_expiry(token)}"
 
 
 def _why_invalid(grant: OAuthGrant, message: str) -> str:

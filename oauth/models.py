@@ -11,8 +11,21 @@ from settings_app.models import Provider
 
 
 class GrantStatus(models.TextChoices):
+    """Where the SMTP OAuth grant stands for the current settings.
+
+    A stored grant is ACTIVE or EXPIRED (``STORED_GRANT_STATUSES``); MISSING and CHANGED
+    say why no stored grant applies: there is none, or it was made for other settings.
+    """
+
     ACTIVE = "active", "Authorized"
     EXPIRED = "expired", "Authorization expired"
+    MISSING = "missing", "Not authorized"
+    CHANGED = "changed", "Settings changed since the authorization"
+
+
+STORED_GRANT_STATUSES = [
+    (status.value, status.label) for status in (GrantStatus.ACTIVE, GrantStatus.EXPIRED)
+]
 
 
 class OAuthGrant(models.Model):
@@ -49,7 +62,7 @@ class OAuthGrant(models.Model):
     # "Testing" (7 days). None when the provider gave no such limit.
     refresh_token_expires_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(
-        max_length=16, choices=GrantStatus.choices, default=GrantStatus.ACTIVE
+        max_length=16, choices=STORED_GRANT_STATUSES, default=GrantStatus.ACTIVE
     )
     status_reason = models.TextField(blank=True)
 

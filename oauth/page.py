@@ -23,7 +23,7 @@ def page_context(request: HttpRequest, stored: MailServerConfig) -> dict[str, An
     state = grant_state(config)
     warnings = (
         account_warnings(config, state.grant.account)
-        if state.grant is not None and state.status == "active"
+        if state.grant is not None and state.usable
         else []
     )
     return {

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -19,10 +17,7 @@ from .flow import SettingsChanged, begin, complete
 from .grant import StoredGrantTokenProvider, delete_grant, grant_state
 from .state import StateRefused
 
-logger = logging.getLogger(__name__)
 PAGE = "settings_app:mail_server"
-# The panel's buttons post the whole page form, typed secrets included: error reports
-# (mailed to the Admin Mail Address on a 500) must star them, as on the page itself.
 
 
 def _stored_oauth_settings(request: HttpRequest) -> MailSettings | None:

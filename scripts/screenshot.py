@@ -20,14 +20,9 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+sys.path.insert(0, str(ROOT))  # run as a script: the project's packages are beside it
+
+from tests.browser.chromium import CHROMIUM_ARGS, chromium_executable  # noqa: E402
 
 
 def free_port() -> int:
@@ -44,7 +39,7 @@ def main() -> None:
         "--mode", default="smtp-basic", choices=["smtp-basic", "smtp-oauth", "api-google"]
     )
     args = parser.parse_args()
-    chromium = shutil.which("chromium")
+    chromium = chromium_executable()
     if not chromium:
         sys.exit("Chromium is needed: sudo apt-get install chromium")
 

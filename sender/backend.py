@@ -1,8 +1,12 @@
 """The Django email backend: every ``send_mail()`` goes through the stored configuration.
 
-Shaped like Django's SMTP backend: one transport (connection, token) per batch,
-``fail_silently``, ``open()``/``close()`` usable as a context manager so callers
-can reuse one connection across several ``send_messages()`` calls.
+With ``MAILCONFIG_DELIVERY = "queued"`` (the default) it stores each message in the
+outbox and queues one task for it, in the caller's transaction, and returns at
+once; a worker sends it (``sender/delivery.py``). With ``"immediate"`` (or
+``EmailBackend(immediate=True)``) it sends within the call, shaped like Django's
+SMTP backend: one transport (connection, token) per batch, ``fail_silently``,
+``open()``/``close()`` usable as a context manager so callers can reuse one
+connection across several ``send_messages()`` calls.
 
 Opening the transport and then each message are each limited to
 ``MAILCONFIG_SEND_TIMEOUT`` seconds in total, every step and every read included:
@@ -18,10 +22,12 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.core.mail.backends.base import BaseEmailBackend
+from django.db import transaction
 
 from sender.errors import MailError
 from settings_app.values import MailSettings
 
+from . import outbox
 from .deadline import MESSAGE, time_limit
 from .factory import build_transport
 from .stored import current_settings
@@ -36,19 +42,23 @@ class EmailBackend(BaseEmailBackend):
         fail_silently: bool = False,
         config: MailSettings | None = None,
         send_timeout: float | None = None,
+        immediate: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(fail_silently=fail_silently, **kwargs)
         self.config_override = config  # Test Mail passes unsaved values
         self.send_timeout = send_timeout
+        if immediate is None:
+            immediate = config is not None or settings.MAILCONFIG_DELIVERY == "immediate"
+        self.immediate = immediate
         self.transport: Transport | None = None
         self.config: MailSettings | None = None
         self._lock = threading.RLock()
 
     def open(self) -> bool:
         """Open the transport; return True if this call opened it (Django's convention)."""
-        if self.transport is not None:
-            return False
+        if self.transport is not None or not self.immediate:
+            return False  # queued: the worker holds the connection
         try:
             self.config = self.config_override or current_settings()
             transport = build_transport(self.config)
@@ -72,6 +82,8 @@ class EmailBackend(BaseEmailBackend):
     def send_messages(self, email_messages: Sequence[EmailMessage]) -> int:
         if not email_messages:
             return 0
+        if not self.immediate:
+            return self._queue(email_messages)
         with self._lock:
             opened_here = self.open()
             if self.transport is None or self.config is None:
@@ -100,6 +112,13 @@ class EmailBackend(BaseEmailBackend):
         if self.send_timeout is not None:
             return self.send_timeout
         return settings.MAILCONFIG_SEND_TIMEOUT
+
+    @staticmethod
+    def _queue(email_messages: Sequence[EmailMessage]) -> int:
+        # One transaction for the batch: all of it is queued, or (on error) none of it.
+        with transaction.atomic():
+            queued = [outbox.enqueue(m) for m in email_messages if m.recipients()]
+        return len(queued)
 
     @staticmethod
     def _fill_sender(message: EmailMessage, config: MailSettings) -> None:

@@ -5,9 +5,10 @@ is the one place that turns either into what MSAL takes: every app-only token
 (Graph, and app-only SMTP) gets certificates through it.
 
 One MSAL ``ConfidentialClientApplication`` per configuration, reused: MSAL fetches
-the tenant's OpenID discovery document when the app is built, and its token
-cache lives in the app, so reusing it means one token request per hour rather
-than one per message.
+the tenant's OpenID discovery document when the app is built, and its token cache
+lives in the app. That cache is the only one for these tokens:
+``acquire_token_for_client`` answers from it until five minutes before expiry, so
+reusing the app means one token request per hour rather than one per message.
 """
 
 from __future__ import annotations
@@ -21,24 +22,24 @@ import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from sender.diagnosis import http_failure
 from sender.errors import ConfigurationError
 from sender.http import shared_session
+from sender.network_errors import http_failure, identity_platform_unavailable
 from settings_app.models import CredentialType
 from settings_app.values import AzureEnvironment
 
-from .identity_errors import microsoft_error
+from .microsoft_identity import microsoft_error, msal_app
 from .tokens import (
     AccessToken,
-    CachedTokenProvider,
-    ProviderCache,
+    ApiTokenProvider,
+    PerConfiguration,
     cache_key,
     expires_in,
     jwt_claims,
 )
 
 STEP = "Obtain token"
-_providers = ProviderCache()
+_graph_token_providers: PerConfiguration[MicrosoftClientCredentials] = PerConfiguration()
 PEM_CERTIFICATE = re.compile(
     r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----\s*", re.DOTALL
 )
@@ -120,7 +121,7 @@ class AppCredential:
         )
 
 
-class MicrosoftClientCredentials(CachedTokenProvider):
+class MicrosoftClientCredentials(ApiTokenProvider):
     """App-only tokens for one Azure app registration, tenant and scope."""
 
     def __init__(
@@ -145,60 +146,48 @@ class MicrosoftClientCredentials(CachedTokenProvider):
 
     def _application(self) -> msal.ConfidentialClientApplication:
         if self._app is None:
-            try:
-                # instance_discovery=False: the authority comes from our settings
-                # table (national clouds, test fakes), not from Microsoft's list.
-                self._app = msal.ConfidentialClientApplication(
-                    self.client_id,
-                    client_credential=self.credential.for_msal(),
-                    authority=self.authority,
-                    http_client=self.session,
-                    instance_discovery=False,
-                )
-            except ValueError as err:
-                # MSAL reports a failed tenant discovery as ValueError; the
-                # provider's JSON (with its AADSTS code) is in the message chain.
-                text = f"{err} {err.__context__ or ''}"
-                code = "AADSTS90002" if "AADSTS" not in text else text
-                raise microsoft_error("invalid_request", code, step=STEP) from err
-            except requests.RequestException as err:
-                raise http_failure(STEP, err, self.authority, self.session.timeout) from err
+            self._app = msal_app(
+                client_id=self.client_id,
+                client_secret=self.credential.for_msal(),
+                authority=self.authority,
+                session=self.session,
+                step=STEP,
+            )
         return self._app
 
-    def fetch(self) -> AccessToken:
+    def obtain(self) -> tuple[AccessToken, bool]:
         app = self._application()
         try:
+            # Answered from MSAL's token cache while the token is good, else fetched.
             result: dict[str, Any] = app.acquire_token_for_client([self.scope])
         except requests.RequestException as err:
             raise http_failure(STEP, err, self.authority, self.session.timeout) from err
+        except msal.exceptions.MsalServiceError as err:  # an HTTP 5xx
+            raise identity_platform_unavailable(STEP, str(err), "Microsoft") from err
         if "access_token" not in result:
             raise microsoft_error(
                 result.get("error", ""), result.get("error_description", ""), step=STEP
             )
-        claims = jwt_claims(result["access_token"])
-        return AccessToken(
+        token = AccessToken(
             token=result["access_token"],
             expires_at=expires_in(result.get("expires_in")),
-            account=claims.get("app_displayname", ""),
-            roles=tuple(claims.get("roles", ())),
             scopes=(self.scope,),
         )
+        return token, result.get("token_source") != "cache"
 
-    def invalidate(self) -> None:
-        super().invalidate()
+    def forget_token(self) -> None:
         if self._app is not None:
-            # Also drop MSAL's copy, or it would hand the rejected token back.
             cache = self._app.token_cache
             for item in list(cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN)):
                 cache.remove_at(item)
 
     def describe(self, token: AccessToken) -> list[str]:
-        roles = ", ".join(token.roles) or "none"
+        roles = tuple(jwt_claims(token.token).get("roles", ()))
         details = [
             self.credential.describe(),
-            f"Application permissions (roles) in the token: {roles}",
+            f"Application permissions (roles) in the token: {', '.join(roles) or 'none'}",
         ]
-        if "Mail.Send" not in token.roles:
+        if "Mail.Send" not in roles:
             details.append(
                 "Mail.Send is missing: add the Microsoft Graph application permission "
                 "Mail.Send to the app and grant admin consent, or sending will be refused."
@@ -233,7 +222,7 @@ def graph_token_provider(
         ca_file,
         timeout,
     )
-    return _providers.get(
+    return _graph_token_providers.get(
         key,
         lambda: MicrosoftClientCredentials(
             tenant=tenant,

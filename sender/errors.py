@@ -11,7 +11,11 @@ from __future__ import annotations
 class MailError(Exception):
     """Base class: catch this to catch every sending or token failure."""
 
-    default_hint = ""
+    # Whether trying again later may succeed (the outbox retries it) or not (it fails at
+    # once). None: it depends on the reply code (SMTP 4xx is temporary); see sender/retries.py.
+    transient: bool | None = None
+    # Seconds the provider asked us to wait (HTTP Retry-After), if it said.
+    retry_after: float | None = None
 
     def __init__(
         self,
@@ -27,7 +31,7 @@ class MailError(Exception):
         self.step = step
         self.code = code
         self.provider_text = provider_text
-        self.hint = hint or self.default_hint
+        self.hint = hint
 
     def __str__(self) -> str:
         parts = [self.message]
@@ -41,21 +45,46 @@ class MailError(Exception):
 class ConfigurationError(MailError):
     """Nothing (or not enough) is configured to send mail."""
 
+    transient = False
+
 
 class MailConnectionError(MailError):
     """The server could not be reached: DNS, refused, timeout, dropped connection."""
+
+    transient = True
 
 
 class TLSError(MailError):
     """TLS could not be set up: certificate invalid, hostname mismatch, STARTTLS missing."""
 
+    transient = False
+
 
 class AuthenticationError(MailError):
     """The credentials or token were rejected."""
 
+    transient = False
+
+
+class GrantInvalid(AuthenticationError):
+    """The refresh token was refused (``invalid_grant``): the admin must authorize again."""
+
+    @classmethod
+    def from_error(cls, err: MailError) -> GrantInvalid:
+        """The same error, typed so the grant can be marked expired."""
+        return cls(
+            err.message,
+            step=err.step,
+            code=err.code,
+            provider_text=err.provider_text,
+            hint=err.hint,
+        )
+
 
 class AuthorizationError(MailError):
     """Authenticated, but not allowed: missing permission, consent, send-as right."""
+
+    transient = False
 
 
 class RecipientsRefused(MailError):
@@ -64,6 +93,8 @@ class RecipientsRefused(MailError):
 
 class RateLimited(MailError):
     """The provider asked us to slow down and did not recover in time."""
+
+    transient = True
 
 
 class ProviderError(MailError):

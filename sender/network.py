@@ -23,7 +23,7 @@ from sender.errors import MailConnectionError
 from sender.http import requests_ca_file
 from sender.transcript import Transcript
 
-from .diagnosis import network_error
+from .network_errors import network_error
 
 AddressInfo = tuple[Any, ...]  # one row of socket.getaddrinfo()
 

@@ -38,9 +38,10 @@ import requests
 from django.conf import settings
 
 from sender.deadline import time_limit
-from sender.diagnosis import SMTP_AUTH_DISABLED_HINT, http_failure
 from sender.errors import MailError
-from sender.tokens import AccessToken
+from sender.network_errors import http_failure
+from sender.smtp_replies import SMTP_AUTH_DISABLED_HINT
+from sender.tokens import AccessToken, jwt_claims
 from settings_app.models import Mode, Provider, Security
 from settings_app.values import MailSettings, azure_environments
 
@@ -126,8 +127,9 @@ def check_graph(config: MailSettings, findings: list[Finding]) -> None:
     transport = GraphTransport(config)
     token = transport.token_provider().get_token()
     findings.append(Finding(OK, f"Token issued for the app by {transport.identity_url}."))
-    roles = ", ".join(token.roles) or "none"
-    if "Mail.Send" not in token.roles:
+    granted = tuple(jwt_claims(token.token).get("roles", ()))
+    roles = ", ".join(granted) or "none"
+    if "Mail.Send" not in granted:
         findings.append(
             Finding(
                 FAIL,

@@ -1,7 +1,8 @@
 """Google service-account tokens with domain-wide delegation (API mode, Gmail API).
 
 google-auth signs a JWT with the uploaded key and posts it to the key file's
-``token_uri``. The form already refuses a file whose ``token_uri`` is not the
+``token_uri``. The credentials object keeps the token it got: that is the only cache
+for these tokens, and the provider (kept per key and From Address) keeps the object. The form already refuses a file whose ``token_uri`` is not the
 configured one; it is checked again here, because a signed assertion must
 never go to another host.
 """
@@ -12,25 +13,21 @@ import json
 from datetime import UTC
 from typing import Any
 
-import google.auth.exceptions
-import google.auth.transport.requests
-import requests
 from django.conf import settings
 from google.oauth2 import service_account
 
-from sender.diagnosis import http_failure
-from sender.errors import ConfigurationError, MailError
+from sender.errors import ConfigurationError
 from sender.http import shared_session
 
-from .identity_errors import google_error
-from .tokens import AccessToken, CachedTokenProvider, ProviderCache, cache_key
+from .google_identity import refresh_credentials
+from .tokens import AccessToken, ApiTokenProvider, PerConfiguration, cache_key, expires_soon
 
 STEP = "Obtain token"
 GMAIL_SEND_SCOPE = "https://www.googleapis.com/auth/gmail.send"
-_providers = ProviderCache()
+_gmail_token_providers: PerConfiguration[ServiceAccountTokens] = PerConfiguration()
 
 
-class ServiceAccountTokens(CachedTokenProvider):
+class ServiceAccountTokens(ApiTokenProvider):
     """Tokens for one service account acting as one Workspace user."""
 
     def __init__(
@@ -63,39 +60,29 @@ class ServiceAccountTokens(CachedTokenProvider):
         self.client_id = str(info.get("client_id", ""))
         self.subject = subject
         self.source = f"{token_uri} for {info.get('client_email', 'the service account')}"
-        self.request = google.auth.transport.requests.Request(shared_session(ca_file, timeout))
+        self.session = shared_session(ca_file, timeout)
 
-    def fetch(self) -> AccessToken:
-        try:
-            self.credentials.refresh(self.request)
-        except google.auth.exceptions.RefreshError as err:
-            raise refresh_error(err, client_id=self.client_id) from err
-        except google.auth.exceptions.TransportError as err:
-            cause = err.__cause__ or (err.args[0] if err.args else err)
-            if isinstance(cause, requests.RequestException):
-                raise http_failure(
-                    STEP,
-                    cause,
-                    settings.MAILCONFIG_GOOGLE["token_uri"],
-                    self.request.session.timeout,
-                ) from err
-            raise MailError("Google's token endpoint could not be reached.", step=STEP) from err
+    def obtain(self) -> tuple[AccessToken, bool]:
+        token = self._current()
+        if token.token and not expires_soon(token):
+            return token, False
+        refresh_credentials(
+            self.credentials, self.session, step=STEP, context={"client_id": self.client_id}
+        )
+        return self._current(), True
+
+    def _current(self) -> AccessToken:
         expiry = self.credentials.expiry
         return AccessToken(
-            token=self.credentials.token,
+            token=self.credentials.token or "",
             # google-auth keeps a naive UTC datetime.
             expires_at=expiry.replace(tzinfo=UTC) if expiry else None,
             account=self.subject,
             scopes=tuple(self.credentials.scopes or ()),
         )
 
-
-def refresh_error(err: google.auth.exceptions.RefreshError, **context: str) -> MailError:
-    """google-auth's RefreshError carries (message, response JSON): read Google's code."""
-    data = err.args[1] if len(err.args) > 1 and isinstance(err.args[1], dict) else {}
-    error = data.get("error") or str(err.args[0] if err.args else err).split(":")[0]
-    description = data.get("error_description") or str(err.args[0] if err.args else "")
-    return google_error(error, description, step=STEP, context=context)
+    def forget_token(self) -> None:
+        self.credentials.token = None
 
 
 def gmail_token_provider(
@@ -110,7 +97,7 @@ def gmail_token_provider(
         )
     info = json.loads(service_account_key)
     key = cache_key("gmail", service_account_key, subject, ca_file, timeout)
-    return _providers.get(
+    return _gmail_token_providers.get(
         key,
         lambda: ServiceAccountTokens(info, subject=subject, ca_file=ca_file, timeout=timeout),
     )

@@ -35,3 +35,12 @@ def current_settings() -> MailSettings:
             _cached = MailSettings.from_model(MailServerConfig.load())
             _cached_stamp = stamp
         return _cached
+
+
+def backup_settings() -> MailSettings | None:
+    """The saved backup connection when "use it when the primary fails" is on, else None.
+
+    The interface the failover, the alerts and the health checks share; the Backup
+    Connection page fills it in (until then there is no backup).
+    """
+    return None

@@ -7,36 +7,29 @@ derived from ``SECRET_KEY``: rotating one must not silently break the other.
 
 from __future__ import annotations
 
-import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 
+from mailconfig.keyfile import read_or_create
+
 
 class EncryptionKeyError(Exception):
     """The configured keys are missing, malformed, or cannot decrypt a stored secret."""
-
-
-def _read_or_create_key_file(path: Path) -> list[str]:
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # another process created it first; read theirs
-        else:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(Fernet.generate_key().decode() + "\n")
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
 
 
 def configured_keys() -> list[str]:
     """Return the key strings in use, newest first (creating the key file if needed)."""
     keys = list(settings.MAILCONFIG_ENCRYPTION_KEYS or [])
     if not keys:
-        keys = _read_or_create_key_file(Path(settings.MAILCONFIG_KEY_FILE))
+        text = read_or_create(
+            Path(settings.MAILCONFIG_KEY_FILE), lambda: Fernet.generate_key().decode() + "\n"
+        )
+        keys = [line.strip() for line in text.splitlines() if line.strip()]
     if not keys:
         raise EncryptionKeyError(
             f"The encryption key file {settings.MAILCONFIG_KEY_FILE} is empty."
@@ -66,18 +59,20 @@ def encrypt(plaintext: str) -> str:
 
 def decrypt(token: str) -> str:
     """Decrypt with any configured key; raise EncryptionKeyError if none fits."""
-    try:
+    with _no_key_fits_is_a_key_error():
         return fernet().decrypt(token.encode()).decode()
-    except InvalidToken as err:
-        raise EncryptionKeyError(
-            "A stored secret cannot be decrypted with the configured encryption keys."
-        ) from err
 
 
 def rotate(token: str) -> str:
     """Re-encrypt a stored token with the newest key."""
-    try:
+    with _no_key_fits_is_a_key_error():
         return fernet().rotate(token.encode()).decode()
+
+
+@contextmanager
+def _no_key_fits_is_a_key_error() -> Iterator[None]:
+    try:
+        yield
     except InvalidToken as err:
         raise EncryptionKeyError(
             "A stored secret cannot be decrypted with the configured encryption keys."

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_http_methods
 from oauth import page as oauth_page
 from sender import permission_check
 
+from . import email_log
 from .client_address import client_ip
 from .database_faults import UNAVAILABLE_STATUS, describe_database_error
 from .expiry_radar import radar
@@ -106,6 +107,7 @@ def render_page(
         "form": form,
         "stored": stored,
         "audit_entries": AuditEntry.objects.all()[:AUDIT_ROWS],
+        "delivery": email_log.delivery_summary(),
         "timeout_seconds": math.ceil(settings.MAILCONFIG_TIMEOUT),
         "csrf_cookie_name": settings.CSRF_COOKIE_NAME,
         "basic_auth_retiring": microsoft_basic_auth(stored),

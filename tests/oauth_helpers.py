@@ -60,6 +60,32 @@ def register_microsoft(fake, redirect_uri: str = CALLBACK) -> None:
     fake.add_user(MS_TENANT, MS_USER)
 
 
+def save_microsoft_oauth_row(**fields) -> None:
+    """Microsoft SMTP OAuth settings for MS_TENANT's app, written to the row (no form)."""
+    MailServerConfig.ensure_row()
+    MailServerConfig.objects.filter(pk=MailServerConfig.SINGLETON_ID).update(
+        mode="smtp",
+        auth="oauth",
+        oauth_provider="microsoft",
+        oauth_tenant_id=MS_TENANT,
+        oauth_client_id=MS_CLIENT,
+        version=1,
+        **fields,
+    )
+    config = MailServerConfig.load()
+    config.oauth_client_secret = MS_SECRET
+    config.save()
+
+
+def xoauth2_server(smtp_server_factory, fake, user: str, scope: str):
+    """A STARTTLS SMTP server taking XOAUTH2 only as ``user``, with a token ``fake`` issued
+    for ``scope`` (SMTP.Send at Microsoft, https://mail.google.com/ at Google)."""
+    return smtp_server_factory(
+        security="starttls",
+        token_checker=lambda login, token: login == user and fake.token_is_valid(token, scope),
+    )
+
+
 def register_google(fake, redirect_uri: str = CALLBACK) -> None:
     fake.add_client(G_CLIENT, G_SECRET, (redirect_uri,))
 

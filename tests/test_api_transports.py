@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
+import requests
 import trustme
 from django.core.mail import EmailMessage, EmailMultiAlternatives
 
@@ -17,10 +20,13 @@ from sender.errors import (
     RateLimited,
     TLSError,
 )
+from sender.tokens import jwt_claims
 from sender.transcript import Transcript
 from sender.transports.gmail import GmailTransport
 from sender.transports.graph import GraphTransport
+from sender.transports.http_api import retry_after
 from settings_app.values import MailSettings
+from tests.fakes.base import unsigned_jwt
 from tests.servers.smtp_server import refused_port
 
 TENANT = "9f2d7c4e-1111-4222-8333-444455556666"
@@ -108,6 +114,21 @@ def test_graph_one_token_for_many_messages(graph):
     assert len(graph.sent) == 6
 
 
+def test_graph_reuses_the_token_msals_cache_holds(graph):
+    send(GraphTransport, graph_config())
+    transcript = Transcript()
+    send(GraphTransport, graph_config(), transcript=transcript)
+    [token_step] = [step for step in transcript.steps if step.name == "Obtain token"]
+    assert token_step.details[0].startswith("Reused the cached token, valid until")
+    assert graph.tokens_issued["client_credentials"] == 1
+
+
+def test_jwt_claims_are_read_unverified_and_empty_for_a_malformed_token():
+    assert jwt_claims(unsigned_jwt({"roles": ["Mail.Send"]})) == {"roles": ["Mail.Send"]}
+    assert jwt_claims("") == {}
+    assert jwt_claims("not.a.jwt") == {}
+
+
 def test_graph_transcript_shows_roles(graph):
     transcript = Transcript()
     send(GraphTransport, graph_config(), transcript=transcript)
@@ -170,6 +191,19 @@ def test_graph_honours_retry_after_then_succeeds(graph):
     send(GraphTransport, graph_config(), transcript=transcript)
     assert len(graph.sent) == 1
     assert any("retrying in 1 s" in d for step in transcript.steps for d in step.details)
+
+
+def test_retry_after_is_read_as_seconds_or_an_http_date():
+    def wait(value: str, attempt: int = 0) -> float:
+        response = requests.Response()
+        response.headers["Retry-After"] = value
+        return retry_after(response, attempt)
+
+    assert wait("7") == 7.0
+    in_a_minute = format_datetime(datetime.now(UTC) + timedelta(seconds=60), usegmt=True)
+    assert 50 <= wait(in_a_minute) <= 60
+    assert wait("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # already past
+    assert wait("soon", attempt=2) == 4.0  # unreadable: the backoff of the attempt
 
 
 def test_graph_gives_up_when_throttled_too_long(graph):

@@ -16,8 +16,10 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def our_backend(settings):
-    # pytest-django switches to the locmem backend; these tests need the real one.
+    # pytest-django switches to the locmem backend; these tests need the real one,
+    # sending within send_mail() (the outbox's own tests are in test_outbox.py).
     settings.EMAIL_BACKEND = "sender.backend.EmailBackend"
+    settings.MAILCONFIG_DELIVERY = "immediate"
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from django.db.migrations.executor import MigrationExecutor
 from oauth.consent import GRANT_FIELDS, grant_fingerprint
 from oauth.grant import StoredGrantTokenProvider, grant_state
 from settings_app.models import MailServerConfig
-from tests.oauth_helpers import MS_CLIENT, MS_SECRET, MS_TENANT, authorize_microsoft, stored
+from tests.oauth_helpers import MS_SECRET, authorize_microsoft, save_microsoft_oauth_row, stored
 
 
 def raw_fingerprints() -> list[str]:
@@ -50,18 +50,7 @@ def test_key_rotation_keeps_the_grant_active(admin_client, microsoft_fake, ca_fi
 
 @pytest.mark.django_db(transaction=True)
 def test_migration_encrypts_existing_fingerprints_and_keeps_the_grant():
-    MailServerConfig.ensure_row()
-    MailServerConfig.objects.filter(pk=MailServerConfig.SINGLETON_ID).update(
-        mode="smtp",
-        auth="oauth",
-        oauth_provider="microsoft",
-        oauth_tenant_id=MS_TENANT,
-        oauth_client_id=MS_CLIENT,
-        version=1,
-    )
-    config = MailServerConfig.load()
-    config.oauth_client_secret = MS_SECRET
-    config.save()
+    save_microsoft_oauth_row()
     fingerprint = old_fingerprint(stored())  # as grants were fingerprinted then
     executor = MigrationExecutor(connection)
     latest = executor.loader.graph.leaf_nodes("oauth")
@@ -107,20 +96,7 @@ def old_fingerprint(config) -> str:
 
 @pytest.mark.django_db(transaction=True)
 def test_migration_binds_a_fitting_grant_to_the_saved_server_and_keeps_it_active():
-    MailServerConfig.ensure_row()
-    MailServerConfig.objects.filter(pk=MailServerConfig.SINGLETON_ID).update(
-        mode="smtp",
-        server_name="smtp.office365.com",
-        port=587,
-        auth="oauth",
-        oauth_provider="microsoft",
-        oauth_tenant_id=MS_TENANT,
-        oauth_client_id=MS_CLIENT,
-        version=1,
-    )
-    config = MailServerConfig.load()
-    config.oauth_client_secret = MS_SECRET
-    config.save()
+    save_microsoft_oauth_row(server_name="smtp.office365.com", port=587)
     executor = MigrationExecutor(connection)
     latest = executor.loader.graph.leaf_nodes("oauth")
     before = [("oauth", "0002_encrypt_credentials_fingerprint")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from datetime import timedelta
 
@@ -11,7 +12,7 @@ from django.utils import timezone
 
 from oauth.consent import grant_fingerprint
 from oauth.grant import StoredGrantTokenProvider, grant_state
-from oauth.models import OAuthGrant
+from oauth.models import GrantStatus, OAuthGrant
 from sender.errors import AuthenticationError, ConfigurationError
 from tests.factories import PAGE_URL
 from tests.oauth_helpers import (
@@ -31,6 +32,7 @@ from tests.oauth_helpers import (
     register_microsoft,
     start_consent,
     stored,
+    xoauth2_server,
 )
 
 pytestmark = pytest.mark.django_db
@@ -40,7 +42,11 @@ BACKEND = "sender.backend.EmailBackend"
 def send_test_message() -> int:
     """Send through the stored settings, as the product's own mail does."""
     return send_mail(
-        "Subject", "Body", None, ["admin@example.com"], connection=get_connection(BACKEND)
+        "Subject",
+        "Body",
+        None,
+        ["admin@example.com"],
+        connection=get_connection(BACKEND, immediate=True),  # sent now, not queued
     )
 
 
@@ -276,12 +282,7 @@ def test_changing_a_google_grant_field_needs_authorization(
 def test_a_username_change_keeps_a_google_grant(
     admin_client, google_fake, ca_file, smtp_server_factory
 ):
-    server = smtp_server_factory(
-        security="starttls",
-        token_checker=lambda user, token: (
-            user == G_USER and google_fake.token_is_valid(token, "https://mail.google.com/")
-        ),
-    )
+    server = xoauth2_server(smtp_server_factory, google_fake, G_USER, "https://mail.google.com/")
     authorize_google(admin_client, google_fake, ca_file, server_port=server.port)
     # Google's page has no Username: it changes only through Basic auth and back.
     admin_client.post(PAGE_URL, google_post(server.port, auth="basic", username="x@example.org"))
@@ -290,3 +291,37 @@ def test_a_username_change_keeps_a_google_grant(
     assert grant_state(stored()).status == "active"
     assert send_test_message() == 1
     assert server.messages[0].auth_user == G_USER  # the account that consented sends
+
+
+def test_a_token_another_process_refreshed_is_read_from_the_grant_row(
+    admin_client, microsoft_fake, ca_file
+):
+    # The row is the one cache of the grant's access token: no copy in this process
+    # can hide what another process stored.
+    authorize_microsoft(admin_client, microsoft_fake, ca_file)
+    first = StoredGrantTokenProvider(stored()).get_token()
+    refreshed = microsoft_fake.issue_user_tokens(
+        MS_TENANT, MS_CLIENT, MS_USER, "https://outlook.office.com/SMTP.Send offline_access"
+    )
+    grant = OAuthGrant.objects.get()
+    grant.access_token = refreshed["access_token"]
+    grant.save()
+    token = StoredGrantTokenProvider(stored()).get_token()
+    assert token.token == refreshed["access_token"] != first.token
+
+
+def test_the_grants_state_is_a_grant_status(admin_client, microsoft_fake, ca_file):
+    assert grant_state(stored()).status is GrantStatus.MISSING
+    authorize_microsoft(admin_client, microsoft_fake, ca_file)
+    assert grant_state(stored()).status is GrantStatus.ACTIVE
+
+
+def test_google_refreshes_keep_the_shared_connection_open(admin_client, google_fake, ca_file):
+    # google-auth's transport closes its session when collected: one made per refresh
+    # used to drop the connection every time.
+    authorize_google(admin_client, google_fake, ca_file)
+    google_fake.connections = 0
+    for _ in range(3):
+        StoredGrantTokenProvider(stored()).get_token(force=True)
+        gc.collect()
+    assert google_fake.connections <= 1

@@ -18,7 +18,13 @@ from django.utils import timezone
 from oauth.models import OAuthGrant
 from settings_app.models import MailServerConfig
 from tests.factories import PAGE_URL
-from tests.oauth_helpers import CHECK_URL, MS_USER, authorize_microsoft, microsoft_post
+from tests.oauth_helpers import (
+    CHECK_URL,
+    MS_USER,
+    authorize_microsoft,
+    microsoft_post,
+    xoauth2_server,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 CANARY = "CANARY-refresh-token-42"
@@ -38,12 +44,7 @@ def test_canary_refresh_token_never_leaks(
     admin_client, microsoft_fake, ca_file, smtp_server_factory, caplog
 ):
     caplog.set_level(logging.DEBUG)
-    server = smtp_server_factory(
-        security="starttls",
-        token_checker=lambda user, token: (
-            user == MS_USER and microsoft_fake.token_is_valid(token, "SMTP.Send")
-        ),
-    )
+    server = xoauth2_server(smtp_server_factory, microsoft_fake, MS_USER, "SMTP.Send")
     authorize_microsoft(admin_client, microsoft_fake, ca_file, server_port=server.port)
     pages = []
 
@@ -73,8 +74,9 @@ def test_canary_refresh_token_never_leaks(
         assert CANARY not in repr(cursor.fetchall())
     if connection.vendor == "sqlite":
         database = Path(connection.settings_dict["NAME"])
-        assert MS_USER.encode() in database.read_bytes()  # the file does hold the grant
-        for path in (database, database.with_name(database.name + "-journal")):
-            if path.exists():
-                assert CANARY.encode() not in path.read_bytes()
+        # The database in WAL mode: recent writes are in the -wal file until a checkpoint.
+        files = [database.with_name(database.name + suffix) for suffix in ("", "-wal", "-journal")]
+        contents = b"".join(path.read_bytes() for path in files if path.exists())
+        assert MS_USER.encode() in contents  # the files do hold the grant
+        assert CANARY.encode() not in contents
     assert MailServerConfig.load().version == 1  # Test Mail and Check saved nothing

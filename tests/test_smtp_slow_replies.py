@@ -16,10 +16,12 @@ from django.core.mail import EmailMessage
 
 from sender.backend import EmailBackend
 from sender.errors import MailConnectionError, ProviderError
+from sender.models import OutboxMessage, Status
 from sender.transcript import Transcript
 from sender.transports.smtp import SmtpTransport
 from sender.transports.smtp_connection import MAX_REPLY, MAX_REPLY_LINE
 from tests.factories import PAGE_URL, smtp_post, store_smtp
+from tests.outbox_helpers import forget_worker_connection, run_due_tasks
 from tests.servers.scripted_smtp import ScriptedSmtpServer
 from tests.test_smtp_transport import smtp_config
 
@@ -42,6 +44,7 @@ STAGES = {
 def our_backend(settings):
     # pytest-django switches to the locmem backend; normal sending needs the real one.
     settings.EMAIL_BACKEND = "sender.backend.EmailBackend"
+    settings.MAILCONFIG_DELIVERY = "immediate"  # each test below says when it queues
 
 
 def plain(server: ScriptedSmtpServer) -> dict[str, str]:
@@ -188,3 +191,27 @@ def test_a_long_but_reasonable_reply_is_read_whole(scripted_smtp):
         t.send(EmailMessage("S", "B", "alice@example.com", ["bob@example.com"]))
     assert transcript.ok
     assert scripted_smtp.messages == 1
+
+
+# The worker: the same MAILCONFIG_SEND_TIMEOUT per message --------------------
+
+
+@pytest.mark.django_db(transaction=True)  # the task is queued on commit
+@pytest.mark.parametrize("stage", STAGES)
+def test_a_worker_is_not_held_by_a_trickling_server_and_retries_later(
+    our_backend, scripted_smtp, settings, stage
+):
+    settings.MAILCONFIG_DELIVERY = "queued"
+    settings.MAILCONFIG_SEND_TIMEOUT = LIMIT
+    store_smtp(scripted_smtp, security="none")
+    trickle_forever(scripted_smtp, stage)
+    forget_worker_connection()
+    mail.send_mail("S", "B", None, ["bob@example.com"])
+    try:
+        _, elapsed = timed(run_due_tasks)
+    finally:
+        forget_worker_connection()
+    row = OutboxMessage.objects.get()
+    assert row.status == Status.RETRYING
+    assert row.last_error_code == "TIMEOUT"
+    assert elapsed < UPPER_BOUND

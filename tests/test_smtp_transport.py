@@ -9,7 +9,6 @@ import time
 import pytest
 from django.core.mail import EmailMessage
 
-from sender.diagnosis import SEND_AS_HINT
 from sender.errors import (
     AuthenticationError,
     AuthorizationError,
@@ -18,6 +17,7 @@ from sender.errors import (
     RecipientsRefused,
     TLSError,
 )
+from sender.known_failures import SEND_AS_HINT
 from sender.network import connect_first
 from sender.tokens import AccessToken
 from sender.transcript import Transcript

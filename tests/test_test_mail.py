@@ -11,7 +11,14 @@ from django.utils import timezone
 
 from settings_app.models import AuditEntry, MailServerConfig, TestMailRun
 from tests.factories import PAGE_URL, smtp_basic_post, smtp_post
-from tests.oauth_helpers import MS_USER, consent, local, microsoft_post, register_microsoft
+from tests.oauth_helpers import (
+    MS_USER,
+    consent,
+    local,
+    microsoft_post,
+    register_microsoft,
+    xoauth2_server,
+)
 from tests.test_api_transports import CLIENT_ID, GRAPH_VALUES, SECRET, TENANT
 
 pytestmark = pytest.mark.django_db
@@ -89,12 +96,7 @@ def test_gmail_mode(admin_client, google_fake):
 def test_smtp_oauth_through_the_stored_grant(
     admin_client, microsoft_fake, smtp_server_factory, ca_file
 ):
-    server = smtp_server_factory(
-        security="starttls",
-        token_checker=lambda user, token: (
-            user == MS_USER and microsoft_fake.token_is_valid(token, "SMTP.Send")
-        ),
-    )
+    server = xoauth2_server(smtp_server_factory, microsoft_fake, MS_USER, "SMTP.Send")
     register_microsoft(microsoft_fake)
     response = admin_client.post(PAGE_URL, microsoft_post(server.port))
     admin_client.get(local(consent(response["Location"], ca_file)))

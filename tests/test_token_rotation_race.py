@@ -15,11 +15,17 @@ from django.db import connection
 from django.utils import timezone
 
 from oauth.consent import Tokens
-from oauth.grant import StoredGrantTokenProvider, forget_cached_tokens, store_grant
+from oauth.grant import StoredGrantTokenProvider, store_grant
 from oauth.models import GrantStatus, OAuthGrant
 from settings_app.models import MailServerConfig
 from settings_app.values import MailSettings
-from tests.oauth_helpers import MS_CLIENT, MS_SECRET, MS_TENANT, MS_USER, register_microsoft
+from tests.oauth_helpers import (
+    MS_CLIENT,
+    MS_TENANT,
+    MS_USER,
+    register_microsoft,
+    save_microsoft_oauth_row,
+)
 
 pytestmark = [pytest.mark.db_sensitive, pytest.mark.django_db(transaction=True)]
 
@@ -28,19 +34,7 @@ def test_concurrent_refreshes_keep_the_newest_refresh_token(microsoft_fake):
     register_microsoft(microsoft_fake)
     microsoft_fake.rotate_invalidates_old = True
     microsoft_fake.delays["token"] = 0.3  # both refreshes overlap
-    MailServerConfig.ensure_row()
-    MailServerConfig.objects.filter(pk=1).update(
-        mode="smtp",
-        auth="oauth",
-        oauth_provider="microsoft",
-        oauth_tenant_id=MS_TENANT,
-        oauth_client_id=MS_CLIENT,
-        username=MS_USER,
-        version=1,
-    )
-    config_row = MailServerConfig.load()
-    config_row.oauth_client_secret = MS_SECRET
-    config_row.save()
+    save_microsoft_oauth_row(username=MS_USER)
     config = MailSettings.from_model(MailServerConfig.load())
     # A grant as the consent flow leaves it, with a refresh token the fake knows.
     first = microsoft_fake.issue_user_tokens(
@@ -59,7 +53,6 @@ def test_concurrent_refreshes_keep_the_newest_refresh_token(microsoft_fake):
         finally:
             connection.close()
 
-    forget_cached_tokens()
     threads = [threading.Thread(target=refresh) for _ in range(2)]
     for thread in threads:
         thread.start()

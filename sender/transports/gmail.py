@@ -12,51 +12,48 @@ from sender.errors import (
     AuthorizationError,
     ConfigurationError,
     MailError,
-    ProviderError,
     RateLimited,
     RecipientsRefused,
 )
+from sender.known_failures import KnownFailure
 from sender.service_account import ServiceAccountTokens, gmail_token_provider
 from sender.tokens import AccessToken
 
-from .http_api import STEP, HttpApiTransport
+from .http_api import HttpApiTransport, api_error, error_object
 
-# Google API errors: the first matching (status, reason) row wins; "" matches any reason.
-GMAIL_ERRORS: tuple[tuple[int, str, type[MailError], str, str], ...] = (
-    (
+# Matched by HTTP status and the error's reason (errors[0].reason, else status).
+GMAIL_FAILURES: tuple[KnownFailure, ...] = (
+    KnownFailure(
         400,
-        "failedPrecondition",
         ConfigurationError,
         "Gmail cannot send from this account (failedPrecondition).",
         "The From Address must be a Google Workspace user with Gmail turned on (a licence "
         "that includes Gmail); delegation cannot send from consumer accounts.",
+        contains="failedprecondition",
     ),
-    (
+    KnownFailure(
         400,
-        "invalidArgument",
         RecipientsRefused,
         "Gmail refused the message as invalid.",
         "Check the recipients' addresses and the From Address.",
+        contains="invalidargument",
     ),
-    (
+    KnownFailure(
         401,
-        "",
         AuthenticationError,
         "Gmail rejected the access token.",
         "Upload the service account key again; check the delegation's scope.",
     ),
-    (
+    KnownFailure(
         403,
-        "",
         AuthorizationError,
         "Gmail refused to send for this service account.",
         "Enable the Gmail API in the service account's Google Cloud project (APIs & Services "
         "> Library > Gmail API), and delegate the scope "
         "https://www.googleapis.com/auth/gmail.send to its Client ID.",
     ),
-    (
+    KnownFailure(
         429,
-        "",
         RateLimited,
         "Gmail's sending limit was reached.",
         "Workspace accounts may send about 2,000 messages a day; sending resumes later.",
@@ -66,23 +63,16 @@ GMAIL_ERRORS: tuple[tuple[int, str, type[MailError], str, str], ...] = (
 
 def gmail_error(response: requests.Response) -> MailError:
     """The error a Gmail API response means, read from Google's error JSON."""
-    try:
-        body = response.json().get("error", {})
-    except ValueError:
-        body = {}
+    body = error_object(response)
     errors = body.get("errors") or [{}]
     reason = errors[0].get("reason", "") or body.get("status", "")
-    text = body.get("message") or response.reason or ""
-    for status, wanted, error_class, message, hint in GMAIL_ERRORS:
-        if status == response.status_code and (not wanted or wanted == reason):
-            return error_class(
-                message, step=STEP, code=reason or str(status), provider_text=text, hint=hint
-            )
-    return ProviderError(
-        f"The Gmail API answered {response.status_code}: {text}",
-        step=STEP,
+    return api_error(
+        response,
+        GMAIL_FAILURES,
+        response.status_code,
+        text=reason,
         code=reason or str(response.status_code),
-        provider_text=text,
+        api_name="The Gmail API",
     )
 
 

@@ -12,7 +12,6 @@ from sender.client_credentials import (
     MicrosoftClientCredentials,
     graph_token_provider,
 )
-from sender.diagnosis import SEND_AS_HINT
 from sender.errors import (
     AuthenticationError,
     AuthorizationError,
@@ -21,9 +20,10 @@ from sender.errors import (
     ProviderError,
     RateLimited,
 )
+from sender.known_failures import SEND_AS_HINT, KnownFailure
 from sender.tokens import AccessToken
 
-from .http_api import STEP, HttpApiTransport
+from .http_api import HttpApiTransport, api_error, error_object
 
 MAIL_SEND_HINT = (
     "Give the app the Microsoft Graph application permission Mail.Send and grant admin "
@@ -31,80 +31,64 @@ MAIL_SEND_HINT = (
     "Policy limits the app to some mailboxes, include the From Address."
 )
 
-# Graph error codes (the JSON body's error.code) -> (error class, message, hint).
-GRAPH_ERRORS: dict[str, tuple[type[MailError], str, str]] = {
-    "ErrorAccessDenied": (
+MAILBOX_NOT_IN_TENANT = "The From Address is not a mailbox in this tenant."
+MAILBOX_HINT = "Use the address of a licensed mailbox (or shared mailbox) of the tenant."
+TOO_LARGE = "The message is too large for Microsoft Graph."
+TOO_LARGE_HINT = "Graph accepts about 4 MB per request: reduce the attachments."
+
+# Graph's error codes (the JSON body's error.code) first, then HTTP statuses for
+# answers whose code is not known.
+GRAPH_FAILURES: tuple[KnownFailure, ...] = (
+    KnownFailure(
+        "ErrorAccessDenied",
         AuthorizationError,
         "Microsoft Graph denied sending as the From Address.",
         MAIL_SEND_HINT,
     ),
-    "InvalidAuthenticationToken": (
+    KnownFailure(
+        "InvalidAuthenticationToken",
         AuthenticationError,
         "Microsoft Graph rejected the access token.",
         "Check the Azure environment: the token must come from the same cloud as Graph.",
     ),
-    "ErrorInvalidUser": (
-        ConfigurationError,
-        "The From Address is not a mailbox in this tenant.",
-        "Use the address of a licensed mailbox (or shared mailbox) of the tenant.",
-    ),
-    "ResourceNotFound": (
-        ConfigurationError,
-        "The From Address is not a mailbox in this tenant.",
-        "Use the address of a licensed mailbox (or shared mailbox) of the tenant.",
-    ),
-    "MailboxNotEnabledForRESTAPI": (
+    KnownFailure("ErrorInvalidUser", ConfigurationError, MAILBOX_NOT_IN_TENANT, MAILBOX_HINT),
+    KnownFailure("ResourceNotFound", ConfigurationError, MAILBOX_NOT_IN_TENANT, MAILBOX_HINT),
+    KnownFailure(
+        "MailboxNotEnabledForRESTAPI",
         ConfigurationError,
         "The From Address has no Exchange Online mailbox.",
         "Give the user an Exchange Online licence, or use another mailbox.",
     ),
-    "ErrorSendAsDenied": (AuthorizationError, "Graph refused the From header.", SEND_AS_HINT),
-    "ErrorMessageSizeExceeded": (
-        ProviderError,
-        "The message is too large for Microsoft Graph.",
-        "Graph accepts about 4 MB per request: reduce the attachments.",
+    KnownFailure(
+        "ErrorSendAsDenied", AuthorizationError, "Graph refused the From header.", SEND_AS_HINT
     ),
-    "ErrorExceededMessageLimit": (
+    KnownFailure("ErrorMessageSizeExceeded", ProviderError, TOO_LARGE, TOO_LARGE_HINT),
+    KnownFailure(
+        "ErrorExceededMessageLimit",
         RateLimited,
         "The mailbox reached Exchange Online's sending limit.",
         "Exchange allows 30 messages a minute and 10,000 recipients a day per mailbox.",
     ),
-}
+    KnownFailure(
+        429,
+        RateLimited,
+        "Microsoft Graph is throttling requests for this mailbox.",
+        "Sending resumes by itself; if it persists, the product sends too much at once.",
+    ),
+    KnownFailure(413, ProviderError, TOO_LARGE, TOO_LARGE_HINT),
+)
 
 
 def graph_error(response: requests.Response) -> MailError:
     """The error a Graph response means, read from its ``{"error": {"code", "message"}}``."""
-    try:
-        body = response.json().get("error", {})
-    except ValueError:
-        body = {}
-    code = body.get("code") or str(response.status_code)
-    text = body.get("message") or response.reason or ""
-    known = GRAPH_ERRORS.get(code)
-    if known is not None:
-        error_class, message, hint = known
-        return error_class(message, step=STEP, code=code, provider_text=text, hint=hint)
-    if response.status_code == 429:
-        return RateLimited(
-            "Microsoft Graph is throttling requests for this mailbox.",
-            step=STEP,
-            code=code,
-            provider_text=text,
-            hint="Sending resumes by itself; if it persists, the product sends too much at once.",
-        )
-    if response.status_code == 413:
-        return ProviderError(
-            "The message is too large for Microsoft Graph.",
-            step=STEP,
-            code=code,
-            provider_text=text,
-            hint=GRAPH_ERRORS["ErrorMessageSizeExceeded"][2],
-        )
-    return ProviderError(
-        f"Microsoft Graph answered {response.status_code}: {text}",
-        step=STEP,
+    code = error_object(response).get("code") or str(response.status_code)
+    return api_error(
+        response,
+        GRAPH_FAILURES,
+        code,
+        response.status_code,
         code=code,
-        provider_text=text,
+        api_name="Microsoft Graph",
     )
 
 

@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import time
 from abc import abstractmethod
-from email.utils import parsedate_to_datetime
+from typing import Any
 
 import requests
 from django.core.mail import EmailMessage
-from django.utils import timezone
+from urllib3.exceptions import InvalidHeader
+from urllib3.util.retry import Retry
 
 from sender import deadline
-from sender.diagnosis import http_failure
 from sender.errors import MailError, RateLimited
 from sender.http import shared_session
+from sender.known_failures import KnownFailure, explain
 from sender.network import show_https_connection
-from sender.tokens import AccessToken, CachedTokenProvider
+from sender.network_errors import http_failure
+from sender.tokens import AccessToken, ApiTokenProvider
 from sender.transcript import Transcript
 from settings_app.values import MailSettings
 
@@ -29,6 +31,10 @@ STEP = "Send message"
 RETRY_STATUSES = (429, 503, 504)
 MAX_RETRIES = 2
 MAX_WAIT_SECONDS = 10.0
+# Answers after which a later attempt may succeed (the outbox retries them).
+TRANSIENT_STATUSES = (429, 500, 502, 503, 504)
+# Only its Retry-After parser is used; its cap (6 hours) is far above MAX_WAIT_SECONDS.
+_RETRY_AFTER = Retry()
 
 
 def mime_with_bcc(message: EmailMessage) -> bytes:
@@ -43,14 +49,45 @@ def mime_with_bcc(message: EmailMessage) -> bytes:
 def retry_after(response: requests.Response, attempt: int) -> float:
     """Seconds to wait before retrying: the server's Retry-After, or a short backoff."""
     value = response.headers.get("Retry-After", "")
-    if value.isdigit():
-        return float(value)
     if value:
         try:
-            return max(0.0, (parsedate_to_datetime(value) - timezone.now()).total_seconds())
-        except (TypeError, ValueError):
+            # Seconds or an HTTP date, never negative (RFC 9110 10.2.3).
+            return float(_RETRY_AFTER.parse_retry_after(value))
+        except InvalidHeader:
             pass
     return float(2**attempt)
+
+
+def error_object(response: requests.Response) -> dict[str, Any]:
+    """The ``{"error": {...}}`` object Graph and Google answer with ({} for any other body)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else {}
+
+
+def api_error(
+    response: requests.Response,
+    table: tuple[KnownFailure, ...],
+    *codes: int | str,
+    code: str,
+    text: str = "",
+    api_name: str,
+) -> MailError:
+    """The error an unsuccessful API response means: the first row of ``table`` matching
+    ``codes`` and ``text``, else the API's own answer as a ``ProviderError``."""
+    provider_text = error_object(response).get("message") or response.reason or ""
+    return explain(
+        table,
+        *codes,
+        text=text,
+        step=STEP,
+        code=code,
+        provider_text=provider_text,
+        unknown=f"{api_name} answered {response.status_code}: {provider_text}",
+    )
 
 
 class HttpApiTransport(Transport):
@@ -67,11 +104,13 @@ class HttpApiTransport(Transport):
         ca_file: str | None = None,
     ) -> None:
         super().__init__(config, timeout=timeout, ca_file=ca_file, transcript=transcript)
-        self.tokens: CachedTokenProvider | None = None
+        self.tokens: ApiTokenProvider | None = None
         self.session = shared_session(self.ca_file, self.timeout)
+        # The longest Retry-After waited for in place; a worker sets 0 and retries later.
+        self.max_wait = MAX_WAIT_SECONDS
 
     @abstractmethod
-    def token_provider(self) -> CachedTokenProvider:
+    def token_provider(self) -> ApiTokenProvider:
         """The shared token provider for this configuration."""
 
     @abstractmethod
@@ -146,7 +185,7 @@ class HttpApiTransport(Transport):
                     details.append(
                         f"{self.api_name} asked to retry in {wait:g} s, after the test's time limit."
                     )
-                elif wait <= min(MAX_WAIT_SECONDS, self.timeout):
+                elif wait <= min(self.max_wait, self.timeout):
                     details.append(
                         f"{self.api_name} answered {response.status_code}; retrying in {wait:g} s."
                     )
@@ -162,6 +201,9 @@ class HttpApiTransport(Transport):
                     provider_text=error.provider_text,
                     hint=error.hint or "Try again in a few minutes.",
                 )
+            error.transient = response.status_code in TRANSIENT_STATUSES
+            if response.headers.get("Retry-After"):
+                error.retry_after = retry_after(response, attempt)
             raise error
 
     def close(self) -> None:

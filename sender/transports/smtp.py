@@ -17,7 +17,6 @@ from django.core.mail.message import sanitize_address
 from django.db import DatabaseError
 
 from sender import deadline
-from sender.diagnosis import network_error, smtp_reply_error
 from sender.errors import (
     ConfigurationError,
     MailConnectionError,
@@ -34,7 +33,9 @@ from sender.network import (
     peer_certificate,
     tls_context,
 )
+from sender.network_errors import network_error
 from sender.redaction import Redactor
+from sender.smtp_replies import smtp_reply_error
 from sender.tokens import TokenProvider
 from sender.transcript import Transcript
 from settings_app.models import Provider, Security, ServerCertificateSeen

@@ -7,21 +7,14 @@ CI (CI=true), where a skipped browser test would hide a broken page: they fail.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 
 import pytest
 from django.contrib.auth import get_user_model
 from playwright.sync_api import Browser, Page, sync_playwright
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from tests.browser.chromium import CHROMIUM_ARGS, chromium_executable
+
 INSTALL_HINT = "Chromium is not installed: run `sudo apt-get install chromium` (Debian) to run the browser tests."
 ADMIN_PASSWORD = "browser-admin-pass-1"
 
@@ -34,7 +27,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def chromium_path() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    path = chromium_executable()
     if path:
         return path
     if os.environ.get("CI") == "true":

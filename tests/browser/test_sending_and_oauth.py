@@ -16,6 +16,7 @@ from tests.oauth_helpers import (
     MS_USER,
     register_google,
     register_microsoft,
+    xoauth2_server,
 )
 
 
@@ -97,12 +98,7 @@ def test_microsoft_consent_end_to_end_then_test_mail_over_xoauth2(
 ):
     page = admin_page
     register_microsoft(microsoft_fake, live_server.url + "/RestAPI/WC/OAuthSetting")
-    server = smtp_server_factory(
-        security="starttls",
-        token_checker=lambda user, token: (
-            user == MS_USER and microsoft_fake.token_is_valid(token, "SMTP.Send")
-        ),
-    )
+    server = xoauth2_server(smtp_server_factory, microsoft_fake, MS_USER, "SMTP.Send")
     fill_smtp(page, server.port, MS_USER)
     choose_oauth(page, "Microsoft")
     expect(page.get_by_test_id("redirect-uri")).to_have_value(
@@ -134,12 +130,7 @@ def test_google_configure_end_to_end_then_check_and_test_mail(
     page = admin_page
     register_google(google_fake, live_server.url + "/RestAPI/WC/OAuthSetting")
     google_fake.next_consent_user = G_USER
-    server = smtp_server_factory(
-        security="starttls",
-        token_checker=lambda user, token: (
-            user == G_USER and google_fake.token_is_valid(token, "https://mail.google.com/")
-        ),
-    )
+    server = xoauth2_server(smtp_server_factory, google_fake, G_USER, "https://mail.google.com/")
     fill_smtp(page, server.port, G_USER)
     choose_oauth(page, "Google")
     page.fill("#id_google_client_id", G_CLIENT)

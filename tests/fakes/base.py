@@ -7,6 +7,8 @@ certificate, so MSAL, google-auth and requests run unmodified against it.
 from __future__ import annotations
 
 import base64
+import email
+import email.policy
 import hashlib
 import json
 import re
@@ -17,11 +19,24 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import trustme
+
+
+@dataclass
+class SentMail:
+    """A message a fake API accepted: the mailbox it was sent as, and its MIME bytes."""
+
+    user: str
+    raw: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        return email.message_from_bytes(self.raw, policy=email.policy.default)  # type: ignore[return-value]
 
 
 def b64url(data: bytes) -> str:
@@ -251,3 +266,16 @@ class FakeServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class ProviderFake(FakeServer):
+    """What both providers' fakes keep: consents given, refresh tokens, mail sent."""
+
+    def reset(self) -> None:
+        super().reset()
+        self.codes: dict[str, dict[str, Any]] = {}  # authorization code -> its grant
+        self.refresh_tokens: dict[str, dict[str, Any]] = {}
+        self.sent: list[SentMail] = []
+        self.last_authorize_params: dict[str, str] = {}
+        self.next_consent_user = ""  # who "signs in" at the next authorize request
+        self.consent_error: tuple[str, str] | None = None  # (error, description) to answer

@@ -8,12 +8,15 @@ test CA, as an operator would with MAILCONFIG_CA_FILE.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TypeVar
 
 import pytest
 import trustme
 
 from .google import GoogleFake
 from .microsoft import MicrosoftFake
+
+FakeT = TypeVar("FakeT", MicrosoftFake, GoogleFake)
 
 
 @pytest.fixture(scope="session")
@@ -47,27 +50,25 @@ def point_settings_at(settings, microsoft: MicrosoftFake | None, google: GoogleF
 
 @pytest.fixture
 def microsoft_fake(microsoft_server: MicrosoftFake, settings, trust_test_ca) -> MicrosoftFake:
-    microsoft_server.reset()
     point_settings_at(settings, microsoft_server, None)
-    _forget_provider_caches()
-    return microsoft_server
+    return _fresh(microsoft_server)
 
 
 @pytest.fixture
 def google_fake(google_server: GoogleFake, settings, trust_test_ca) -> GoogleFake:
-    google_server.reset()
     point_settings_at(settings, None, google_server)
-    _forget_provider_caches()
-    return google_server
+    return _fresh(google_server)
 
 
-def _forget_provider_caches() -> None:
-    # Token providers and MSAL apps are cached per configuration for the process;
-    # a fake that was reset no longer knows their tokens.
-    from oauth import consent, grant
+def _fresh(server: FakeT) -> FakeT:
+    """The fake without what earlier tests left, and nothing cached that it issued."""
+    from oauth import consent
     from sender import client_credentials, service_account
 
-    client_credentials._providers.clear()
-    service_account._providers.clear()
-    consent._msal_apps.clear()
-    grant.forget_cached_tokens()
+    server.reset()
+    # Token providers and MSAL apps are kept per configuration for the process;
+    # a fake that was reset no longer knows their tokens.
+    client_credentials._graph_token_providers.clear()
+    service_account._gmail_token_providers.clear()
+    consent._consent_msal_apps.clear()
+    return server

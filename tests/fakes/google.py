@@ -15,7 +15,6 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
-from email.message import EmailMessage
 from functools import lru_cache
 from typing import Any
 
@@ -24,7 +23,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from .base import FakeServer, Request, Response, Route, jwt_parts, s256, unsigned_jwt
+from .base import ProviderFake, Request, Response, Route, SentMail, jwt_parts, s256, unsigned_jwt
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 GMAIL_SCOPES = ("https://www.googleapis.com/auth/gmail.send", "https://mail.google.com/")
@@ -41,16 +40,6 @@ class WebClient:
     client_id: str
     secret: str
     redirect_uris: tuple[str, ...]
-
-
-@dataclass
-class SentMail:
-    user: str
-    raw: bytes
-
-    @property
-    def message(self) -> EmailMessage:
-        return email.message_from_bytes(self.raw, policy=email.policy.default)  # type: ignore[return-value]
 
 
 def google_error(status: int, error: str, description: str) -> Response:
@@ -71,7 +60,7 @@ def api_error(status: int, reason: str, message: str, status_text: str) -> Respo
     )
 
 
-class GoogleFake(FakeServer):
+class GoogleFake(ProviderFake):
     """Google's token, authorize and revoke endpoints plus the Gmail API on one server."""
 
     token_lifetime = 3599
@@ -92,12 +81,6 @@ class GoogleFake(FakeServer):
         self.users: set[str] = set()
         self.clients: dict[str, WebClient] = {}
         self.access_tokens: dict[str, dict[str, Any]] = {}
-        self.codes: dict[str, dict[str, Any]] = {}
-        self.refresh_tokens: dict[str, dict[str, Any]] = {}
-        self.sent: list[SentMail] = []
-        self.last_authorize_params: dict[str, str] = {}
-        self.next_consent_user = ""
-        self.consent_error: tuple[str, str] | None = None
         self.rotate_refresh_tokens = False
         self.revoked: list[str] = []
         # A project whose OAuth consent screen is in "Testing": refresh tokens last 7 days,

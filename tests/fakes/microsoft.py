@@ -11,14 +11,11 @@ refusing a message without recipients as Exchange does.
 from __future__ import annotations
 
 import base64
-import email
-import email.policy
 import re
 import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
-from email.message import EmailMessage
 from typing import Any
 from urllib.parse import unquote
 
@@ -28,7 +25,17 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from .base import FakeServer, Request, Response, Route, b64url, jwt_parts, s256, unsigned_jwt
+from .base import (
+    ProviderFake,
+    Request,
+    Response,
+    Route,
+    SentMail,
+    b64url,
+    jwt_parts,
+    s256,
+    unsigned_jwt,
+)
 
 JWT_BEARER_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
@@ -65,16 +72,6 @@ class Issued:
     user: str = ""
 
 
-@dataclass
-class SentMail:
-    user: str
-    raw: bytes
-
-    @property
-    def message(self) -> EmailMessage:
-        return email.message_from_bytes(self.raw, policy=email.policy.default)  # type: ignore[return-value]
-
-
 def aad_error(status: int, error: str, code: int, text: str) -> Response:
     return Response.json(
         {
@@ -90,49 +87,30 @@ def aad_error(status: int, error: str, code: int, text: str) -> Response:
     )
 
 
-class MicrosoftFake(FakeServer):
+class MicrosoftFake(ProviderFake):
     """Microsoft identity platform + Graph on one local HTTPS server."""
 
     token_lifetime = 3600
 
     def __init__(self, ca: trustme.CA) -> None:
         super().__init__(ca)
+        self.reset()
+
+    def reset(self) -> None:
+        super().reset()
         self.tenants: dict[str, Tenant] = {}
         self.issued: dict[str, Issued] = {}
-        self.codes: dict[str, dict[str, Any]] = {}
-        self.refresh_tokens: dict[str, dict[str, Any]] = {}
-        self.sent: list[SentMail] = []
         self.sent_json: list[tuple[str, dict[str, Any]]] = []
         # Graph's answers about mailboxes: none such (404), or kept from the app by an
         # Application Access Policy (403).
         self.missing_mailboxes: set[str] = set()
         self.policy_denied_mailboxes: set[str] = set()
-        self.last_authorize_params: dict[str, str] = {}
-        self.next_consent_user = ""
-        self.consent_error: tuple[str, str] | None = None
         self.rotate_invalidates_old = False
         # Discovery names endpoints on the host the client asked for (as each national
         # cloud's authority does), so a test can tell two clouds pointed at this fake apart.
         self.endpoints_on_request_host = False
         # The header and claims of every client assertion that passed (for tests to inspect).
         self.assertions: list[tuple[dict[str, Any], dict[str, Any]]] = []
-
-    def reset(self) -> None:
-        super().reset()
-        self.tenants.clear()
-        self.issued.clear()
-        self.codes.clear()
-        self.refresh_tokens.clear()
-        self.sent.clear()
-        self.sent_json.clear()
-        self.missing_mailboxes.clear()
-        self.policy_denied_mailboxes.clear()
-        self.last_authorize_params = {}
-        self.next_consent_user = ""
-        self.consent_error = None
-        self.rotate_invalidates_old = False
-        self.endpoints_on_request_host = False
-        self.assertions.clear()
 
     # Set-up ------------------------------------------------------------------
     def add_app(

@@ -1,0 +1,104 @@
+"""Known failures: what a provider's answer means, and what the admin should do about it.
+
+Every provider's table (SMTP replies, Microsoft Graph, the Gmail API, the Microsoft and
+Google identity platforms) is a tuple of ``KnownFailure`` rows, kept next to that
+provider's code, and read with the one lookup here, ``explain``. Adding a known answer
+is adding a row. The step is not in the rows: the same answer can come at several
+steps (a 535 at AUTH or at MAIL; an identity error when authorizing or refreshing), so
+the caller, who knows where it was, names it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from sender.errors import MailError, ProviderError
+
+# Hints more than one provider's table gives.
+SEND_AS_HINT = (
+    "The account that signs in is not allowed to send as the From Address. Give it "
+    "'Send As' permission on that mailbox, or set the From Address to the account's "
+    "own address (for Google: the account or one of its verified aliases)."
+)
+RECONNECT = "Reconnect the authorization on the Mail Server page."
+
+# What a {placeholder} in a hint says when the caller has no value for it.
+PLACEHOLDER_DEFAULTS = {"redirect_uri": "the redirect URI shown on the page"}
+
+
+@dataclass(frozen=True)
+class KnownFailure:
+    """One known answer: the match (code, text fragment), the error class, what happened
+    (``message``) and what to do (``hint``, which may name {placeholders} the caller fills).
+
+    ``code`` is the provider's code: an SMTP reply code or a range of them, an HTTP
+    status, or an error code such as ``AADSTS7000215`` or ``ErrorAccessDenied``.
+    ``contains`` is a fragment the provider's text must contain (lower case; "" = any).
+    """
+
+    code: int | range | str
+    error: type[MailError]
+    message: str
+    hint: str
+    contains: str = ""
+
+    def matches(self, codes: Iterable[int | str], lowered_text: str) -> bool:
+        """Whether one of the answer's ``codes`` is this row's and its text has the fragment."""
+        return self.contains in lowered_text and any(self._is_code(code) for code in codes)
+
+    def _is_code(self, code: int | str) -> bool:
+        if isinstance(self.code, range):
+            return isinstance(code, int) and code in self.code
+        return type(code) is type(self.code) and code == self.code
+
+    def error_for(
+        self,
+        *,
+        step: str,
+        code: str,
+        provider_text: str,
+        context: Mapping[str, str] | None = None,
+    ) -> MailError:
+        """The error to raise, the provider's code and text kept on it for support."""
+        return self.error(
+            self.message,
+            step=step,
+            code=code,
+            provider_text=provider_text,
+            hint=self.hint.format_map(_Placeholders(context or {})),
+        )
+
+
+def find(table: Iterable[KnownFailure], *codes: int | str, text: str = "") -> KnownFailure | None:
+    """The first row of ``table`` that matches one of ``codes`` and ``text``, or None.
+
+    Several ``codes`` are for answers that carry more than one (a Graph error code and
+    its HTTP status; an AADSTS number and its OAuth ``error``): the first row that
+    matches any of them wins, so a table lists its most specific rows first.
+    """
+    lowered = text.lower()
+    return next((row for row in table if row.matches(codes, lowered)), None)
+
+
+def explain(
+    table: Iterable[KnownFailure],
+    *codes: int | str,
+    text: str = "",
+    step: str,
+    code: str,
+    provider_text: str,
+    unknown: str,
+    context: Mapping[str, str] | None = None,
+) -> MailError:
+    """The error the answer means: its row's (see ``find``), else a ``ProviderError``
+    whose message is ``unknown`` (the provider's own words, for support)."""
+    row = find(table, *codes, text=text)
+    if row is None:
+        return ProviderError(unknown, step=step, code=code, provider_text=provider_text)
+    return row.error_for(step=step, code=code, provider_text=provider_text, context=context)
+
+
+class _Placeholders(dict):
+    def __missing__(self, key: str) -> str:
+        return PLACEHOLDER_DEFAULTS.get(key, f"({key})")

@@ -1,0 +1,50 @@
+"""``manage.py db_worker``: django-tasks-db's worker, first recovering stalled messages.
+
+It replaces the command of the same name (``sender`` comes before
+``django_tasks_db`` in INSTALLED_APPS) and adds, at start:
+
+- messages left in Sending by a worker that died are queued again once their lease
+  has run out, and the periodic recovery sweep is scheduled if none is;
+- the worker keeps its database connection (the library closes it after every task
+  when ``CONN_MAX_AGE`` is 0, the web's default: a new PostgreSQL connection per
+  message cost more than sending it);
+- on PostgreSQL, the worker's own commits do not wait for the disk
+  (``synchronous_commit = off``). Only a crash of the database server can lose
+  them, and only the last fraction of a second: a message recorded as sent would
+  then be sent again (delivery is at-least-once anyway), a claim or a retry would
+  come back through the lease. Messages are queued by the web process, whose
+  commits stay synchronous, so a queued message is never lost this way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.signals import connection_created
+from django_tasks_db.management.commands.db_worker import Command as DatabaseWorkerCommand
+
+from sender import delivery
+
+
+def _worker_session(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET synchronous_commit TO off")
+
+
+class Command(DatabaseWorkerCommand):
+    help = (
+        "Run a worker that sends queued mail (django-tasks-db's db_worker), after "
+        "queueing again messages whose worker stopped."
+    )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        for connection in connections.all():
+            connection.close()  # opened by the system checks with the web's settings
+            connection.settings_dict["CONN_MAX_AGE"] = None  # kept; reopened after errors
+        connection_created.connect(_worker_session)
+        delivery.recover()
+        delivery.ensure_sweep_scheduled()
+        super().handle(*args, **options)

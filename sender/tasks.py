@@ -1,0 +1,41 @@
+"""The outbox's tasks, run by ``manage.py db_worker`` (Django's tasks framework).
+
+One ``deliver_message`` task per message (and per retry, queued with
+``run_after``); ``recover_outbox`` runs every ``sweep_interval()`` seconds and
+queues itself again, so messages whose worker died are picked up.
+"""
+
+from __future__ import annotations
+
+import time
+
+from django_tasks import task
+
+from . import delivery
+
+_last_sweep_check = 0.0
+
+
+@task()
+def deliver_message(message_pk: int) -> str:
+    """Send one outbox message (if it is still due and nobody else took it)."""
+    _keep_recovery_going()
+    return delivery.deliver(message_pk)
+
+
+@task()
+def recover_outbox() -> int:
+    """Queue again the messages no task would send, then schedule the next sweep."""
+    count = delivery.recover()
+    delivery.prune_task_results()
+    delivery.ensure_sweep_scheduled()
+    return count
+
+
+def _keep_recovery_going() -> None:
+    # A worker killed while running the sweep ends its chain; busy workers restart it.
+    global _last_sweep_check
+    now = time.monotonic()
+    if now - _last_sweep_check >= delivery.sweep_interval():
+        _last_sweep_check = now
+        delivery.ensure_sweep_scheduled()

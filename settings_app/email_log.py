@@ -1,0 +1,250 @@
+"""Admin > General Settings > Email Log: every message the product queued, its attempts, Resend.
+
+The outbox rows (``sender.models``) are the truth; this module only reads them, and
+asks the outbox (``sender.outbox``) to queue a message again. Views never decrypt a
+message's content: whether it is still kept is read as "the column is not empty".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.paginator import Page, Paginator
+from django.db import transaction
+from django.db.models import BooleanField, Count, ExpressionWrapper, Q, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from sender import outbox
+from sender.models import Attempt, OutboxMessage, Status
+
+from .client_address import client_ip
+from .models import AuditEntry, MailServerConfig
+
+PAGE_SIZE = 50
+LISTED_RECIPIENTS = 3  # the list shows the first few To addresses, then "+N more"
+IN_FLIGHT = (Status.QUEUED, Status.SENDING, Status.RETRYING)
+WAITING = "waiting"  # the status filter's name for "any of IN_FLIGHT"
+
+# Period filter: key in the URL -> (label, how far back from now; None = any time).
+PERIODS: dict[str, tuple[str, timedelta | None]] = {
+    "": ("Any time", None),
+    "1h": ("Last hour", timedelta(hours=1)),
+    "24h": ("Last 24 hours", timedelta(hours=24)),
+    "7d": ("Last 7 days", timedelta(days=7)),
+    "30d": ("Last 30 days", timedelta(days=30)),
+}
+
+SENT_NOT_KEPT = "The content of delivered messages is not kept, for privacy."
+
+
+class LogFilterForm(forms.Form):
+    """The log's filters, read from the query string; an invalid value is simply not applied."""
+
+    status = forms.ChoiceField(
+        choices=[
+            ("", "All statuses"),
+            *Status.choices,
+            (WAITING, "Waiting (Queued, Sending or Retrying)"),
+        ],
+        required=False,
+        label="Status",
+    )
+    period = forms.ChoiceField(
+        choices=[(key, label) for key, (label, _) in PERIODS.items()],
+        required=False,
+        label="Queued in",
+    )
+    q = forms.CharField(
+        required=False, max_length=200, strip=True, label="Recipient, subject or Message-ID"
+    )
+
+    def apply(self, rows: QuerySet[OutboxMessage], now: datetime) -> QuerySet[OutboxMessage]:
+        """The rows that match every valid filter."""
+        self.is_valid()  # fills cleaned_data with the valid fields only
+        values = self.cleaned_data
+        if values.get("status") == WAITING:
+            rows = rows.filter(status__in=IN_FLIGHT)
+        elif values.get("status"):
+            rows = rows.filter(status=values["status"])
+        span = PERIODS[values["period"]][1] if values.get("period") else None
+        if span is not None:
+            rows = rows.filter(queued_at__gte=now - span)
+        if text := values.get("q"):
+            rows = rows.filter(
+                Q(to__icontains=text) | Q(subject__icontains=text) | Q(message_id__icontains=text)
+            )
+        return rows
+
+    @property
+    def active(self) -> bool:
+        """Whether any filter narrows the list (to say "no match" rather than "no mail")."""
+        return any(self.cleaned_data.get(name) for name in self.fields)
+
+
+def log_rows() -> QuerySet[OutboxMessage]:
+    """Outbox rows for display: the encrypted content is never loaded, only whether it exists."""
+    return OutboxMessage.objects.defer("body").annotate(
+        body_kept=ExpressionWrapper(~Q(body=""), output_field=BooleanField())
+    )
+
+
+@require_GET
+def email_log(request: HttpRequest) -> HttpResponse:
+    """The list: one row per message, newest first, filtered, searched and paginated."""
+    now = timezone.now()
+    filters = LogFilterForm(request.GET)
+    rows = filters.apply(log_rows(), now)
+    page: Page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+    page.object_list = list(page.object_list)
+    for row in page.object_list:
+        addresses = [address.strip() for address in row.to.split(",") if address.strip()]
+        row.first_recipients = addresses[:LISTED_RECIPIENTS]
+        row.more_recipients = len(addresses[LISTED_RECIPIENTS:])
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "filters": filters,
+        "page": page,
+        "query": query.urlencode(),
+        "retention_days": settings.MAILCONFIG_LOG_RETENTION_DAYS,
+        "summary": delivery_summary(now),
+    }
+    return render(request, "settings_app/email_log.html", context)
+
+
+@require_GET
+def email_log_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """One message: its facts, every attempt, and the Resend buttons (or why they are off)."""
+    row = log_rows().select_related("resend_of").filter(pk=pk).first()
+    if row is None:
+        return render(
+            request,
+            "settings_app/email_log_missing.html",
+            {"retention_days": settings.MAILCONFIG_LOG_RETENTION_DAYS},
+            status=404,
+        )
+    context = {
+        "row": row,
+        "attempts": [_with_duration_text(attempt) for attempt in row.tries.all()],
+        "resends": row.resends.order_by("queued_at", "pk").only("pk", "queued_at", "status"),
+        "requeue_allowed": row.status == Status.FAILED and row.body_kept,
+        "copy_allowed": row.body_kept,
+        "not_kept_reason": "" if row.body_kept else not_kept_reason(row),
+        "in_flight": row.status in IN_FLIGHT,
+    }
+    return render(request, "settings_app/email_log_detail.html", context)
+
+
+def _with_duration_text(attempt: Attempt) -> Attempt:
+    ms = attempt.duration_ms
+    attempt.duration_text = f"{ms / 1000:.1f} s" if ms >= 1000 else f"{ms} ms"  # type: ignore[attr-defined]
+    return attempt
+
+
+def not_kept_reason(row: OutboxMessage) -> str:
+    """One line saying why a message's content is gone, so Resend is off."""
+    if row.status == Status.SENT:
+        return SENT_NOT_KEPT
+    if row.status == Status.FAILED:
+        days = settings.MAILCONFIG_FAILED_BODY_DAYS
+        return f"The content of failed messages is kept for {days} days only, for privacy; this one's has been deleted."
+    return "The content of this message is no longer kept."
+
+
+class ResendRefused(Exception):
+    """Resend is not possible for this message now; the text says why, for the admin."""
+
+
+@require_POST
+def email_log_resend(request: HttpRequest, pk: int) -> HttpResponse:
+    """Resend a Failed message as it was ("requeue"), or queue a copy of any message ("copy")."""
+    action = request.POST.get("action", "")
+    if action not in ("requeue", "copy"):
+        messages.error(request, "Nothing was sent: unknown Resend action.")
+        return redirect("settings_app:email_log_detail", pk=pk)
+    try:
+        queued = resend(pk, copy=action == "copy", user=request.user, source_ip=client_ip(request))
+    except OutboxMessage.DoesNotExist:
+        messages.error(
+            request,
+            f"Nothing was sent: message #{pk} is no longer in the Email Log (messages are kept "
+            f"for {settings.MAILCONFIG_LOG_RETENTION_DAYS} days).",
+        )
+        return redirect("settings_app:email_log")
+    except ResendRefused as refused:
+        messages.error(request, f"Nothing was sent. {refused}")
+        return redirect("settings_app:email_log_detail", pk=pk)
+    if queued.pk == pk:
+        messages.success(request, f"Message #{pk} is queued again, with the same Message-ID.")
+    else:
+        messages.success(
+            request, f"A copy of message #{pk} is queued as message #{queued.pk}, shown below."
+        )
+    return redirect("settings_app:email_log_detail", pk=queued.pk)
+
+
+def resend(pk: int, *, copy: bool, user: AbstractBaseUser, source_ip: str | None) -> OutboxMessage:
+    """Queue message ``pk`` again (or a copy of it) and audit it; return the row that will go.
+
+    The row is locked so two admins pressing Resend at once cannot send a Failed message twice.
+    """
+    with transaction.atomic():
+        row = OutboxMessage.objects.select_for_update().get(pk=pk)
+        if not outbox.has_body(row):
+            raise ResendRefused(not_kept_reason(row))
+        if not copy and row.status != Status.FAILED:
+            raise ResendRefused(
+                f"Message #{pk} is {row.get_status_display()}, not Failed: only a failed "
+                "message is resent as it was. Use Resend a copy to send it once more."
+            )
+        try:
+            if copy:
+                queued = outbox.resend_copy(row)
+                action, what = "Resent a copy of a message", f"queued as #{queued.pk}"
+            else:
+                outbox.requeue(row)
+                queued, action, what = row, "Resent a failed message", "same Message-ID"
+        except (outbox.BodyGone, ValueError) as refused:  # the outbox's own last checks
+            raise ResendRefused(str(refused)) from refused
+        AuditEntry.objects.create(
+            user=user,
+            username=user.get_username(),
+            source_ip=source_ip,
+            version=MailServerConfig.load().version,
+            action=action,
+            changed_fields=[f"Email Log #{pk} to {row.to or 'no recipient'}, {what}"],
+        )
+    return queued
+
+
+@dataclass(frozen=True)
+class DeliverySummary:
+    """The Mail Server page's one line about delivery."""
+
+    queued: int
+    sent_24h: int
+    failed_24h: int
+
+
+def delivery_summary(now: datetime | None = None) -> DeliverySummary:
+    """Messages waiting now, and of those queued in the last 24 hours how many went or failed.
+
+    Counting by time queued makes each figure match the Email Log filtered the same way.
+    """
+    since = (now or timezone.now()) - timedelta(hours=24)
+    counts = OutboxMessage.objects.aggregate(
+        queued=Count("pk", filter=Q(status__in=IN_FLIGHT)),
+        sent=Count("pk", filter=Q(status=Status.SENT, queued_at__gte=since)),
+        failed=Count("pk", filter=Q(status=Status.FAILED, queued_at__gte=since)),
+    )
+    return DeliverySummary(
+        queued=counts["queued"], sent_24h=counts["sent"], failed_24h=counts["failed"]
+    )

@@ -1,0 +1,310 @@
+"""Nothing is lost: a dead worker's message comes back after its lease, a down server is
+waited for, and workers (real ``manage.py db_worker`` processes) never share a message."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from django.core import mail
+from django.db import connection, transaction
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
+
+from sender import delivery
+from sender.models import Attempt, OutboxMessage, Status
+from sender.tasks import recover_outbox
+from tests.factories import store
+from tests.outbox_helpers import (
+    forget_worker_connection,
+    pending_deliveries,
+    run_due_tasks,
+    travel,
+)
+from tests.servers.smtp_server import SmtpTestServer
+
+pytestmark = pytest.mark.django_db(transaction=True)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def queued_backend(settings):
+    settings.EMAIL_BACKEND = "sender.backend.EmailBackend"
+    settings.MAILCONFIG_DELIVERY = "queued"
+    forget_worker_connection()
+    yield
+    forget_worker_connection()
+
+
+@pytest.fixture
+def plain_smtp(smtp_server_factory):
+    """A plain SMTP server without authentication, stored as the configuration."""
+    server = smtp_server_factory(security="plain")
+    store_plain(server)
+    return server
+
+
+def store_plain(server) -> None:
+    store(
+        mode="smtp",
+        server_name="127.0.0.1",
+        port=server.port,
+        security="none",
+        username="",
+        password="",
+        from_address="alerts@example.com",
+    )
+
+
+def queue(count: int) -> list[OutboxMessage]:
+    for i in range(count):
+        mail.send_mail(f"Alert {i}", "Body", None, [f"user{i}@example.com"])
+    return list(OutboxMessage.objects.order_by("pk"))
+
+
+def received_ids(server) -> Counter[str]:
+    return Counter(m.message["Message-ID"] for m in server.messages)
+
+
+# The lease and the sweep, in-process ---------------------------------------------------
+
+
+def test_a_message_whose_worker_died_is_sent_after_its_lease(settings, plain_smtp):
+    (row,) = queue(1)
+    DBTaskResult.objects.all().delete()  # the task was taken by the worker that then died
+    assert delivery.claim(row.pk, row.queued_at) is not None  # ...after claiming the row
+    assert delivery.recover() == 0  # its lease still runs
+    travel(settings.MAILCONFIG_SEND_LEASE + 1)
+    assert delivery.recover() == 1
+    run_due_tasks()
+    row.refresh_from_db()
+    assert row.status == Status.SENT and row.attempts == 2
+    stopped, sent = row.tries.all()
+    assert stopped.error_code == "WORKER-STOPPED" and stopped.outcome == Attempt.Outcome.TRANSIENT
+    assert sent.outcome == Attempt.Outcome.SENT
+    assert received_ids(plain_smtp) == {row.message_id: 1}
+
+
+def test_a_queued_message_whose_task_was_never_enqueued_is_recovered(plain_smtp):
+    (row,) = queue(1)
+    DBTaskResult.objects.all().delete()  # the process stopped between commit and enqueue
+    assert delivery.recover() == 0  # not overdue yet
+    travel(delivery.OVERDUE_GRACE.total_seconds() + 1)
+    OutboxMessage.objects.filter(pk=row.pk).update(
+        queued_at=row.queued_at - delivery.OVERDUE_GRACE * 2
+    )
+    assert delivery.recover() == 1
+    run_due_tasks()
+    assert OutboxMessage.objects.get().status == Status.SENT
+
+
+def test_the_sweep_does_not_queue_a_message_that_has_its_task(plain_smtp):
+    (row,) = queue(1)
+    OutboxMessage.objects.filter(pk=row.pk).update(
+        queued_at=row.queued_at - delivery.OVERDUE_GRACE * 2
+    )
+    assert delivery.recover() == 0  # a backlog is not a lost message
+    assert len(pending_deliveries()) == 1
+
+
+def test_two_tasks_for_one_message_send_it_once(plain_smtp):
+    (row,) = queue(1)
+    from sender.tasks import deliver_message
+
+    deliver_message.enqueue(row.pk)  # e.g. queued again by a sweep while the first ran
+    run_due_tasks()
+    assert received_ids(plain_smtp) == {row.message_id: 1}
+
+
+def test_a_message_whose_workers_keep_dying_fails_in_the_end(settings, plain_smtp):
+    settings.MAILCONFIG_RETRY_SCHEDULE = [1.0]
+    (row,) = queue(1)
+    DBTaskResult.objects.all().delete()
+    for _ in range(2):
+        assert delivery.claim(row.pk, row.queued_at) is not None
+        travel(settings.MAILCONFIG_SEND_LEASE + 1)
+    assert delivery.claim(row.pk, row.queued_at + delivery.OVERDUE_GRACE) is None
+    row.refresh_from_db()
+    assert row.status == Status.FAILED and row.last_error_code == "WORKER-STOPPED"
+
+
+def test_one_recovery_sweep_is_kept_queued():
+    delivery.ensure_sweep_scheduled()
+    delivery.ensure_sweep_scheduled()
+    sweeps = DBTaskResult.objects.filter(task_path=recover_outbox.module_path)
+    assert sweeps.count() == 1
+    travel(delivery.sweep_interval() + 1)
+    run_due_tasks()  # the sweep runs and queues the next one
+    assert sweeps.filter(status="SUCCESSFUL").count() == 1
+    assert sweeps.filter(status="READY").count() == 1
+
+
+@pytest.fixture
+def server_not_yet_started():
+    """A server whose port refuses connections until the test starts it."""
+    server = SmtpTestServer(security="plain")
+    yield server
+    if server._controller._thread is not None:
+        server.stop()
+
+
+def test_a_server_down_for_a_while_gets_every_message_once_it_is_back(
+    settings, server_not_yet_started
+):
+    settings.MAILCONFIG_RETRY_SCHEDULE = [60.0, 300.0, 900.0]
+    server = server_not_yet_started
+    store_plain(server)
+    rows = queue(20)
+    run_due_tasks()
+    travel(75)
+    run_due_tasks()
+    assert set(OutboxMessage.objects.values_list("status", flat=True)) == {Status.RETRYING}
+    assert OutboxMessage.objects.filter(attempts=2).count() == 20
+
+    server.start()  # back
+    travel(400)
+    run_due_tasks()
+    assert set(OutboxMessage.objects.values_list("status", flat=True)) == {Status.SENT}
+    assert received_ids(server) == {row.message_id: 1 for row in rows}
+
+
+# Real worker processes ------------------------------------------------------------------
+
+
+def database_url() -> str:
+    """The URL of the test database this test process uses, for worker processes."""
+    settings_dict = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{settings_dict['NAME']}"
+    user = settings_dict["USER"] + (
+        f":{settings_dict['PASSWORD']}" if settings_dict["PASSWORD"] else ""
+    )
+    host = f"{settings_dict['HOST'] or '127.0.0.1'}:{settings_dict['PORT'] or 5432}"
+    return f"postgresql://{user}@{host}/{settings_dict['NAME']}"
+
+
+def start_worker(tmp_path: Path, name: str, *options: str, **env: str) -> subprocess.Popen:
+    log = (tmp_path / f"{name}.log").open("w")
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "manage.py",
+            "db_worker",
+            "--no-startup-delay",
+            "--interval",
+            "0.2",
+            *options,
+        ],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "DATABASE_URL": database_url(),
+            **env,
+        },
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def stop(worker: subprocess.Popen) -> None:
+    if worker.poll() is None:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+
+
+@pytest.mark.db_sensitive
+def test_a_worker_killed_mid_batch_loses_nothing_and_a_duplicate_has_the_same_message_id(
+    tmp_path, plain_smtp
+):
+    rows = queue(30)
+    plain_smtp.injections.delays["DATA"] = 0.1  # each message takes a while at the server
+    lease = {"MAILCONFIG_SEND_LEASE": "2"}
+    first = start_worker(tmp_path, "first", **lease)
+    try:
+        wait_for(lambda: plain_smtp.message_count >= 5, 60, "the first worker to send")
+        # Killed while a message is at the server (inside the DATA delay), most likely.
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    finally:
+        stop(first)
+    assert OutboxMessage.objects.exclude(status=Status.SENT).exists()
+
+    second = start_worker(tmp_path, "second", **lease)
+    try:
+        wait_for(
+            lambda: not OutboxMessage.objects.exclude(status=Status.SENT).exists(),
+            90,
+            "every message to be sent after the restart",
+        )
+    finally:
+        stop(second)
+    received = received_ids(plain_smtp)
+    assert set(received) == {row.message_id for row in rows}  # nothing lost
+    assert sum(received.values()) - len(rows) <= 1  # at most the one in flight, same Message-ID
+
+
+@pytest.mark.db_sensitive
+def test_two_workers_draining_one_queue_send_every_message_exactly_once(tmp_path, plain_smtp):
+    rows = queue(60)
+    workers = [start_worker(tmp_path, f"worker{i}", "--batch") for i in range(2)]
+    try:
+        for worker in workers:
+            worker.wait(timeout=120)
+    finally:
+        for worker in workers:
+            stop(worker)
+    assert [w.returncode for w in workers] == [0, 0]
+    assert received_ids(plain_smtp) == {row.message_id: 1 for row in rows}
+    assert set(OutboxMessage.objects.values_list("status", flat=True)) == {Status.SENT}
+    # Both took part (each task records the worker that ran it).
+    worker_ids = {tuple(ids) for ids in DBTaskResult.objects.values_list("worker_ids", flat=True)}
+    assert len({ids[0] for ids in worker_ids if ids}) == 2
+
+
+@pytest.mark.db_sensitive
+def test_a_message_locked_by_one_worker_is_skipped_by_another_not_waited_for(plain_smtp):
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite has no row locks: its writers take turns on the whole file")
+    (row,) = queue(1)
+    locked, release = threading.Event(), threading.Event()
+
+    def first_worker() -> None:
+        try:
+            with transaction.atomic():
+                OutboxMessage.objects.select_for_update().get(pk=row.pk)
+                locked.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=first_worker)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        started = time.monotonic()
+        assert delivery.claim(row.pk, timezone.now()) is None
+        assert time.monotonic() - started < 5  # skipped, not waited for
+    finally:
+        release.set()
+        holder.join()
+    assert delivery.claim(row.pk, timezone.now()) is not None
