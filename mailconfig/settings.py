@@ -102,6 +102,8 @@ TEMPLATES = [
                 # The "Mail is not being delivered" banner on every console page.
                 "settings_app.context_processors.mail_incident",
                 "settings_app.context_processors.basic_auth_sunset",
+                # The expiry radar's banner on every console page.
+                "settings_app.context_processors.expiry_banner",
             ],
         },
     },

@@ -45,12 +45,13 @@ def smtp_token_provider(
     if method.uses_grant:
         return grant_tokens(config)
     if method.uses_app_token:
-        from .client_credentials import exchange_smtp_token_provider
+        from .client_credentials import AppCredential, exchange_smtp_token_provider
 
         return exchange_smtp_token_provider(
             tenant=config.oauth_tenant_id,
             client_id=config.oauth_client_id,
-            client_secret=config.oauth_client_secret,
+            # App-only SMTP signs in with the client secret (certificates: Graph only, so far).
+            credential=AppCredential(secret=config.oauth_client_secret),
             environment=config.smtp_azure,
             ca_file=settings.MAILCONFIG_CA_FILE,
             timeout=timeout if timeout is not None else settings.MAILCONFIG_TIMEOUT,

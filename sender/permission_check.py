@@ -325,6 +325,7 @@ def check_smtp(config: MailSettings, findings: list[Finding]) -> None:
         return
     finally:
         transport.close()
+        transport.remember_certificate()
     assert transport.offered is not None
     _auth_offer_findings(config, transport.offered, microsoft, findings)
     if config.uses_xoauth2 or config.username:
@@ -440,6 +441,7 @@ def scrubbed(findings: list[Finding], config: MailSettings) -> list[Finding]:
         config.oauth_client_secret,
         config.google_client_secret,
         config.api_client_secret,
+        config.api_certificate,
     ]
     try:
         secrets.append(config.service_account_info.get("private_key", ""))

@@ -12,6 +12,7 @@ from django.utils.functional import SimpleLazyObject
 from sender import incidents
 from sender.models import Incident
 
+from .expiry_radar import Expiry, expiry_warnings
 from .microsoft_365 import basic_auth_at_risk, sunset_phrase
 from .middleware import PERMISSION
 from .models import MailServerConfig
@@ -64,3 +65,16 @@ def _banner() -> dict[str, str]:
     if not row or not row["version"] or not basic_auth_at_risk(lambda name: row[name] or ""):
         return {}
     return {"server": row["server_name"], "username": row["username"], "when": sunset_phrase()}
+
+
+def expiry_banner(request: HttpRequest) -> dict[str, list[Expiry]]:
+    """``expiry_warnings`` for those who may fix them; nothing for anyone else."""
+    user = getattr(request, "user", None)
+    try:
+        if user is None or not user.has_perm(PERMISSION):
+            return {"expiry_warnings": []}
+        return {"expiry_warnings": expiry_warnings()}
+    except DatabaseError as fault:
+        # The page itself says what is wrong with the database; the banner just stays away.
+        logger.warning("Expiry radar not shown: %s (%s)", fault, type(fault).__name__)
+        return {"expiry_warnings": []}

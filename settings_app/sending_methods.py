@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from .models import Auth, Mode, Provider, SignIn
+from .models import Auth, CredentialType, Mode, Provider, SignIn
 
 # Used by every method.
 COMMON_FIELDS = ("mode", "from_address", "admin_address")
@@ -25,6 +25,7 @@ MICROSOFT_OAUTH_FIELDS = (
     "oauth_tenant_id",
     "oauth_client_id",
     "oauth_client_secret",
+    "oauth_client_secret_expires_on",
     "oauth_azure_environment",
 )
 
@@ -129,16 +130,42 @@ METHODS: tuple[SendingMethod, ...] = (
     SendingMethod(
         key="api_microsoft",
         title="Microsoft Graph API",
-        when=(("mode", Mode.API), ("api_provider", Provider.MICROSOFT)),
+        when=(
+            ("mode", Mode.API),
+            ("api_provider", Provider.MICROSOFT),
+            ("api_credential_type", CredentialType.SECRET),
+        ),
         fields=(
             "api_provider",
             "api_tenant_id",
             "api_client_id",
+            "api_credential_type",
             "api_client_secret",
+            "api_client_secret_expires_on",
             "api_azure_environment",
         ),
         transport=TransportKind.GRAPH,
         secret_destinations={"api_client_secret": ("api_tenant_id", "api_azure_environment")},
+    ),
+    SendingMethod(
+        key="api_microsoft_certificate",
+        title="Microsoft Graph API with a certificate",
+        when=(
+            ("mode", Mode.API),
+            ("api_provider", Provider.MICROSOFT),
+            ("api_credential_type", CredentialType.CERTIFICATE),
+        ),
+        fields=(
+            "api_provider",
+            "api_tenant_id",
+            "api_client_id",
+            "api_credential_type",
+            "api_certificate",
+            "api_azure_environment",
+        ),
+        transport=TransportKind.GRAPH,
+        # Like a client secret, the key signs assertions for one tenant in one cloud.
+        secret_destinations={"api_certificate": ("api_tenant_id", "api_azure_environment")},
     ),
     SendingMethod(
         key="api_google",

@@ -13,7 +13,15 @@ from typing import Any
 
 from django.conf import settings
 
-from .models import SECRET_FIELDS, Auth, MailServerConfig, Mode, Provider, SignIn
+from .models import (
+    SECRET_FIELDS,
+    Auth,
+    CredentialType,
+    MailServerConfig,
+    Mode,
+    Provider,
+    SignIn,
+)
 from .sending_methods import SendingMethod, method_for
 
 
@@ -76,7 +84,9 @@ class MailSettings:
     api_provider: str = Provider.MICROSOFT
     api_tenant_id: str = ""
     api_client_id: str = ""
+    api_credential_type: str = CredentialType.SECRET
     api_client_secret: str = ""
+    api_certificate: str = ""
     api_azure_environment: str = "azure"
     service_account_key: str = ""
     version: int = 0

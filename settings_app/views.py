@@ -21,9 +21,10 @@ from sender import permission_check
 from . import email_log, health_check_page
 from .client_address import client_ip
 from .database_faults import UNAVAILABLE_STATUS, describe_database_error
-from .forms import MailServerForm
+from .expiry_radar import radar
+from .forms import TYPED_SECRETS, MailServerForm
 from .microsoft_365 import basic_auth_at_risk, host_patterns, sunset_phrase
-from .models import DEFAULT_PORTS, SECRET_FIELDS, AuditEntry, MailServerConfig
+from .models import DEFAULT_PORTS, AuditEntry, MailServerConfig
 from .saving import VersionConflict, save_settings
 from .sending_methods import (
     fields_new_after_basic,
@@ -47,7 +48,7 @@ logger = logging.getLogger(__name__)
 
 
 # A 500 mails a report to the Admin Mail Address: typed secrets must show as stars in it.
-@sensitive_post_parameters(*SECRET_FIELDS)
+@sensitive_post_parameters(*TYPED_SECRETS)
 @require_http_methods(["GET", "POST"])
 def mail_server(request: HttpRequest) -> HttpResponse:
     """Admin > General Settings > Mail Server: show and save the configuration."""
@@ -132,11 +133,12 @@ def render_page(
         "switch_to": switch_to_choices(),
         **health_check_page.page_context((extra or {}).get("health_form")),
         "show_if_method": show_if_methods(),
+        "radar": radar(),
     }
     return render(request, "settings_app/mail_server.html", context, status=status)
 
 
-@sensitive_post_parameters(*SECRET_FIELDS)
+@sensitive_post_parameters(*TYPED_SECRETS)
 @require_http_methods(["POST"])
 def test_mail(request: HttpRequest) -> HttpResponse:
     """Send a test message with the values on the form, unsaved; blank secrets mean stored ones.
@@ -192,7 +194,7 @@ def test_mail(request: HttpRequest) -> HttpResponse:
     return render_page(request, form, stored, extra=context)
 
 
-@sensitive_post_parameters(*SECRET_FIELDS)
+@sensitive_post_parameters(*TYPED_SECRETS)
 @require_http_methods(["POST"])
 def check_permissions(request: HttpRequest) -> HttpResponse:
     """Check what the account on the form may do, sending nothing (values unsaved, as Test Mail).

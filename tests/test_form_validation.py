@@ -245,7 +245,7 @@ def test_saving_basic_auth_for_exchange_online_warns_with_a_path_to_oauth(admin_
         'data-switch-to="mode=smtp,auth=oauth,oauth_provider=microsoft,oauth_sign_in=delegated"'
         in warning
     )
-    assert 'data-switch-to="mode=api,api_provider=microsoft"' in warning
+    assert 'data-switch-to="mode=api,api_provider=microsoft,api_credential_type=secret"' in warning
 
 
 def test_other_servers_get_no_basic_auth_warning(admin_client):
