@@ -234,6 +234,7 @@ def test_mail_is_delivered_through_graph_with_a_stored_certificate(
     graph_with_certificate, settings
 ):
     settings.EMAIL_BACKEND = "sender.backend.EmailBackend"  # pytest-django's is locmem
+    settings.MAILCONFIG_DELIVERY = "immediate"
     stored_certificate(rsa_key(), graph_with_certificate.certificate)
     assert mail.send_mail("Subject", "Body", None, ["bob@example.com"]) == 1
     assert graph_with_certificate.sent[0].message["To"] == "bob@example.com"
