@@ -99,6 +99,11 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                # The "Mail is not being delivered" banner on every console page.
+                "settings_app.context_processors.mail_incident",
+                "settings_app.context_processors.basic_auth_sunset",
+                # The expiry radar's banner on every console page.
+                "settings_app.context_processors.expiry_banner",
             ],
         },
     },
@@ -340,7 +345,35 @@ def env_days(name: str, default: int) -> int:
 MAILCONFIG_LOG_RETENTION_DAYS = env_days("MAILCONFIG_LOG_RETENTION_DAYS", 30)
 MAILCONFIG_FAILED_BODY_DAYS = env_days("MAILCONFIG_FAILED_BODY_DAYS", 7)
 
+
+def env_count(name: str, default: int) -> int:
+    """Read a whole number of 1 or more, refusing anything else with a clear message."""
+    value = os.environ.get(name, "").strip() or str(default)
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
+        raise ImproperlyConfigured(f"{name}: {value!r} is not a whole number of 1 or more.")
+    return int(value)
+
+
+# Failure alerts (sender/incidents.py): an incident opens at a permanent failure, at a
+# grant that needs authorization again, or after this many temporary failures in a row.
+MAILCONFIG_ALERT_AFTER_TRANSIENT_FAILURES = env_count(
+    "MAILCONFIG_ALERT_AFTER_TRANSIENT_FAILURES", 3
+)
+# An optional webhook: a signed JSON POST when an incident opens and when it closes
+# (sender/webhook.py; the README says how to verify the signature).
+MAILCONFIG_ALERT_WEBHOOK_URL = os.environ.get("MAILCONFIG_ALERT_WEBHOOK_URL") or None
+MAILCONFIG_ALERT_WEBHOOK_SECRET = os.environ.get("MAILCONFIG_ALERT_WEBHOOK_SECRET") or ""
+# Seconds one POST may take; then seconds before each retry of a failed POST.
+MAILCONFIG_ALERT_WEBHOOK_TIMEOUT = (
+    env_seconds("MAILCONFIG_ALERT_WEBHOOK_TIMEOUT", "10") or [10.0]
+)[0]
+MAILCONFIG_ALERT_WEBHOOK_RETRY_SCHEDULE = env_seconds(
+    "MAILCONFIG_ALERT_WEBHOOK_RETRY_SCHEDULE", "30,120,600,1800"
+)
+
 # One row per Azure cloud: everything that changes together when the cloud changes.
+# smtp_scope: delegated SMTP OAuth (an account signs in); smtp_app_scope: app-only SMTP
+# OAuth (client credentials, no sign-in), Exchange Online's resource in that cloud.
 MAILCONFIG_AZURE_ENVIRONMENTS = {
     "azure": {
         "label": "Azure Cloud",
@@ -348,6 +381,7 @@ MAILCONFIG_AZURE_ENVIRONMENTS = {
         "graph_host": "https://graph.microsoft.com",
         "smtp_host": "smtp.office365.com",
         "smtp_scope": "https://outlook.office.com/SMTP.Send",
+        "smtp_app_scope": "https://outlook.office365.com/.default",
     },
     "azure_us_government": {
         "label": "Azure US Government",
@@ -355,6 +389,7 @@ MAILCONFIG_AZURE_ENVIRONMENTS = {
         "graph_host": "https://graph.microsoft.us",
         "smtp_host": "smtp.office365.us",
         "smtp_scope": "https://outlook.office365.us/SMTP.Send",
+        "smtp_app_scope": "https://outlook.office365.us/.default",
     },
     "azure_us_government_dod": {
         "label": "Azure US Government (DoD)",
@@ -362,6 +397,7 @@ MAILCONFIG_AZURE_ENVIRONMENTS = {
         "graph_host": "https://dod-graph.microsoft.us",
         "smtp_host": "smtp.office365.us",
         "smtp_scope": "https://outlook-dod.office365.us/SMTP.Send",
+        "smtp_app_scope": "https://outlook-dod.office365.us/.default",
     },
     "azure_china": {
         "label": "Azure China (21Vianet)",
@@ -369,6 +405,7 @@ MAILCONFIG_AZURE_ENVIRONMENTS = {
         "graph_host": "https://microsoftgraph.chinacloudapi.cn",
         "smtp_host": "smtp.partner.outlook.cn",
         "smtp_scope": "https://partner.outlook.cn/SMTP.Send",
+        "smtp_app_scope": "https://partner.outlook.cn/.default",
     },
 }
 MAILCONFIG_DEFAULT_AZURE_ENVIRONMENT = "azure"

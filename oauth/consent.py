@@ -9,7 +9,7 @@ import logging
 import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import google.oauth2.credentials
@@ -72,6 +72,8 @@ class Tokens:
     refresh_token: str = field(default="", repr=False)
     account: str = ""
     scopes: str = ""
+    # Google, consent screen in "Testing": the refresh token stops after 7 days.
+    refresh_token_expires_at: datetime | None = None
 
 
 class ConsentProvider(ABC):
@@ -265,6 +267,7 @@ class GoogleConsent(ConsentProvider):
             refresh_token=token.get("refresh_token", ""),
             account=claims.get("email", ""),
             scopes=" ".join(token.get("scope") or ()),
+            refresh_token_expires_at=refresh_token_expiry(token.get("refresh_token_expires_in")),
         )
 
     def refresh(self, refresh_token: str) -> Tokens:
@@ -306,6 +309,16 @@ class GoogleConsent(ConsentProvider):
         return google_error(
             error, description, step="Authorize", context={"redirect_uri": redirect_uri}
         )
+
+
+def refresh_token_expiry(seconds: object) -> datetime | None:
+    """When a refresh token stops working, from ``refresh_token_expires_in`` (Google sends it
+    when the project's consent screen is in Testing: 7 days), or None without a limit."""
+    try:
+        lifetime = float(seconds)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return datetime.now(UTC) + timedelta(seconds=lifetime) if lifetime > 0 else None
 
 
 def consent_provider(config: MailSettings, provider: str | None = None) -> ConsentProvider:

@@ -94,6 +94,7 @@ def store_grant(config: MailSettings, tokens: Tokens, user: AbstractBaseUser) ->
             "authorized_at": now,
             "authorized_by": user,
             "refreshed_at": now,
+            "refresh_token_expires_at": tokens.refresh_token_expires_at,
             "status": GrantStatus.ACTIVE,
             "status_reason": "",
         },
@@ -189,7 +190,7 @@ class StoredGrantTokenProvider:
                 expired = authorization_expired(
                     err.provider_text,
                     code=err.code,
-                    hint=f"{err.message} {reconnect_hint(self.config.connection)}",
+                    hint=f"{_why_invalid(grant, err.message)} {reconnect_hint(self.config.connection)}",
                 )
             else:
                 rotated = bool(tokens.refresh_token) and tokens.refresh_token != grant.refresh_token
@@ -224,6 +225,19 @@ def authorization_expired(provider_text: str, *, code: str, hint: str) -> Authen
 
 def _used_stored(grant: OAuthGrant, token: AccessToken) -> str:
     return f"Used the stored access token of {grant.account or 'the account'}, {describe_expiry(token)}"
+
+
+def _why_invalid(grant: OAuthGrant, message: str) -> str:
+    """The provider's reason, or the known one: a Google "Testing" grant past its 7 days."""
+    ends = grant.refresh_token_expires_at
+    if grant.provider == Provider.GOOGLE and ends is not None and ends <= timezone.now():
+        return (
+            f"Google ended this authorization on {timezone.localtime(ends):%Y-%m-%d %H:%M}, 7 "
+            "days after consent, because the Google Cloud project's OAuth consent screen is in "
+            "Testing. Publish the app (Google Auth Platform > Audience > Publish app) so "
+            "authorizations last."
+        )
+    return message
 
 
 def _stored_access_token(grant: OAuthGrant) -> AccessToken | None:

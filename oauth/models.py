@@ -59,6 +59,10 @@ class OAuthGrant(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     refreshed_at = models.DateTimeField(null=True, blank=True)
+    # When the provider said the refresh token itself stops working, whatever its use:
+    # Google answers refresh_token_expires_in for a project whose consent screen is in
+    # "Testing" (7 days). None when the provider gave no such limit.
+    refresh_token_expires_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(
         max_length=16, choices=STORED_GRANT_STATUSES, default=GrantStatus.ACTIVE
     )

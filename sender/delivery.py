@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -38,7 +39,7 @@ from sender.models import Attempt, Connection, OutboxMessage, Status
 from settings_app.models import Auth, Mode, Provider
 from settings_app.values import MailSettings
 
-from . import outbox, retries
+from . import incidents, outbox, retries
 from .deadline import MESSAGE, time_limit
 from .factory import build_transport
 from .stored import backup_settings, current_settings
@@ -306,6 +307,8 @@ def record_success(
             outcome=Attempt.Outcome.SENT,
             reply=reply[:2000],
         )
+    # Mail goes through again: an open incident of this connection closes.
+    _tell_incidents(incidents.delivered, f"Message #{row.pk} delivered", connection=connection)
 
 
 def record_failure(
@@ -346,6 +349,23 @@ def record_failure(
         )
         if retry_at is not None and updated:
             outbox.schedule(row, retry_at)
+    _tell_incidents(
+        incidents.delivery_failed,
+        row,
+        error,
+        transient=transient,
+        started=started,
+        connection=connection,
+    )
+
+
+def _tell_incidents(report: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+    # The outcome is recorded already; a fault in the incident bookkeeping (or in the alert
+    # it sends) is logged and must not turn into a failed task or a lost outcome.
+    try:
+        report(*args, **kwargs)
+    except Exception:
+        logger.exception("Recording the delivery outcome for incidents failed")
 
 
 def log_failed_try(
@@ -357,20 +377,28 @@ def log_failed_try(
     *,
     connection: str,
 ) -> None:
-    """Log one failed try of a failover attempt; the message's status is the other try's."""
+    """Log one failed try of a failover attempt (the message's status is the other try's);
+    it counts towards its connection's incident like any failure."""
+    transient = retries.is_transient(error)
     Attempt.objects.create(
         message=row,
         started_at=started,
         duration_ms=duration_ms,
         transport=transport,
         connection=connection,
-        outcome=Attempt.Outcome.TRANSIENT
-        if retries.is_transient(error)
-        else Attempt.Outcome.PERMANENT,
+        outcome=Attempt.Outcome.TRANSIENT if transient else Attempt.Outcome.PERMANENT,
         reply=error.provider_text[:2000],
         error=error.message,
         error_code=error.code[:100],
         hint=error.hint,
+    )
+    _tell_incidents(
+        incidents.delivery_failed,
+        row,
+        error,
+        transient=transient,
+        started=started,
+        connection=connection,
     )
 
 

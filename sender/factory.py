@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+
 from sender.transcript import Transcript
 from settings_app.sending_methods import TransportKind
 from settings_app.values import MailSettings
 
-from .tokens import grant_tokens
+from .tokens import TokenProvider, grant_tokens
 from .transports.base import Transport
 
 
@@ -27,7 +29,31 @@ def build_transport(
 
     from .transports.smtp import SmtpTransport
 
-    token_provider = grant_tokens(config) if method.uses_grant else None
     return SmtpTransport(
-        config, token_provider=token_provider, transcript=transcript, timeout=timeout
+        config,
+        token_provider=smtp_token_provider(config, timeout=timeout),
+        transcript=transcript,
+        timeout=timeout,
     )
+
+
+def smtp_token_provider(
+    config: MailSettings, *, timeout: float | None = None
+) -> TokenProvider | None:
+    """Where SMTP XOAUTH2 gets its tokens: the stored grant, the app itself, or nowhere."""
+    method = config.method
+    if method.uses_grant:
+        return grant_tokens(config)
+    if method.uses_app_token:
+        from .client_credentials import AppCredential, exchange_smtp_token_provider
+
+        return exchange_smtp_token_provider(
+            tenant=config.oauth_tenant_id,
+            client_id=config.oauth_client_id,
+            # App-only SMTP signs in with the client secret (certificates: Graph only, so far).
+            credential=AppCredential(secret=config.oauth_client_secret),
+            environment=config.smtp_azure,
+            ca_file=settings.MAILCONFIG_CA_FILE,
+            timeout=timeout if timeout is not None else settings.MAILCONFIG_TIMEOUT,
+        )
+    return None

@@ -39,6 +39,21 @@ MICROSOFT_IDENTITY_FAILURES: tuple[KnownFailure, ...] = (
         "and enter its Value here.",
     ),
     KnownFailure(
+        "AADSTS700027",
+        AuthenticationError,
+        "Microsoft did not accept the certificate: it is not registered on the app, or its "
+        "signature did not verify.",
+        "Upload the certificate's public part (.cer or .pem) under App registrations > the app "
+        "> Certificates & secrets > Certificates, and check that its thumbprint is the one "
+        "shown on this page.",
+    ),
+    KnownFailure(
+        "AADSTS700024",
+        AuthenticationError,
+        "Microsoft refused the certificate's signed assertion as outside its valid time.",
+        "Check this server's clock (it must be within a few minutes of the real time).",
+    ),
+    KnownFailure(
         "AADSTS700016",
         ConfigurationError,
         "No application with this Client ID exists in the tenant.",
@@ -155,9 +170,16 @@ def microsoft_error(
 
 
 def msal_app(
-    *, client_id: str, client_secret: str, authority: str, session: VerifiedSession, step: str
+    *,
+    client_id: str,
+    client_secret: str | dict[str, str],
+    authority: str,
+    session: VerifiedSession,
+    step: str,
 ) -> msal.ConfidentialClientApplication:
     """An MSAL confidential client for one app registration in one tenant.
+
+    ``client_secret`` is a secret, or a certificate as ``AppCredential.for_msal()`` gives it.
 
     MSAL fetches the tenant's OpenID discovery document here, and keeps its token cache
     in the app: callers keep the app per configuration and reuse it.

@@ -89,3 +89,91 @@ class Attempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.started_at:%Y-%m-%d %H:%M:%S} {self.transport}: {self.outcome}"
+
+
+class Incident(models.Model):
+    """A stretch of time in which mail through one connection was not being delivered.
+
+    Opened by a permanent failure, a grant that needs authorization again, a run of
+    temporary failures or a failed health check (``sender/incidents.py``); closed by the
+    next successful delivery through that connection. At most one is open per connection.
+    """
+
+    class Cause(models.TextChoices):
+        PERMANENT = "permanent", "Permanent failure"
+        TRANSIENT = "transient", "Repeated temporary failures"
+        GRANT = "grant", "Authorization needed again"
+        HEALTH_CHECK = "health_check", "Health check failed"
+
+    class AlertMail(models.TextChoices):
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Could not be sent"
+        NOT_SENT = "not_sent", "Not sent"
+
+    connection = models.CharField(
+        max_length=10, choices=Connection.choices, default=Connection.PRIMARY
+    )
+    cause = models.CharField(max_length=20, choices=Cause.choices)
+    # The first failed attempt the incident counts ("not delivered since"), and when it opened.
+    failing_since = models.DateTimeField()
+    opened_at = models.DateTimeField(db_index=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.CharField(max_length=200, blank=True)  # "Message #12 delivered"
+    # The last error while open: what the banner and the alert say, with its hint.
+    error = models.TextField(blank=True)
+    error_code = models.CharField(max_length=100, blank=True)
+    hint = models.TextField(blank=True)
+    last_failure_at = models.DateTimeField()
+    failures = models.PositiveIntegerField(default=0)
+    messages_affected = models.PositiveIntegerField(default=0)
+    # The one alert mail of the incident: sent or not, through which connection, and why not.
+    alert_mail = models.CharField(
+        max_length=10, choices=AlertMail.choices, default=AlertMail.NOT_SENT
+    )
+    alert_connection = models.CharField(max_length=10, choices=Connection.choices, blank=True)
+    alert_note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-opened_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection"],
+                condition=models.Q(closed_at__isnull=True),
+                name="one_open_incident_per_connection",
+            )
+        ]
+
+    def __str__(self) -> str:
+        state = f"closed {self.closed_at:%Y-%m-%d %H:%M}" if self.closed_at else "open"
+        return f"{self.get_cause_display()} on {self.connection} since {self.failing_since:%Y-%m-%d %H:%M} ({state})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_at is None
+
+
+class HealthCheckRun(models.Model):
+    """One scheduled health check through one connection: a real Test Mail and its outcome."""
+
+    started_at = models.DateTimeField(db_index=True)
+    # The schedule's slot this run was for (two workers never run one slot twice).
+    scheduled_for = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(default=0)
+    connection = models.CharField(max_length=10, choices=Connection.choices)
+    transport = models.CharField(max_length=40, blank=True)
+    recipient = models.CharField(max_length=254, blank=True)
+    ok = models.BooleanField()
+    error = models.TextField(blank=True)
+    error_code = models.CharField(max_length=100, blank=True)
+    hint = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"Health check {self.started_at:%Y-%m-%d %H:%M} {self.connection}: {'ok' if self.ok else 'failed'}"
+
+    @property
+    def duration_text(self) -> str:
+        ms = self.duration_ms
+        return f"{ms / 1000:.1f} s" if ms >= 1000 else f"{ms} ms"

@@ -11,6 +11,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,6 +31,30 @@ AddressInfo = tuple[Any, ...]  # one row of socket.getaddrinfo()
 def tls_context(ca_file: str | None) -> ssl.SSLContext:
     """A client context that verifies the certificate and the host name, always."""
     return ssl.create_default_context(cafile=ca_file or None)
+
+
+@dataclass(frozen=True)
+class PeerCertificate:
+    """The certificate a server showed: where, whose, and until when (nothing secret)."""
+
+    host: str
+    port: int
+    subject: str
+    not_after: datetime
+
+
+def peer_certificate(sock: ssl.SSLSocket, host: str, port: int) -> PeerCertificate | None:
+    """The verified peer certificate's subject and expiry, or None when it has no date."""
+    cert: dict[str, Any] = sock.getpeercert() or {}
+    if not cert.get("notAfter"):
+        return None
+    subject = dict(item[0] for item in cert.get("subject", ()))
+    return PeerCertificate(
+        host=host,
+        port=port,
+        subject=str(subject.get("commonName", ""))[:512],
+        not_after=datetime.fromtimestamp(ssl.cert_time_to_seconds(cert["notAfter"]), UTC),
+    )
 
 
 def describe_tls(sock: ssl.SSLSocket) -> list[str]:

@@ -42,8 +42,13 @@ from sender.errors import MailError
 from sender.network_errors import http_failure
 from sender.smtp_replies import SMTP_AUTH_DISABLED_HINT
 from sender.tokens import AccessToken, jwt_claims
+from settings_app.microsoft_365 import (
+    BASIC_AUTH_RETIREMENT,
+    basic_auth_at_risk,
+    is_microsoft_365_host,
+)
 from settings_app.models import Mode, Provider, Security
-from settings_app.values import MailSettings, azure_environments
+from settings_app.values import MailSettings
 
 from .transports.http_api import HttpApiTransport
 from .transports.smtp import BASIC_MECHANISMS, SmtpTransport
@@ -52,13 +57,6 @@ logger = logging.getLogger(__name__)
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 PROBE_SUBJECT = "Mail Console permission check (has no recipients, never delivered)"
-# Microsoft 365 submission hosts besides each Azure cloud's SMTP host.
-MICROSOFT_365_SMTP_ALIASES = frozenset({"outlook.office365.com", "smtp-mail.outlook.com"})
-BASIC_AUTH_RETIREMENT = (
-    "Microsoft 365 is retiring Basic authentication for SMTP AUTH: it is disabled by "
-    "default for existing tenants at the end of December 2026 (then refused with "
-    "550 5.7.30). Switch Authentication to OAuth, or the Mode to API (Microsoft Graph)."
-)
 APPLICATION_ACCESS_POLICY_HINT = (
     "The app has Mail.Send, so an Exchange Application Access Policy (or RBAC for "
     "Applications) most likely keeps it away from this mailbox: add the From Address to "
@@ -302,21 +300,15 @@ class _ProbingSmtpTransport(SmtpTransport):
         super()._authenticate(connection)
 
 
-def is_microsoft_365_host(host: str) -> bool:
-    """Whether ``host`` is Exchange Online's SMTP submission endpoint (any Azure cloud)."""
-    hosts = {env.smtp_host.lower() for env in azure_environments().values()}
-    return host.lower().rstrip(".") in hosts | MICROSOFT_365_SMTP_ALIASES
-
-
 def check_smtp(config: MailSettings, findings: list[Finding]) -> None:
     """The server offers AUTH (after STARTTLS) with a usable mechanism; the login works."""
-    from .tokens import grant_tokens
+    from .factory import smtp_token_provider
 
     microsoft = is_microsoft_365_host(config.server_name)
     token_provider = None
-    if config.uses_smtp_oauth:
+    if config.uses_xoauth2:
         try:
-            token_provider = grant_tokens(config)
+            token_provider = smtp_token_provider(config)
         except MailError as err:
             findings.append(failed(err))
     transport = _ProbingSmtpTransport(config, token_provider=token_provider)
@@ -333,13 +325,16 @@ def check_smtp(config: MailSettings, findings: list[Finding]) -> None:
         return
     finally:
         transport.close()
+        transport.remember_certificate()
     assert transport.offered is not None
     _auth_offer_findings(config, transport.offered, microsoft, findings)
-    if config.uses_smtp_oauth or config.username:
-        how = "XOAUTH2" if config.uses_smtp_oauth else "the password"
+    if config.uses_xoauth2 or config.username:
+        how = "XOAUTH2" if config.uses_xoauth2 else "the password"
+        if config.method.uses_app_token:
+            how = "the app's own XOAUTH2 token (no sign-in)"
         who = config.username or "the authorized account"
         findings.append(Finding(OK, f"Login as {who} with {how} accepted (nothing was sent)."))
-    if microsoft and config.auth == "basic" and config.username:
+    if basic_auth_at_risk(lambda name: getattr(config, name)):
         findings.append(
             Finding(WARN, "Basic authentication against Microsoft 365.", BASIC_AUTH_RETIREMENT)
         )
@@ -372,7 +367,7 @@ def _auth_offer_findings(
         findings.append(_no_auth_finding(config, where, microsoft))
         return
     findings.append(Finding(OK, f"The server offers AUTH {where}: {', '.join(mechanisms)}."))
-    if config.uses_smtp_oauth and "XOAUTH2" not in mechanisms:
+    if config.uses_xoauth2 and "XOAUTH2" not in mechanisms:
         findings.append(
             Finding(
                 FAIL,
@@ -383,7 +378,7 @@ def _auth_offer_findings(
             )
         )
     elif (
-        not config.uses_smtp_oauth
+        not config.uses_xoauth2
         and config.username
         and not any(mechanism in mechanisms for mechanism in BASIC_MECHANISMS)
     ):
@@ -403,7 +398,7 @@ def _auth_offer_findings(
                 "the mailbox; only a login shows that (refused with 535 5.7.139).",
             )
         )
-    if not config.username and not config.uses_smtp_oauth:
+    if not config.username and not config.uses_xoauth2:
         findings.append(
             Finding(
                 WARN,
@@ -424,7 +419,7 @@ def _no_auth_finding(config: MailSettings, where: str, microsoft: bool) -> Findi
             + SMTP_AUTH_DISABLED_HINT,
             "NO-AUTH",
         )
-    needs_login = config.uses_smtp_oauth or bool(config.username)
+    needs_login = config.uses_xoauth2 or bool(config.username)
     hint = (
         "Servers often offer AUTH only after TLS: choose TLS or SSL."
         if config.security == Security.NONE
@@ -446,6 +441,7 @@ def scrubbed(findings: list[Finding], config: MailSettings) -> list[Finding]:
         config.oauth_client_secret,
         config.google_client_secret,
         config.api_client_secret,
+        config.api_certificate,
     ]
     try:
         secrets.append(config.service_account_info.get("private_key", ""))

@@ -18,10 +18,17 @@ from sender.errors import (
 from sender.known_failures import SEND_AS_HINT, KnownFailure, find
 
 SMTP_AUTH_DISABLED_HINT = (
-    "Microsoft 365 has SMTP AUTH turned off for this mailbox or the whole tenant. "
-    "Turn on 'Authenticated SMTP' for the mailbox (Microsoft 365 admin center > Users > "
-    "Active users > the user > Mail > Manage email apps), or switch to API mode "
-    "(Microsoft Graph), which does not need SMTP AUTH."
+    "Microsoft 365 has SMTP AUTH (authenticated client submission) turned off for this "
+    "mailbox or for the whole organization; a mailbox's own setting overrides the "
+    "organization's. For this mailbox: Microsoft 365 admin center > Users > Active users > "
+    "the user in Username > Mail > Manage email apps > tick Authenticated SMTP (PowerShell: "
+    "Set-CASMailbox -Identity <Username> -SmtpClientAuthenticationDisabled $false). For the "
+    "whole tenant: Exchange admin center > Settings > Mail flow > untick 'Turn off SMTP AUTH "
+    "protocol for your organization' (PowerShell: Set-TransportConfig "
+    "-SmtpClientAuthenticationDisabled $false). Changes can take an hour. With Basic "
+    "authentication, Microsoft turns it off by default at the end of December 2026 anyway: "
+    "switch Authentication to OAuth, or to API mode (Microsoft Graph), which does not need "
+    "SMTP AUTH."
 )
 FROM_REFUSED = "The server refused the From Address."
 RECIPIENT_HINT = "Check the recipient's address; the server does not accept mail for it."
@@ -44,7 +51,9 @@ SMTP_REPLIES: tuple[KnownFailure, ...] = (
         "The server rejected the sign-in (Microsoft 365: wrong username or password, "
         "or an OAuth token issued for a different account).",
         "Check the Username and Password. With OAuth, the Username must be the account "
-        "that authorized the app; Reconnect if the grant was made with another account.",
+        "that authorized the app; Reconnect if the grant was made with another account. "
+        "Microsoft 365 also answers 5.7.3 when Security defaults or a policy block Basic "
+        "authentication: switch to OAuth.",
         contains="5.7.3",
     ),
     KnownFailure(
@@ -59,9 +68,13 @@ SMTP_REPLIES: tuple[KnownFailure, ...] = (
     KnownFailure(
         550,
         AuthenticationError,
-        "Basic authentication is not supported for client submission.",
-        "Microsoft 365 is retiring Basic authentication for SMTP. Switch Authentication "
-        "to OAuth, or the Mode to API (Microsoft Graph).",
+        "Microsoft 365 no longer accepts Basic authentication (username and password) for "
+        "client submission in this tenant.",
+        "Microsoft turns Basic authentication for SMTP AUTH off by default at the end of "
+        "December 2026, and removes it in 2027. Switch Authentication to OAuth (Sign-in: "
+        "Application needs no user sign-in), or the Mode to API (Microsoft Graph). An "
+        "administrator can turn Basic authentication back on for the tenant only until "
+        "that removal.",
         contains="5.7.30",
     ),
     KnownFailure(

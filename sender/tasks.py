@@ -3,15 +3,17 @@
 One ``deliver_message`` task per message (and per retry, queued with
 ``run_after``); ``recover_outbox`` runs every ``sweep_interval()`` seconds and
 queues itself again, so messages whose worker died are picked up.
+``scheduled_health_check`` runs at each slot of the health check's schedule.
 """
 
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 from django_tasks import task
 
-from . import delivery
+from . import delivery, health_check
 
 _last_sweep_check = 0.0
 
@@ -29,7 +31,15 @@ def recover_outbox() -> int:
     count = delivery.recover()
     delivery.prune_task_results()
     delivery.ensure_sweep_scheduled()
+    # The health check's chain, if a worker died while running it (or none was queued).
+    health_check.ensure_scheduled()
     return count
+
+
+@task()
+def scheduled_health_check(slot: str) -> str:
+    """Send the scheduled health check of ``slot`` (ISO time), then queue the next one."""
+    return health_check.run_scheduled(datetime.fromisoformat(slot))
 
 
 def _keep_recovery_going() -> None:

@@ -23,12 +23,13 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from sender import outbox
-from sender.models import Attempt, OutboxMessage, Status
+from sender.models import Attempt, Incident, OutboxMessage, Status
 
 from .client_address import client_ip
 from .models import AuditEntry, MailServerConfig
 
 PAGE_SIZE = 50
+INCIDENTS_SHOWN = 20
 LISTED_RECIPIENTS = 3  # the list shows the first few To addresses, then "+N more"
 IN_FLIGHT = (Status.QUEUED, Status.SENDING, Status.RETRYING)
 WAITING = "waiting"  # the status filter's name for "any of IN_FLIGHT"
@@ -116,6 +117,7 @@ def email_log(request: HttpRequest) -> HttpResponse:
         "query": query.urlencode(),
         "retention_days": settings.MAILCONFIG_LOG_RETENTION_DAYS,
         "summary": delivery_summary(now),
+        "incidents": Incident.objects.all()[:INCIDENTS_SHOWN],
     }
     return render(request, "settings_app/email_log.html", context)
 

@@ -13,27 +13,42 @@ from typing import Any
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from . import validators
+from .certificates import CERTIFICATE_MAX_BYTES, AppCertificate, parse_certificate_upload
 from .models import (
     DEFAULT_PORTS,
     SECRET_FIELDS,
     Auth,
     Connection,
+    CredentialType,
     MailServerConfig,
     Mode,
     Provider,
     Security,
+    SignIn,
 )
 from .sending_methods import CHOICE_FIELDS, SendingMethod, method_for
 from .values import azure_environments
 
 KEEP_STORED_HELP = "Stored. Leave blank to keep it, or type a new one."
-# The one secret that is uploaded as a file rather than typed.
+# The secrets uploaded as a file rather than typed, and the files each input accepts.
 KEY_FILE = "service_account_key"
+CERTIFICATE = "api_certificate"
+UPLOADED_SECRETS = {KEY_FILE: "application/json,.json", CERTIFICATE: ".pem,.pfx,.p12"}
 # The backup's "Use the backup connection when the primary fails" checkbox.
 FAILOVER_SWITCH = "use_when_primary_fails"
+# Opens an uploaded PKCS#12 file or encrypted PEM key; used once, never stored.
+CERTIFICATE_PASSWORD = "api_certificate_password"  # noqa: S105  (a field name)
+# Every input whose value is secret: starred in error reports, never rendered back.
+TYPED_SECRETS = (*SECRET_FIELDS, CERTIFICATE_PASSWORD)
+EXPIRY_DATE_HELP = (
+    "Optional: the date Entra ID shows for this secret under App registrations > the app > "
+    'Certificates & secrets > Client secrets, column "Expires". The console warns 30, 7 '
+    "and 1 days ahead."
+)
 
 
 class LoginForm(AuthenticationForm):
@@ -69,11 +84,11 @@ def _secret_fields() -> dict[str, forms.Field]:
     for name in SECRET_FIELDS:
         label = str(MailServerConfig._meta.get_field(name).verbose_name)
         label = label[:1].upper() + label[1:]
-        if name == KEY_FILE:
+        if name in UPLOADED_SECRETS:
             fields[name] = forms.FileField(
                 label=label,
                 required=False,
-                widget=forms.ClearableFileInput(attrs={"accept": "application/json,.json"}),
+                widget=forms.ClearableFileInput(attrs={"accept": UPLOADED_SECRETS[name]}),
             )
         else:
             fields[name] = SecretField(label, max_length=1024)
@@ -111,6 +126,11 @@ class MailServerForm(SecretsForm):
     oauth_provider = forms.ChoiceField(
         label="Mail Provider", choices=Provider.choices, widget=forms.RadioSelect
     )
+    # Not required: a post (or an exported settings file) from before this choice existed
+    # keeps the stored sign-in (clean_oauth_sign_in).
+    oauth_sign_in = forms.ChoiceField(
+        label="Sign-in", choices=SignIn.choices, widget=forms.RadioSelect, required=False
+    )
     oauth_tenant_id = forms.CharField(label="Tenant ID", required=False, max_length=255)
     oauth_client_id = forms.CharField(label="Client ID", required=False, max_length=64)
     oauth_azure_environment = forms.ChoiceField(label="Azure environment", choices=_azure_choices)
@@ -121,6 +141,33 @@ class MailServerForm(SecretsForm):
     )
     api_tenant_id = forms.CharField(label="Tenant ID", required=False, max_length=255)
     api_client_id = forms.CharField(label="Client ID", required=False, max_length=64)
+    api_credential_type = forms.ChoiceField(
+        label="Credential",
+        choices=CredentialType.choices,
+        widget=forms.RadioSelect,
+        # Not required: a post from before certificates existed keeps the stored choice.
+        required=False,
+    )
+    api_certificate_password = forms.CharField(
+        label="Certificate password",
+        required=False,
+        strip=False,
+        max_length=1024,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="For a .pfx/.p12 file or an encrypted key: opens the file once; not stored.",
+    )
+    api_client_secret_expires_on = forms.DateField(
+        label="Secret expires on",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        help_text=EXPIRY_DATE_HELP,
+    )
+    oauth_client_secret_expires_on = forms.DateField(
+        label="Secret expires on",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        help_text=EXPIRY_DATE_HELP,
+    )
     api_azure_environment = forms.ChoiceField(label="Azure environment", choices=_azure_choices)
 
     # Backup Connection page only (removed from the primary's form in __init__).
@@ -149,16 +196,21 @@ class MailServerForm(SecretsForm):
     # "Client ID", "Client Secret", "Tenant ID" and the like per section.
     AUDIT_NAMES = {
         "oauth_provider": "SMTP OAuth Mail Provider",
+        "oauth_sign_in": "Microsoft OAuth Sign-in",
         "oauth_tenant_id": "Microsoft OAuth Tenant ID",
         "oauth_client_id": "Microsoft OAuth Client ID",
         "oauth_client_secret": "Microsoft OAuth Client Secret",
         "oauth_azure_environment": "Microsoft OAuth Azure environment",
+        "oauth_client_secret_expires_on": "Microsoft OAuth Client Secret expiry date",
         "google_client_id": "Google OAuth Client ID",
         "google_client_secret": "Google OAuth Client Secret",
         "api_provider": "API Mail Provider",
         "api_tenant_id": "Microsoft Graph Tenant ID",
         "api_client_id": "Microsoft Graph Client ID",
+        "api_credential_type": "Microsoft Graph Credential",
         "api_client_secret": "Microsoft Graph Client Secret",
+        "api_client_secret_expires_on": "Microsoft Graph Client Secret expiry date",
+        "api_certificate": "Microsoft Graph Certificate",
         "api_azure_environment": "Microsoft Graph Azure environment",
         "service_account_key": "Gmail API JSON Private Key",
     }
@@ -173,13 +225,13 @@ class MailServerForm(SecretsForm):
         else:
             self.fields[FAILOVER_SWITCH].widget.attrs["class"] = "form-check-input"
         self.service_account_info: dict[str, Any] | None = None
+        self.app_certificate: AppCertificate | None = None
         for name in SECRET_FIELDS:
             if getattr(stored, name):
-                self.fields[name].help_text = (
-                    "A key is stored. Upload a new file to replace it."
-                    if name == KEY_FILE
-                    else KEEP_STORED_HELP
-                )
+                self.fields[name].help_text = {
+                    KEY_FILE: "A key is stored. Upload a new file to replace it.",
+                    CERTIFICATE: "A certificate is stored. Upload a new file to replace it.",
+                }.get(name, KEEP_STORED_HELP)
                 self.fields[name].widget.attrs["placeholder"] = "stored - leave blank to keep"
             else:
                 self.fields[clear_field(name)].widget = forms.HiddenInput()
@@ -188,7 +240,7 @@ class MailServerForm(SecretsForm):
     @classmethod
     def initial_from(cls, stored: MailServerConfig) -> dict[str, Any]:
         clears = {clear_field(name) for name in SECRET_FIELDS}
-        names = [name for name in cls.base_fields if name not in (*SECRET_FIELDS, *clears)]
+        names = [name for name in cls.base_fields if name not in (*TYPED_SECRETS, *clears)]
         initial = {name: getattr(stored, name) for name in names}
         if initial["port"] is None:
             initial["port"] = DEFAULT_PORTS.get(stored.security)
@@ -216,10 +268,27 @@ class MailServerForm(SecretsForm):
             "auth",
             "oauth_azure_environment",
             "api_azure_environment",
+            "api_credential_type",
+            "api_client_secret_expires_on",
+            "oauth_client_secret_expires_on",
         }
         if self._choice("auth") == Auth.BASIC:
             optional.add("username")
         return set(self.active_fields()) - optional
+
+    def value(self, name: str) -> str:
+        """A field's value as the page shows it: typed (posted) when bound, else stored."""
+        if name in CHOICE_FIELDS:
+            return self._choice(name)
+        if self.is_bound:
+            return str(self.data.get(name, ""))
+        return str(getattr(self.stored, name) or "")
+
+    def clean_oauth_sign_in(self) -> str:
+        return self.cleaned_data.get("oauth_sign_in") or self.stored.oauth_sign_in
+
+    def clean_api_credential_type(self) -> str:
+        return self.cleaned_data.get("api_credential_type") or self.stored.api_credential_type
 
     def _choice(self, name: str) -> str:
         # Before cleaning, read the raw posted choice; fall back to the stored value
@@ -301,8 +370,8 @@ class MailServerForm(SecretsForm):
 
     def _keeps_stored(self, name: str) -> bool:
         """The secret field is blank, so the stored secret would be used (or kept)."""
-        if name == KEY_FILE:
-            typed = self.service_account_info is not None or bool(self.cleaned_data.get(name))
+        if name in UPLOADED_SECRETS:
+            typed = bool(self.cleaned_data.get(name))
         else:
             typed = bool(self.cleaned_data.get(name))
         cleared = bool(self.cleaned_data.get(clear_field(name)))
@@ -333,9 +402,18 @@ class MailServerForm(SecretsForm):
     def _new_secret(self, name: str) -> bool:
         return bool(self.cleaned_data.get(name))
 
-    @sensitive_variables("value")
+    @sensitive_variables("value", "password")
     def _clean_secret(self, name: str, value: Any, *, required: bool) -> None:
         clearing = self.cleaned_data.get(clear_field(name))
+        if name == CERTIFICATE and value:
+            password = self.cleaned_data.get(CERTIFICATE_PASSWORD) or ""
+            try:
+                self.app_certificate = parse_certificate_upload(
+                    value.read(CERTIFICATE_MAX_BYTES + 1), password, now=timezone.now()
+                )
+            except ValidationError as err:
+                self.add_error(name, err)
+            return
         if name == KEY_FILE and value:
             try:
                 self.service_account_info = validators.parse_service_account_key(
@@ -365,7 +443,7 @@ class MailServerForm(SecretsForm):
                     setattr(config, name, new)
                 continue
             new = self.cleaned_data.get(name)
-            if new is None and name != "port":
+            if new is None and not MailServerConfig._meta.get_field(name).null:
                 new = ""
             if new != getattr(config, name):
                 changed.append(self.audit_name(name))
@@ -378,15 +456,33 @@ class MailServerForm(SecretsForm):
         if self.service_account_info is not None:
             config.service_account_email = self.service_account_info["client_email"]
             config.service_account_client_id = self.service_account_info["client_id"]
+        if CERTIFICATE in self.active_fields():
+            self._apply_certificate_facts(config)
         return changed
+
+    def _apply_certificate_facts(self, config: MailServerConfig) -> None:
+        """The stored certificate's subject, thumbprints and expiry follow the certificate."""
+        certificate = self.app_certificate
+        if certificate is not None:
+            config.api_certificate_subject = certificate.subject
+            config.api_certificate_thumbprint = certificate.thumbprint_sha1
+            config.api_certificate_thumbprint_sha256 = certificate.thumbprint_sha256
+            config.api_certificate_expires_at = certificate.not_after
+        elif not config.api_certificate:
+            config.api_certificate_subject = ""
+            config.api_certificate_thumbprint = ""
+            config.api_certificate_thumbprint_sha256 = ""
+            config.api_certificate_expires_at = None
 
     @sensitive_variables("value")
     def _secret_value(self, name: str) -> str | None:
         """The new secret, "" to clear it, or None to keep what is stored."""
         if name == KEY_FILE and self.service_account_info is not None:
             return json.dumps(self.service_account_info)
+        if name == CERTIFICATE and self.app_certificate is not None:
+            return self.app_certificate.pem
         value = self.cleaned_data.get(name)
-        if name != KEY_FILE and value:
+        if name not in UPLOADED_SECRETS and value:
             return value
         if self.cleaned_data.get(clear_field(name)):
             return ""
@@ -405,16 +501,19 @@ class MailServerForm(SecretsForm):
         """
         if not self.is_bound:
             return []
-        return [
+        rejected = [
             self.audit_name(name)
             for name in self.active_secrets()
             if self.data.get(name) or (name in self.files)
         ]
+        if CERTIFICATE in self.active_secrets() and self.data.get(CERTIFICATE_PASSWORD):
+            rejected.append("the certificate password")
+        return rejected
 
     @property
     def rejected_key_file(self) -> bool:
-        """A key file was chosen for the active section and is not kept after an error."""
-        return KEY_FILE in self.active_secrets() and KEY_FILE in self.files
+        """A file was chosen for the active section and is not kept after an error."""
+        return any(name in self.files for name in self.active_secrets() if name in UPLOADED_SECRETS)
 
     def destination_summary(self) -> str:
         """Where the chosen method would send (for Test Mail's audit entry), as posted."""

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
+
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
+from django.utils import timezone
 
 from .fields import EncryptedTextField, encrypted_field_names
 
@@ -24,6 +27,13 @@ class Auth(models.TextChoices):
     OAUTH = "oauth", "OAuth"
 
 
+class SignIn(models.TextChoices):
+    """How SMTP OAuth with Microsoft gets its token."""
+
+    DELEGATED = "delegated", "Delegated (an account signs in)"
+    APPLICATION = "application", "Application (no sign-in)"
+
+
 class Provider(models.TextChoices):
     MICROSOFT = "microsoft", "Microsoft"
     GOOGLE = "google", "Google"
@@ -34,6 +44,13 @@ class Connection(models.TextChoices):
 
     PRIMARY = "primary", "Primary"
     BACKUP = "backup", "Backup"
+
+
+class CredentialType(models.TextChoices):
+    """How an Azure app proves who it is to the Microsoft identity platform."""
+
+    SECRET = "secret", "Client Secret"
+    CERTIFICATE = "certificate", "Certificate"
 
 
 # The usual port for each connection security, suggested when it changes.
@@ -69,7 +86,12 @@ class MailServerConfig(models.Model):
     oauth_tenant_id = models.CharField("Tenant ID", max_length=255, blank=True)
     oauth_client_id = models.CharField("Client ID", max_length=64, blank=True)
     oauth_client_secret = EncryptedTextField("Client Secret", blank=True)
+    # Not secret: typed by the admin from Entra ID, read by the expiry radar.
+    oauth_client_secret_expires_on = models.DateField("Secret expires on", null=True, blank=True)
     oauth_azure_environment = models.CharField(max_length=32, default="azure")
+    oauth_sign_in = models.CharField(
+        "Sign-in", max_length=16, choices=SignIn.choices, default=SignIn.DELEGATED
+    )
     google_client_id = models.CharField("Client ID", max_length=255, blank=True)
     google_client_secret = EncryptedTextField("Client Secret", blank=True)
 
@@ -83,7 +105,19 @@ class MailServerConfig(models.Model):
     )
     api_tenant_id = models.CharField("Tenant ID", max_length=255, blank=True)
     api_client_id = models.CharField("Client ID", max_length=64, blank=True)
+    api_credential_type = models.CharField(
+        "Credential", max_length=16, choices=CredentialType.choices, default=CredentialType.SECRET
+    )
     api_client_secret = EncryptedTextField("Client Secret", blank=True)
+    api_client_secret_expires_on = models.DateField("Secret expires on", null=True, blank=True)
+    # The private key and its certificate as one normalised PEM (key unencrypted, then
+    # the certificate), encrypted like every secret and never shown back.
+    api_certificate = EncryptedTextField("Certificate", blank=True)
+    # Not secret: read from the certificate at upload, shown on the page and to the radar.
+    api_certificate_subject = models.CharField(max_length=512, blank=True)
+    api_certificate_thumbprint = models.CharField(max_length=40, blank=True)  # SHA-1, as Entra ID
+    api_certificate_thumbprint_sha256 = models.CharField(max_length=64, blank=True)
+    api_certificate_expires_at = models.DateTimeField(null=True, blank=True)
     api_azure_environment = models.CharField(max_length=32, default="azure")
     service_account_key = EncryptedTextField("JSON Private Key", blank=True)
     # Not secret: shown so the admin can set up domain-wide delegation.
@@ -196,3 +230,63 @@ class TestMailRun(models.Model):
 
     def __str__(self) -> str:
         return f"Test Mail by user {self.user_id} since {self.started_at:%H:%M:%S}"
+
+
+class HealthCheckSchedule(models.Model):
+    """When the scheduled health check sends a Test Mail, and to whom (one record)."""
+
+    SINGLETON_ID = 1
+
+    class Frequency(models.TextChoices):
+        OFF = "off", "Off"
+        HOURLY = "hourly", "Hourly"
+        DAILY = "daily", "Daily at"
+
+    frequency = models.CharField(max_length=8, choices=Frequency.choices, default=Frequency.OFF)
+    daily_at = models.TimeField("Time", default=datetime.time(6, 0))  # TIME_ZONE's local time
+    # Empty: the Admin Mail Address.
+    recipient = models.CharField("Send to", max_length=254, blank=True)
+    updated_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Health check: {self.describe()}"
+
+    @classmethod
+    def load(cls) -> HealthCheckSchedule:
+        """The stored schedule, or an unsaved one that is off."""
+        return cls.objects.filter(pk=cls.SINGLETON_ID).first() or cls(pk=cls.SINGLETON_ID)
+
+    def describe(self) -> str:
+        """ "off", "hourly" or "daily at 06:00"."""
+        if self.frequency == self.Frequency.DAILY:
+            return f"daily at {self.daily_at:%H:%M}"
+        return str(self.get_frequency_display()).lower()
+
+
+class ServerCertificateSeen(models.Model):
+    """The TLS certificate an SMTP server showed at the last Test Mail or permission check.
+
+    Not secret. The expiry radar reads the row of the saved server, so an admin hears
+    about a server certificate running out before mail stops (on a server they may not run).
+    """
+
+    host = models.CharField(max_length=255)
+    port = models.PositiveIntegerField()
+    subject = models.CharField(max_length=512, blank=True)
+    not_after = models.DateTimeField()
+    seen_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["host", "port"], name="one_row_per_server")]
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port} certificate valid until {self.not_after:%Y-%m-%d}"
+
+    @classmethod
+    def remember(cls, host: str, port: int, subject: str, not_after: datetime.datetime) -> None:
+        """Keep the latest certificate seen for this server (one row per host and port)."""
+        cls.objects.update_or_create(
+            host=host.lower(),
+            port=port,
+            defaults={"subject": subject, "not_after": not_after, "seen_at": timezone.now()},
+        )

@@ -17,7 +17,7 @@ from django.db import transaction
 
 from oauth.grant import delete_grant, stored_grant
 
-from .forms import MailServerForm
+from .forms import UPLOADED_SECRETS, MailServerForm
 from .models import SECRET_FIELDS, AuditEntry, MailServerConfig
 from .saving import COMMAND_LINE_USER, SaveResult, VersionConflict, save_settings
 from .settings_file import ImportedConnection, SettingsFileError
@@ -39,10 +39,8 @@ def form_for(connection: ImportedConnection, stored: MailServerConfig) -> MailSe
     data["version"] = str(stored.version)
     files = {}
     for name, value in connection.secrets.items():
-        if name == "service_account_key":
-            files[name] = SimpleUploadedFile(
-                "service-account.json", value.encode(), content_type="application/json"
-            )
+        if name in UPLOADED_SECRETS:  # checked again as the page checks an upload
+            files[name] = SimpleUploadedFile(f"{name}.txt", value.encode())
         else:
             data[name] = value
     return MailServerForm(data, files, stored=stored)

@@ -12,12 +12,22 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from .models import Auth, Mode, Provider
+from .models import Auth, CredentialType, Mode, Provider, SignIn
 
 # Used by every method.
 COMMON_FIELDS = ("mode", "from_address", "admin_address")
 # Where an SMTP login or an XOAUTH2 token is sent.
 SMTP_SERVER = ("server_name", "port", "security")
+# SMTP OAuth with Microsoft, whichever the sign-in.
+MICROSOFT_OAUTH_FIELDS = (
+    "oauth_sign_in",
+    "username",
+    "oauth_tenant_id",
+    "oauth_client_id",
+    "oauth_client_secret",
+    "oauth_client_secret_expires_on",
+    "oauth_azure_environment",
+)
 
 
 class TransportKind:
@@ -44,10 +54,17 @@ class SendingMethod:
     secret_destinations: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # SMTP XOAUTH2 with the stored grant from the consent flow (oauth app).
     uses_grant: bool = False
+    # SMTP XOAUTH2 with an app-only token (client credentials): no sign-in, no grant.
+    uses_app_token: bool = False
 
     @property
     def active_fields(self) -> tuple[str, ...]:
         return COMMON_FIELDS + self.fields
+
+    @property
+    def uses_xoauth2(self) -> bool:
+        """Signs in to the SMTP server with an OAuth token (a grant's or the app's own)."""
+        return self.uses_grant or self.uses_app_token
 
     @property
     def destination(self) -> tuple[str, ...]:
@@ -70,22 +87,35 @@ METHODS: tuple[SendingMethod, ...] = (
     SendingMethod(
         key="smtp_oauth_microsoft",
         title="SMTP with Microsoft OAuth",
-        when=(("mode", Mode.SMTP), ("auth", Auth.OAUTH), ("oauth_provider", Provider.MICROSOFT)),
-        fields=(
-            *SMTP_SERVER,
-            "auth",
-            "oauth_provider",
-            "username",
-            "oauth_tenant_id",
-            "oauth_client_id",
-            "oauth_client_secret",
-            "oauth_azure_environment",
+        when=(
+            ("mode", Mode.SMTP),
+            ("auth", Auth.OAUTH),
+            ("oauth_provider", Provider.MICROSOFT),
+            ("oauth_sign_in", SignIn.DELEGATED),
         ),
+        fields=(*SMTP_SERVER, "auth", "oauth_provider", *MICROSOFT_OAUTH_FIELDS),
         transport=TransportKind.SMTP,
         # The secret goes to the tenant's identity platform in that Azure cloud; the
         # grant's tokens go to the SMTP server (the grant is bound to it, oauth.consent).
         secret_destinations={"oauth_client_secret": ("oauth_tenant_id", "oauth_azure_environment")},
         uses_grant=True,
+    ),
+    SendingMethod(
+        key="smtp_oauth_microsoft_app",
+        title="SMTP with Microsoft OAuth (application)",
+        when=(
+            ("mode", Mode.SMTP),
+            ("auth", Auth.OAUTH),
+            ("oauth_provider", Provider.MICROSOFT),
+            ("oauth_sign_in", SignIn.APPLICATION),
+        ),
+        # Username: the mailbox the app signs in as (XOAUTH2 user).
+        fields=(*SMTP_SERVER, "auth", "oauth_provider", *MICROSOFT_OAUTH_FIELDS),
+        transport=TransportKind.SMTP,
+        # The secret goes to the tenant's identity platform; the app-only token it buys
+        # goes to the SMTP server on the form (SMTP_SERVER, always part of the destination).
+        secret_destinations={"oauth_client_secret": ("oauth_tenant_id", "oauth_azure_environment")},
+        uses_app_token=True,
     ),
     SendingMethod(
         key="smtp_oauth_google",
@@ -100,16 +130,42 @@ METHODS: tuple[SendingMethod, ...] = (
     SendingMethod(
         key="api_microsoft",
         title="Microsoft Graph API",
-        when=(("mode", Mode.API), ("api_provider", Provider.MICROSOFT)),
+        when=(
+            ("mode", Mode.API),
+            ("api_provider", Provider.MICROSOFT),
+            ("api_credential_type", CredentialType.SECRET),
+        ),
         fields=(
             "api_provider",
             "api_tenant_id",
             "api_client_id",
+            "api_credential_type",
             "api_client_secret",
+            "api_client_secret_expires_on",
             "api_azure_environment",
         ),
         transport=TransportKind.GRAPH,
         secret_destinations={"api_client_secret": ("api_tenant_id", "api_azure_environment")},
+    ),
+    SendingMethod(
+        key="api_microsoft_certificate",
+        title="Microsoft Graph API with a certificate",
+        when=(
+            ("mode", Mode.API),
+            ("api_provider", Provider.MICROSOFT),
+            ("api_credential_type", CredentialType.CERTIFICATE),
+        ),
+        fields=(
+            "api_provider",
+            "api_tenant_id",
+            "api_client_id",
+            "api_credential_type",
+            "api_certificate",
+            "api_azure_environment",
+        ),
+        transport=TransportKind.GRAPH,
+        # Like a client secret, the key signs assertions for one tenant in one cloud.
+        secret_destinations={"api_certificate": ("api_tenant_id", "api_azure_environment")},
     ),
     SendingMethod(
         key="api_google",
@@ -160,6 +216,33 @@ def switch_to_choices() -> dict[str, str]:
     """Per method, the choices a one-click link sets to select it (``data-switch-to``)."""
     return {
         method.key: ",".join(f"{name}={value}" for name, value in method.when) for method in METHODS
+    }
+
+
+def method_rules(predicate: Callable[[SendingMethod], bool]) -> str:
+    """A ``data-show-if`` rule for the methods matching ``predicate`` (one alternative each)."""
+    return "|".join(
+        "&".join(f"{name}={value}" for name, value in method.when)
+        for method in METHODS
+        if predicate(method)
+    )
+
+
+def show_if_methods() -> dict[str, str]:
+    """Per method key, its ``data-show-if`` rule; plus "grant" for the methods using a grant."""
+    rules = {method.key: method_rules(lambda m, key=method.key: m.key == key) for method in METHODS}
+    rules["grant"] = method_rules(lambda m: m.uses_grant)
+    return rules
+
+
+def fields_new_after_basic() -> dict[str, tuple[str, ...]]:
+    """Per method, the fields to fill in after switching to it from SMTP Basic (the guide)."""
+    basic = next(method for method in METHODS if method.key == "smtp_basic")
+    return {
+        method.key: tuple(
+            name for name in method.fields if name not in basic.fields and name not in CHOICE_FIELDS
+        )
+        for method in METHODS
     }
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from django.utils import timezone
@@ -33,9 +34,22 @@ from .sealed_secrets import SealError, seal, unseal
 FORMAT = "mailconfig.mail-settings"
 FORMAT_VERSION = 1
 CONNECTIONS = ("primary",)
-# Bookkeeping of this installation, not settings (and the backup's failover switch: the
-# file holds the primary connection only).
-NOT_EXPORTED = frozenset({"id", "version", "updated_at", "updated_by", "use_when_primary_fails"})
+# Bookkeeping of this installation, not settings.
+NOT_EXPORTED = frozenset(
+    {
+        "id",
+        "version",
+        "updated_at",
+        "updated_by",
+        # The backup's failover switch: the file holds the primary connection only.
+        "use_when_primary_fails",
+        # Read from the certificate when it is imported (and checked) again.
+        "api_certificate_subject",
+        "api_certificate_thumbprint",
+        "api_certificate_thumbprint_sha256",
+        "api_certificate_expires_at",
+    }
+)
 
 
 class SettingsFileError(Exception):
@@ -72,13 +86,20 @@ def export_document(config: MailServerConfig, *, passphrase: str | None = None) 
         "version": FORMAT_VERSION,
         "exported_at": timezone.now().isoformat(timespec="seconds"),
         "settings_version": config.version,
-        "connections": {"primary": {name: getattr(config, name) for name in exported_fields()}},
+        "connections": {
+            "primary": {name: _plain(getattr(config, name)) for name in exported_fields()}
+        },
     }
     if passphrase is not None:
         secrets = {"primary": {name: getattr(config, name) for name in SECRET_FIELDS}}
         secrets["primary"] = {name: value for name, value in secrets["primary"].items() if value}
         document["secrets"] = seal(secrets, passphrase, associated_data(document))
     return document
+
+
+def _plain(value: Any) -> Any:
+    # Dates (Secret expires on) as the form reads them back: 2027-06-30.
+    return value.isoformat() if isinstance(value, date) else value
 
 
 def read_document(

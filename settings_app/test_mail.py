@@ -81,6 +81,8 @@ def config_secrets(config: MailSettings) -> list[str]:
     # that is not JSON is hidden whole above).
     with contextlib.suppress(ValueError, AttributeError):
         values.append(config.service_account_info.get("private_key", ""))
+    # Likewise the private key inside the stored certificate PEM.
+    values.append(config.api_certificate.split("-----BEGIN CERTIFICATE-----")[0].strip())
     return [value for value in values if isinstance(value, str) and value]
 
 
@@ -101,6 +103,10 @@ def run_test_mail(config: MailSettings, recipient: str, *, requested_by: str) ->
             finally:
                 if transport is not None:
                     transport.close()
+                    # The SMTP server's certificate expiry, for the expiry radar.
+                    remember = getattr(transport, "remember_certificate", None)
+                    if remember is not None:
+                        remember()
     except MailError:
         pass  # the failing step is in the transcript with its hint
     except Exception:

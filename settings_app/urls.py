@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import email_log, views
+from . import email_log, health_check_page, views
 from .models import Connection
 
 BACKUP = {"connection": Connection.BACKUP}
@@ -19,6 +19,11 @@ urlpatterns = [
         views.check_permissions,
         BACKUP,
         name="backup_check_permissions",
+    ),
+    path(
+        "mail-server/health-check/",
+        health_check_page.save_health_check,
+        name="save_health_check",
     ),
     path("mail-server/log/", email_log.email_log, name="email_log"),
     path("mail-server/log/<int:pk>/", email_log.email_log_detail, name="email_log_detail"),

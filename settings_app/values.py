@@ -13,7 +13,16 @@ from typing import Any
 
 from django.conf import settings
 
-from .models import SECRET_FIELDS, Auth, Connection, MailServerConfig, Mode, Provider
+from .models import (
+    SECRET_FIELDS,
+    Auth,
+    Connection,
+    CredentialType,
+    MailServerConfig,
+    Mode,
+    Provider,
+    SignIn,
+)
 from .sending_methods import SendingMethod, method_for
 
 
@@ -27,6 +36,15 @@ class AzureEnvironment:
     graph_host: str
     smtp_host: str
     smtp_scope: str
+    # App-only SMTP (client credentials): "https://outlook.office365.com/.default".
+    smtp_app_scope: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.smtp_app_scope:
+            # A row written before app-only SMTP existed: Exchange's resource is the
+            # delegated scope's origin (https://outlook.office.com/SMTP.Send -> .../.default).
+            origin = self.smtp_scope.rsplit("/", 1)[0] if "://" in self.smtp_scope else ""
+            object.__setattr__(self, "smtp_app_scope", f"{origin}/.default" if origin else "")
 
 
 def azure_environments() -> dict[str, AzureEnvironment]:
@@ -59,6 +77,7 @@ class MailSettings:
     oauth_client_id: str = ""
     oauth_client_secret: str = ""
     oauth_azure_environment: str = "azure"
+    oauth_sign_in: str = SignIn.DELEGATED
     google_client_id: str = ""
     google_client_secret: str = ""
     from_address: str = ""
@@ -66,7 +85,9 @@ class MailSettings:
     api_provider: str = Provider.MICROSOFT
     api_tenant_id: str = ""
     api_client_id: str = ""
+    api_credential_type: str = CredentialType.SECRET
     api_client_secret: str = ""
+    api_certificate: str = ""
     api_azure_environment: str = "azure"
     service_account_key: str = ""
     version: int = 0
@@ -96,7 +117,13 @@ class MailSettings:
 
     @property
     def uses_smtp_oauth(self) -> bool:
+        """SMTP XOAUTH2 with the stored grant (an account signed in and consented)."""
         return self.method.uses_grant
+
+    @property
+    def uses_xoauth2(self) -> bool:
+        """SMTP signs in with XOAUTH2: from the stored grant or an app-only token."""
+        return self.method.uses_grant or self.method.uses_app_token
 
     @property
     def smtp_azure(self) -> AzureEnvironment:

@@ -21,13 +21,20 @@ from django.views.decorators.http import require_http_methods
 from oauth import page as oauth_page
 from sender import permission_check
 
-from . import email_log
+from . import email_log, health_check_page
 from .client_address import client_ip
 from .database_faults import UNAVAILABLE_STATUS, describe_database_error
-from .forms import MailServerForm
-from .models import DEFAULT_PORTS, SECRET_FIELDS, AuditEntry, Connection, MailServerConfig
+from .expiry_radar import radar
+from .forms import TYPED_SECRETS, MailServerForm
+from .microsoft_365 import basic_auth_at_risk, host_patterns, sunset_phrase
+from .models import DEFAULT_PORTS, AuditEntry, Connection, MailServerConfig
 from .saving import VersionConflict, save_settings
-from .sending_methods import show_if_rules, switch_to_choices
+from .sending_methods import (
+    fields_new_after_basic,
+    show_if_methods,
+    show_if_rules,
+    switch_to_choices,
+)
 from .test_mail import (
     TestAlreadyRunning,
     describe_outcome,
@@ -37,7 +44,7 @@ from .test_mail import (
     settings_from_form,
 )
 from .validators import validate_address
-from .values import MailSettings, azure_environments
+from .values import azure_environment, azure_environments
 
 AUDIT_ROWS = 20
 logger = logging.getLogger(__name__)
@@ -77,7 +84,7 @@ PAGES = {
 
 
 # A 500 mails a report to the Admin Mail Address: typed secrets must show as stars in it.
-@sensitive_post_parameters(*SECRET_FIELDS)
+@sensitive_post_parameters(*TYPED_SECRETS)
 @require_http_methods(["GET", "POST"])
 def mail_server(request: HttpRequest, connection: str = Connection.PRIMARY) -> HttpResponse:
     """Admin > General Settings > Mail Server (or Backup Connection): show and save it."""
@@ -150,17 +157,29 @@ def render_page(
         "timeout_seconds": math.ceil(settings.MAILCONFIG_TIMEOUT),
         "failover_after": describe_seconds(settings.MAILCONFIG_FAILOVER_AFTER),
         "csrf_cookie_name": settings.CSRF_COOKIE_NAME,
-        "basic_auth_retiring": microsoft_basic_auth(stored),
+        # Server-side for the first paint and without JavaScript; mail_server.js keeps it
+        # up to date as the admin types (same host list, data-m365-hosts).
+        "basic_auth_sunset": basic_auth_at_risk(form.value),
+        "basic_auth_sunset_when": sunset_phrase(),
+        "microsoft_365_hosts": json.dumps(host_patterns()),
+        "switch_guide": switch_guide(form),
+        "app_only_scope": azure_environment(form.value("oauth_azure_environment")).smtp_app_scope,
+        "app_only_scopes": json.dumps(
+            {key: env.smtp_app_scope for key, env in azure_environments().items()}
+        ),
         "azure_environments": azure_environments(),
         **oauth_page.page_context(request, stored),
         "default_ports": json.dumps({str(key): port for key, port in DEFAULT_PORTS.items()}),
         "show_if": show_if_rules(),
         "switch_to": switch_to_choices(),
+        **health_check_page.page_context((extra or {}).get("health_form")),
+        "show_if_method": show_if_methods(),
+        "radar": radar(),
     }
     return render(request, "settings_app/mail_server.html", context, status=status)
 
 
-@sensitive_post_parameters(*SECRET_FIELDS)
+@sensitive_post_parameters(*TYPED_SECRETS)
 @require_http_methods(["POST"])
 def test_mail(request: HttpRequest, connection: str = Connection.PRIMARY) -> HttpResponse:
     """Send a test message with the values on the form, unsaved; blank secrets mean the
@@ -218,7 +237,7 @@ def test_mail(request: HttpRequest, connection: str = Connection.PRIMARY) -> Htt
     return render_page(request, form, stored, extra=context)
 
 
-@sensitive_post_parameters(*SECRET_FIELDS)
+@sensitive_post_parameters(*TYPED_SECRETS)
 @require_http_methods(["POST"])
 def check_permissions(request: HttpRequest, connection: str = Connection.PRIMARY) -> HttpResponse:
     """Check what the account on the form may do, sending nothing (values unsaved, as Test Mail).
@@ -245,15 +264,18 @@ def check_permissions(request: HttpRequest, connection: str = Connection.PRIMARY
     return render_page(request, form, stored, extra=context)
 
 
-def microsoft_basic_auth(config: MailServerConfig) -> bool:
-    """Basic auth against Exchange Online, which Microsoft is retiring for SMTP AUTH."""
-    microsoft_hosts = {env.smtp_host for env in azure_environments().values()}
-    microsoft_hosts |= {"outlook.office365.com", "smtp-mail.outlook.com"}
-    return (
-        MailSettings.from_model(config).method.key == "smtp_basic"
-        and bool(config.username)
-        and config.server_name.lower() in microsoft_hosts
-    )
+def switch_guide(form: MailServerForm) -> dict[str, dict[str, str]]:
+    """Per method, what a one-click switch from Basic asks for next: field names and labels."""
+    return {
+        key: {
+            "fields": ",".join(names),
+            # The Azure environment has a default: it is checked, not filled in.
+            "labels": ", ".join(
+                str(form.fields[name].label) for name in names if "azure_environment" not in name
+            ),
+        }
+        for key, names in fields_new_after_basic().items()
+    }
 
 
 def describe_seconds(seconds: float) -> str:

@@ -8,6 +8,8 @@ import trustme
 pytest_plugins = [
     "tests.servers.smtp_server",
     "tests.servers.scripted_smtp",
+    "tests.servers.webhook_receiver",
+    "tests.servers.exchange_smtp",
     "tests.fakes.fixtures",
 ]
 

@@ -42,7 +42,9 @@ def backup() -> MailServerConfig:
 
 
 def labels(html: str) -> list[str]:
-    """The form's field labels, in page order (without the required-field stars)."""
+    """The settings form's field labels, in page order (without the required-field stars)."""
+    html = html[html.index('id="mail-server-form"') :]
+    html = html[: html.index("</form>")]
     found = re.findall(r'<label[^>]*for="id_[^"]+"[^>]*>\s*([^<*]+?)\s*(?:<|\*)', html)
     return [label for label in found if label]
 

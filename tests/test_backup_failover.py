@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 from django.core import mail
+from django.utils import timezone
 
 from sender import delivery
-from sender.models import Attempt, Connection, OutboxMessage, Status
+from sender.models import Attempt, Connection, Incident, OutboxMessage, Status
 from sender.stored import backup_settings
 from tests.backup_helpers import BACKUP_USER, backup_server_users, store_backup
 from tests.factories import store_smtp
@@ -59,6 +60,11 @@ def send_one() -> OutboxMessage:
     mail.send_mail("Alert", "Body", None, ["bob@example.com"])
     run_due_tasks()
     return OutboxMessage.objects.get()
+
+
+def to_bob(server) -> list:
+    """The messages the server got for the test's recipient (not the alert mails)."""
+    return [received for received in server.messages if received.rcpt_tos == ["bob@example.com"]]
 
 
 def tries(row: OutboxMessage) -> list[tuple[str, str]]:
@@ -112,7 +118,7 @@ def test_a_permanent_failure_on_the_primary_is_sent_through_the_backup_at_once(
     row = send_one()
     assert row.status == Status.SENT and row.connection == Connection.BACKUP
     assert tries(row) == [("primary", "permanent"), ("backup", "sent")]
-    (received,) = backup_server.messages
+    (received,) = to_bob(backup_server)
     assert received.rcpt_tos == ["bob@example.com"] and received.auth_user == BACKUP_USER
 
 
@@ -121,7 +127,7 @@ def test_the_backup_sends_from_its_own_from_address_when_the_message_names_none(
 ):
     store_backup(backup_server)
     send_one()
-    (received,) = backup_server.messages
+    (received,) = to_bob(backup_server)
     assert received.mail_from == BACKUP_USER
     assert received.message["From"] == BACKUP_USER
 
@@ -146,7 +152,7 @@ def test_the_primary_down_longer_than_the_failover_time_and_the_backup_delivers(
     assert row.status == Status.SENT and row.connection == Connection.BACKUP
     assert row.attempts == 2
     assert tries(row) == [("primary", "transient"), ("primary", "transient"), ("backup", "sent")]
-    assert len(backup_server.messages) == 1
+    assert len(to_bob(backup_server)) == 1
 
 
 def test_the_failover_time_is_the_setting(settings, primary_down, backup_server):
@@ -197,11 +203,13 @@ def test_the_worker_keeps_the_backups_connection_open_across_messages(
     primary_refuses_login, backup_server
 ):
     store_backup(backup_server)
-    mail.send_mail("One", "Body", None, ["bob@example.com"])
+    send_one()
+    kept = delivery.backup_connections.current
+    assert kept is not None
     mail.send_mail("Two", "Body", None, ["bob@example.com"])
     run_due_tasks()
     assert OutboxMessage.objects.filter(status=Status.SENT, connection="backup").count() == 2
-    assert backup_server.connections == 1
+    assert delivery.backup_connections.current is kept  # the same open transport
 
 
 # The Email Log -------------------------------------------------------------------------
@@ -229,6 +237,45 @@ def test_the_email_log_says_primary_for_mail_the_primary_sent(
     send_one()
     listing = admin_client.get(LOG_URL).content.decode()
     assert '<td data-label="Connection">Primary</td>' in listing
+
+
+# Incidents ---------------------------------------------------------------------------
+
+
+def test_a_primary_failure_that_the_backup_covers_still_opens_the_primarys_incident(
+    primary_refuses_login, backup_server
+):
+    store_backup(backup_server)
+    send_one()
+    incident = Incident.objects.get()
+    assert incident.connection == "primary" and incident.closed_at is None
+
+
+def test_delivery_through_the_backup_does_not_close_the_primarys_incident(
+    primary_refuses_login, backup_server
+):
+    store_backup(backup_server)
+    send_one()
+    mail.send_mail("Second", "Body", None, ["bob@example.com"])
+    run_due_tasks()
+    assert Incident.objects.get(connection="primary").closed_at is None
+
+
+def test_the_banner_of_a_backup_incident_leads_to_the_backup_page(admin_client):
+    now = timezone.now()
+    Incident.objects.create(
+        connection="backup",
+        cause=Incident.Cause.PERMANENT,
+        failing_since=now,
+        opened_at=now,
+        last_failure_at=now,
+        error="The server rejected the username and password.",
+    )
+    page = admin_client.get(LOG_URL).content.decode()
+    assert (
+        'href="/admin/general-settings/mail-server/backup/" data-testid="incident-fix">Check the'
+        in page
+    )
 
 
 # The setting -----------------------------------------------------------------------

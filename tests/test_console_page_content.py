@@ -65,10 +65,12 @@ def section(root: Element, rule: str) -> Element:
 
 
 def help_panel(block: Element) -> str:
-    (panel,) = [
+    """The text of the block's help (both sign-ins' help for SMTP OAuth with Microsoft)."""
+    panels = [
         node for node in walk(block) if "help-panel" in dict(node.attributes).get("class", "")
     ]
-    return " ".join(text_of(panel).split())
+    assert panels
+    return " ".join(" ".join(text_of(panel).split()) for panel in panels)
 
 
 def test_every_documented_label_is_on_the_page_exactly(admin_client):
@@ -102,6 +104,11 @@ def test_azure_cloud_is_the_default_environment(admin_client):
             "mode=smtp&auth=oauth&oauth_provider=microsoft",
             ["oauth_tenant_id", "oauth_client_id", "oauth_client_secret"],
             ["Delegated permissions", "SMTP.Send", "offline_access", "Grant admin consent"],
+        ),
+        (
+            "mode=smtp&auth=oauth&oauth_provider=microsoft",
+            ["oauth_sign_in", "oauth_tenant_id", "oauth_client_id", "oauth_client_secret"],
+            ["SMTP.SendAsApp", "New-ServicePrincipal", "Add-MailboxPermission", "FullAccess"],
         ),
         (
             "mode=smtp&auth=oauth&oauth_provider=google",

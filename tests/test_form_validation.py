@@ -237,14 +237,25 @@ def test_nothing_is_saved_or_audited_when_invalid(admin_client):
 def test_saving_basic_auth_for_exchange_online_warns_with_a_path_to_oauth(admin_client):
     post(admin_client, server_name="smtp.office365.com")
     body = admin_client.get(PAGE_URL).content.decode()
-    assert "Microsoft is retiring Basic authentication" in body
-    assert 'data-switch-to="mode=smtp,auth=oauth,oauth_provider=microsoft"' in body
-    assert 'data-switch-to="mode=api,api_provider=microsoft"' in body
+    warning = body[body.index('id="basic-auth-sunset"') :].split("</div>\n</div>")[0]
+    assert "hidden" not in warning.split(">")[0]
+    assert "end of December 2026" in warning
+    assert "Mail through Microsoft 365 will stop" in warning
+    assert (
+        'data-switch-to="mode=smtp,auth=oauth,oauth_provider=microsoft,oauth_sign_in=delegated"'
+        in warning
+    )
+    assert 'data-switch-to="mode=api,api_provider=microsoft,api_credential_type=secret"' in warning
 
 
 def test_other_servers_get_no_basic_auth_warning(admin_client):
     post(admin_client)
-    assert "Microsoft is retiring" not in admin_client.get(PAGE_URL).content.decode()
+    body = admin_client.get(PAGE_URL).content.decode()
+    # Rendered hidden, for the page's script to show while the admin types a Microsoft host.
+    assert 'id="basic-auth-sunset"' in body
+    tag = body[body.index('id="basic-auth-sunset"') :].split(">")[0]
+    assert "hidden" in tag
+    assert "basic-auth-sunset-banner" not in body
 
 
 # Errors no visible field can show --------------------------------------------------

@@ -15,6 +15,9 @@ from tests.factories import LOCAL_SMTP_ACCOUNT
 from tests.servers.smtp_server import BlackHoleServer
 from tests.test_api_transports import CLIENT_ID, SECRET, TENANT, gmail_config, graph_config
 
+# The SMTP check records the server's TLS certificate for the expiry radar.
+pytestmark = pytest.mark.django_db
+
 
 def statuses(findings: list[Finding]) -> list[str]:
     return [finding.status for finding in findings]

@@ -18,6 +18,7 @@ from settings_app.sending_methods import (
     METHODS,
     TransportKind,
     show_if,
+    show_if_methods,
     show_if_rules,
 )
 from settings_app.test_mail import config_secrets
@@ -92,8 +93,8 @@ def test_the_sender_builds_the_declared_transport(method):
         TransportKind.GMAIL: "GmailTransport",
     }[method.transport]
     assert type(transport).__name__ == expected
-    if method.transport == TransportKind.SMTP:  # XOAUTH2 from the grant, or a login
-        assert (transport.token_provider is not None) == method.uses_grant
+    if method.transport == TransportKind.SMTP:  # XOAUTH2 (grant or app-only), or a login
+        assert (transport.token_provider is not None) == method.uses_xoauth2
 
 
 @pytest.mark.parametrize("method", METHODS, ids=[m.key for m in METHODS])
@@ -109,7 +110,9 @@ def test_a_block_shared_by_all_smtp_methods_shows_for_smtp():
 
 def test_a_block_of_some_methods_shows_for_each_of_them():
     assert show_if("username") == (
-        "mode=smtp&auth=basic|mode=smtp&auth=oauth&oauth_provider=microsoft"
+        "mode=smtp&auth=basic"
+        "|mode=smtp&auth=oauth&oauth_provider=microsoft&oauth_sign_in=delegated"
+        "|mode=smtp&auth=oauth&oauth_provider=microsoft&oauth_sign_in=application"
     )
 
 
@@ -121,7 +124,8 @@ def test_every_show_if_rule_on_the_page_comes_from_the_declaration(admin_client)
         for node in walk(root)
         if "data-show-if" in dict(node.attributes)
     }
-    assert rules and rules <= set(show_if_rules().values())
+    declared = set(show_if_rules().values()) | set(show_if_methods().values())
+    assert rules and rules <= declared
 
 
 def test_the_sender_does_not_import_the_page():

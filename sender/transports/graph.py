@@ -7,7 +7,11 @@ from urllib.parse import quote
 
 import requests
 
-from sender.client_credentials import MicrosoftClientCredentials, graph_token_provider
+from sender.client_credentials import (
+    AppCredential,
+    MicrosoftClientCredentials,
+    graph_token_provider,
+)
 from sender.errors import (
     AuthenticationError,
     AuthorizationError,
@@ -106,7 +110,11 @@ class GraphTransport(HttpApiTransport):
         return graph_token_provider(
             tenant=self.config.api_tenant_id,
             client_id=self.config.api_client_id,
-            client_secret=self.config.api_client_secret,
+            credential=AppCredential.chosen(
+                self.config.api_credential_type,
+                secret=self.config.api_client_secret,
+                certificate=self.config.api_certificate,
+            ),
             environment=self.config.api_azure,
             ca_file=self.ca_file,
             timeout=self.timeout,

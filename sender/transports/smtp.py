@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import logging
 import re
 import smtplib
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from typing import Any
 
 from django.core.mail import EmailMessage
 from django.core.mail.message import sanitize_address
+from django.db import DatabaseError
 
 from sender import deadline
 from sender.errors import (
@@ -24,9 +26,11 @@ from sender.errors import (
 )
 from sender.network import (
     AddressInfo,
+    PeerCertificate,
     describe_addresses,
     describe_tls,
     lookup,
+    peer_certificate,
     tls_context,
 )
 from sender.network_errors import network_error
@@ -34,11 +38,13 @@ from sender.redaction import Redactor
 from sender.smtp_replies import smtp_reply_error
 from sender.tokens import TokenProvider
 from sender.transcript import Transcript
-from settings_app.models import Provider, Security
+from settings_app.models import Provider, Security, ServerCertificateSeen
 from settings_app.values import MailSettings
 
 from .base import Transport
 from .smtp_connection import BoundedReplies, ResolvedSMTP, ResolvedSMTP_SSL
+
+logger = logging.getLogger(__name__)
 
 # Tried in this order when the server offers several; CRAM-MD5 would need the
 # password kept reversibly anyway and adds nothing over TLS.
@@ -87,6 +93,8 @@ class SmtpTransport(Transport):
         self.token_provider = token_provider
         self.connection: BoundedReplies | None = None
         self._size_extension = False
+        # The server's TLS certificate, once a TLS handshake succeeded.
+        self.peer_certificate: PeerCertificate | None = None
 
     @property
     def host(self) -> str:
@@ -164,6 +172,7 @@ class SmtpTransport(Transport):
         if implicit_tls:
             with self.transcript.step("TLS") as step:
                 step.details.extend(describe_tls(connection.sock))
+                self._saw_certificate(connection)
         elif self.config.security != Security.TLS:
             with self.transcript.step("TLS") as step:
                 step.details.append("None selected: the connection is not encrypted.")
@@ -203,10 +212,28 @@ class SmtpTransport(Transport):
             except (OSError, smtplib.SMTPException) as err:
                 raise self._failure("STARTTLS", err) from err
             step.details.extend(describe_tls(connection.sock))
+            self._saw_certificate(connection)
             step.details.append("Server offers after STARTTLS: " + _capabilities(connection))
 
+    def remember_certificate(self) -> None:
+        """Record the server certificate's expiry for the expiry radar, if TLS got that far.
+
+        Test Mail and Check permissions call it; normal sending does not write here.
+        """
+        seen = self.peer_certificate
+        if seen is None:
+            return
+        try:
+            ServerCertificateSeen.remember(seen.host, seen.port, seen.subject, seen.not_after)
+        except DatabaseError as fault:  # the test's result matters more than this note
+            logger.warning("Server certificate expiry not recorded: %s", fault)
+
+    def _saw_certificate(self, connection: BoundedReplies) -> None:
+        # Kept for Test Mail and Check permissions, which record it for the expiry radar.
+        self.peer_certificate = peer_certificate(connection.sock, self.host, self.port)
+
     def _authenticate(self, connection: BoundedReplies) -> None:
-        if self.config.uses_smtp_oauth:
+        if self.config.uses_xoauth2:
             self._xoauth2(connection)
         elif self.config.username:
             self._basic(connection)
@@ -267,7 +294,15 @@ class SmtpTransport(Transport):
             initial = xoauth2_string(user, token.token).encode("utf-8")
             # A refused token gets a 334 challenge with a JSON error; the protocol then
             # wants an empty line, after which the server says 535.
-            self._sasl(connection, "XOAUTH2", initial, lambda _: b"", secret=token.token)
+            try:
+                self._sasl(connection, "XOAUTH2", initial, lambda _: b"", secret=token.token)
+            except MailError as err:
+                # An app-only token is refused for reasons of its own (no service principal,
+                # no mailbox permission): its provider knows what to say.
+                refused_hint = getattr(self.token_provider, "login_refused_hint", "")
+                if refused_hint and err.code == "535" and "5.7.139" not in err.provider_text:
+                    err.hint = refused_hint
+                raise
             step.details.append(f"AUTH XOAUTH2 as {user}: accepted")
 
     def _xoauth2_user(self, account: str) -> str:

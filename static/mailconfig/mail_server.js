@@ -48,10 +48,37 @@
     }
   }
 
+  // Basic auth against Microsoft 365 stops at the end of December 2026: warn as the admin
+  // types (the host list is the server's, settings_app/microsoft_365.py).
+  const sunsetWarning = form.querySelector("[data-basic-auth-sunset]");
+  const microsoft365 = JSON.parse(form.dataset.m365Hosts || '{"hosts":[],"suffixes":[]}');
+  function isMicrosoft365(host) {
+    const name = host.trim().toLowerCase().replace(/\.$/, "");
+    return name !== "" && (microsoft365.hosts.includes(name) ||
+      microsoft365.suffixes.some((suffix) => name.endsWith(suffix)));
+  }
+  function refreshSunset() {
+    if (!sunsetWarning) return;
+    sunsetWarning.hidden = !(value("mode") === "smtp" && value("auth") === "basic" &&
+      value("username").trim() !== "" && isMicrosoft365(value("server_name")));
+  }
+
+  // The app-only scope shown follows the Azure environment chosen.
+  const appScope = form.querySelector("[data-app-only-scope]");
+  function refreshAppScope() {
+    if (!appScope) return;
+    const scopes = JSON.parse(appScope.dataset.appOnlyScope || "{}");
+    const scope = scopes[value("oauth_azure_environment")];
+    if (scope) appScope.textContent = scope;
+  }
+
   form.addEventListener("change", (event) => {
     if (event.target.name === "security") suggestPort();
     refresh();
+    refreshSunset();
+    refreshAppScope();
   });
+  form.addEventListener("input", refreshSunset);
 
   // "Choose the appropriate Azure environment" reveals the selector.
   form.querySelectorAll("[data-azure-env]").forEach((box) => {
@@ -68,7 +95,9 @@
     if (select.classList.contains("is-invalid")) box.querySelector("[data-azure-select]").classList.add("revealed");
   });
 
-  // Links that switch options in one click (for example Basic auth -> OAuth).
+  // Buttons that switch options in one click (Basic auth -> OAuth or Graph). Only the
+  // choices change: every typed value (From, Admin Mail Address, Username) stays. Then
+  // the guide names the new fields, marks them and puts the cursor in the first empty one.
   document.querySelectorAll("[data-switch-to]").forEach((link) => {
     link.addEventListener("click", (event) => {
       event.preventDefault();
@@ -78,7 +107,21 @@
         if (radio) radio.checked = true;
       });
       refresh();
-      form.scrollIntoView({ behavior: "smooth" });
+      refreshSunset();
+      form.querySelectorAll("[data-switch-guide]").forEach((guide) => {
+        guide.hidden = guide.dataset.switchGuide !== link.dataset.switchMethod;
+      });
+      const fields = (link.dataset.switchFields || "").split(",").filter(Boolean)
+        .map((name) => form.elements.namedItem(name))
+        .filter((field) => field && "focus" in field);
+      fields.forEach((field) => {
+        field.classList.add("switch-new-field");
+        field.addEventListener("input", () => field.classList.remove("switch-new-field"), { once: true });
+      });
+      const guide = form.querySelector(`[data-switch-guide="${link.dataset.switchMethod}"]`);
+      const first = fields.find((field) => field.value === "") || fields[0];
+      if (guide) guide.scrollIntoView({ behavior: "smooth", block: "start" });
+      if (first) first.focus({ preventScroll: true });
     });
   });
 
@@ -112,6 +155,7 @@
   });
 
   refresh();
+  refreshSunset();
 })();
 
 // Test Mail: ask for the recipient, post the form (unsaved values) and show the transcript.

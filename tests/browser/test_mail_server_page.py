@@ -158,6 +158,7 @@ VIEWS = {
     "smtp-oauth-microsoft": ["id_auth_1"],
     "smtp-oauth-google": ["id_auth_1", "id_oauth_provider_1"],
     "api-microsoft": ["id_mode_1"],
+    "api-microsoft-certificate": ["id_mode_1", "id_api_credential_type_1"],
     "api-google": ["id_mode_1", "id_api_provider_1"],
 }
 

@@ -69,6 +69,7 @@ def _fresh(server: FakeT) -> FakeT:
     # Token providers and MSAL apps are kept per configuration for the process;
     # a fake that was reset no longer knows their tokens.
     client_credentials._graph_token_providers.clear()
+    client_credentials._exchange_smtp_token_providers.clear()
     service_account._gmail_token_providers.clear()
     consent._consent_msal_apps.clear()
     return server

@@ -83,6 +83,9 @@ class GoogleFake(ProviderFake):
         self.access_tokens: dict[str, dict[str, Any]] = {}
         self.rotate_refresh_tokens = False
         self.revoked: list[str] = []
+        # A project whose OAuth consent screen is in "Testing": refresh tokens last 7 days,
+        # and the code exchange says so (refresh_token_expires_in).
+        self.testing_publishing_status = False
 
     # Set-up ------------------------------------------------------------------
     def make_service_account(
@@ -274,6 +277,8 @@ class GoogleFake(ProviderFake):
         }
         if refresh:
             body["refresh_token"] = refresh
+            if self.testing_publishing_status:
+                body["refresh_token_expires_in"] = 7 * 24 * 3600 - 1
         return Response.json(body)
 
     def _refresh(self, refresh_token: str) -> Response:

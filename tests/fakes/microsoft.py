@@ -20,8 +20,24 @@ from typing import Any
 from urllib.parse import unquote
 
 import trustme
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from .base import ProviderFake, Request, Response, Route, SentMail, b64url, s256, unsigned_jwt
+from .base import (
+    ProviderFake,
+    Request,
+    Response,
+    Route,
+    SentMail,
+    b64url,
+    jwt_parts,
+    s256,
+    unsigned_jwt,
+)
+
+JWT_BEARER_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
 @dataclass
@@ -33,6 +49,8 @@ class App:
     roles: tuple[str, ...] = ("Mail.Send",)
     redirect_uris: tuple[str, ...] = ()
     expired_secret: bool = False
+    # Certificates registered under Certificates & secrets (public part only, as in Entra ID).
+    certificates: list[x509.Certificate] = field(default_factory=list)
 
 
 @dataclass
@@ -52,6 +70,7 @@ class Issued:
     scope: str
     roles: tuple[str, ...] = ()
     user: str = ""
+    grant: str = ""
 
 
 def aad_error(status: int, error: str, code: int, text: str) -> Response:
@@ -91,6 +110,8 @@ class MicrosoftFake(ProviderFake):
         # Discovery names endpoints on the host the client asked for (as each national
         # cloud's authority does), so a test can tell two clouds pointed at this fake apart.
         self.endpoints_on_request_host = False
+        # The header and claims of every client assertion that passed (for tests to inspect).
+        self.assertions: list[tuple[dict[str, Any], dict[str, Any]]] = []
 
     # Set-up ------------------------------------------------------------------
     def add_app(
@@ -108,6 +129,10 @@ class MicrosoftFake(ProviderFake):
         app = App(client_id, secret, roles, redirect_uris, expired_secret)
         record.apps[client_id] = app
         return app
+
+    def add_certificate(self, tenant: str, client_id: str, certificate: x509.Certificate) -> None:
+        """Register a certificate's public part for an app (Certificates & secrets > Upload)."""
+        self.tenants[tenant].apps[client_id].certificates.append(certificate)
 
     def add_user(self, tenant: str, username: str) -> None:
         self.tenants[tenant].users.add(username.lower())
@@ -130,6 +155,13 @@ class MicrosoftFake(ProviderFake):
             and issued.expires > time.time()
             and (scope_contains is None or scope_contains in issued.scope)
         )
+
+    def app_only_token(self, token: str, scope: str) -> Issued | None:
+        """The unexpired token this fake issued for client credentials with ``scope``, or None."""
+        issued = self.issued.get(token)
+        if issued is None or issued.expires <= time.time() or issued.grant != "client_credentials":
+            return None
+        return issued if issued.scope.split() == [scope] else None
 
     def token_user(self, token: str) -> str:
         issued = self.issued.get(token)
@@ -240,7 +272,13 @@ class MicrosoftFake(ProviderFake):
                 f"Application with identifier '{form.get('client_id')}' was not found in the "
                 f"directory '{tenant.tenant_id}'.",
             )
-        if form.get("client_secret") != app.secret:
+        if form.get("client_assertion_type") == JWT_BEARER_ASSERTION:
+            refused = self._check_assertion(
+                tenant, app, form.get("client_assertion", ""), request.path
+            )
+            if refused is not None:
+                return refused
+        elif not app.secret or form.get("client_secret") != app.secret:
             return aad_error(
                 401,
                 "invalid_client",
@@ -263,6 +301,93 @@ class MicrosoftFake(ProviderFake):
         if grant == "refresh_token":
             return self._refresh(tenant, app, form)
         return aad_error(400, "unsupported_grant_type", 70003, "Unsupported grant type.")
+
+    def _check_assertion(
+        self, tenant: Tenant, app: App, assertion: str, path: str
+    ) -> Response | None:
+        """Verify a certificate's client assertion as Entra ID does, or say why not.
+
+        The header names the certificate by its SHA-256 thumbprint (``x5t#S256``); the
+        signature (PS256 or RS256) must verify with that registered certificate's public
+        key; ``aud`` is this token endpoint, ``iss`` and ``sub`` the client ID, ``exp`` ahead.
+        """
+        try:
+            header, claims, signed, signature = jwt_parts(assertion)
+        except ValueError:
+            return aad_error(400, "invalid_client", 50027, "Invalid JWT token. Malformed.")
+        # MSAL pads the base64url (RFC 7515 says unpadded); Entra ID takes either.
+        thumbprint = str(header.get("x5t#S256", "")).rstrip("=")
+        certificate = next(
+            (c for c in app.certificates if b64url(c.fingerprint(hashes.SHA256())) == thumbprint),
+            None,
+        )
+        if certificate is None:
+            return aad_error(
+                401,
+                "invalid_client",
+                700027,
+                "The certificate with identifier used to sign the client assertion is not "
+                f"registered on application. [Reason - The key was not found., Thumbprint of key "
+                f"used by client: '{thumbprint}']",
+            )
+        public_key = certificate.public_key()
+        assert isinstance(public_key, rsa.RSAPublicKey)
+        schemes = {
+            "PS256": padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32),
+            "RS256": padding.PKCS1v15(),
+        }
+        scheme = schemes.get(header.get("alg", ""))
+        try:
+            if scheme is None:
+                raise InvalidSignature
+            public_key.verify(signature, signed, scheme, hashes.SHA256())
+        except InvalidSignature:
+            return aad_error(
+                401,
+                "invalid_client",
+                700027,
+                "Client assertion failed signature validation. [Reason - The key was found "
+                "but the signature is not valid.]",
+            )
+        now = time.time()
+        audience = f"{self.base_url}{path}"
+        if claims.get("aud") != audience:
+            return aad_error(
+                401,
+                "invalid_client",
+                700021,
+                f"Client assertion audience claim does not match "
+                f"Realm issuer. Review the documentation at https://aka.ms/certCredentials. "
+                f"[{claims.get('aud')} != {audience}]",
+            )
+        if claims.get("iss") != app.client_id or claims.get("sub") != app.client_id:
+            return aad_error(
+                401,
+                "invalid_client",
+                700023,
+                "Client assertion issuer and subject must be the client ID.",
+            )
+        if not isinstance(claims.get("exp"), int | float) or claims["exp"] <= now:
+            return aad_error(
+                401,
+                "invalid_client",
+                700024,
+                "Client assertion is not within its valid time range.",
+            )
+        if (
+            not certificate.not_valid_before_utc.timestamp()
+            <= now
+            < (certificate.not_valid_after_utc.timestamp())
+        ):
+            return aad_error(
+                401,
+                "invalid_client",
+                700027,
+                "Client assertion contains an invalid signature. "
+                "[Reason - The key used is expired.]",
+            )
+        self.assertions.append((header, claims))
+        return None
 
     def _access_token(self, tenant: Tenant, app: App, scope: str, user: str = "") -> Issued:
         now = time.time()
@@ -292,6 +417,7 @@ class MicrosoftFake(ProviderFake):
                 400, "invalid_scope", 1002012, "The provided value for scope is not valid."
             )
         issued = self._access_token(tenant, app, scope)
+        issued.grant = "client_credentials"
         self.tokens_issued["client_credentials"] += 1
         return Response.json(
             {

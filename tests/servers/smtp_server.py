@@ -59,6 +59,9 @@ class Injections:
     mail_from_reply: str | None = None
     rcpt_replies: dict[str, str] = field(default_factory=dict)
     data_reply: str | None = None
+    # Replies at the end of data for messages containing the key (b"Subject: Report"):
+    # a server refusing some messages and taking others.
+    data_replies_for: dict[bytes, str] = field(default_factory=dict)
     # Seconds to wait before answering "AUTH", "MAIL", "DATA-COMMAND" (the 354 go-ahead)
     # or "DATA" (end of data); a stall is a long wait (stop() cancels it).
     delays: dict[str, float] = field(default_factory=dict)
@@ -160,6 +163,10 @@ class _Handler:
         reply = self.server.injections.data_reply
         if reply:
             return reply
+        content = envelope.original_content or b""
+        for key, reply in self.server.injections.data_replies_for.items():
+            if key in content:
+                return reply
         login = getattr(session.auth_data, "login", None)
         self.server._received(
             ReceivedMessage(

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("settings_app", "0003_test_mail_run"),
+        ("settings_app", "0006_azure_certificate_credentials"),
     ]
 
     operations = [

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("oauth", "0003_bind_grant_to_smtp_server"),
+        ("oauth", "0004_grant_refresh_token_expiry"),
     ]
 
     operations = [
