@@ -48,12 +48,14 @@ def chromium_notice() -> None:
 def main() -> int:
     extra = sys.argv[1:]
     chromium_notice()
-    code = pytest(*extra)
+    # Two processes, one per core: each gets its own test database, so the worker
+    # subprocesses of the outbox tests never share a SQLite file with another test's.
+    code = pytest("-n", "2", *extra)
     if code != 0:
         return code
     if reachable(POSTGRES_URL):
         env = {**os.environ, "DATABASE_URL": POSTGRES_URL}
-        return pytest("-m", "db_sensitive", *extra, env=env)
+        return pytest("-n", "2", "-m", "db_sensitive", *extra, env=env)
     message = (
         f"PostgreSQL not reachable at {POSTGRES_URL}: database-sensitive tests ran on SQLite only."
     )

@@ -232,6 +232,11 @@ def stop(worker: subprocess.Popen) -> None:
             worker.wait()
 
 
+@pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "").startswith("postgres"),
+    reason="worker processes on the SQLite test file: after a SIGKILL under load the WAL file "
+    "was left unusable for the tests after it; run on PostgreSQL (make test does)",
+)
 @pytest.mark.db_sensitive
 def test_a_worker_killed_mid_batch_loses_nothing_and_a_duplicate_has_the_same_message_id(
     tmp_path, plain_smtp
@@ -263,6 +268,11 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_a_duplicate_has_the_same_me
     assert sum(received.values()) - len(rows) <= 1  # at most the one in flight, same Message-ID
 
 
+@pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "").startswith("postgres"),
+    reason="worker processes on the SQLite test file: after a SIGKILL under load the WAL file "
+    "was left unusable for the tests after it; run on PostgreSQL (make test does)",
+)
 @pytest.mark.db_sensitive
 def test_two_workers_draining_one_queue_send_every_message_exactly_once(tmp_path, plain_smtp):
     rows = queue(60)
