@@ -335,18 +335,7 @@ def record_failure(
             last_error_code=error.code[:100],
             last_error_hint=error.hint,
         )
-        Attempt.objects.create(
-            message=row,
-            started_at=started,
-            duration_ms=duration_ms,
-            transport=transport,
-            connection=connection,
-            outcome=Attempt.Outcome.TRANSIENT if transient else Attempt.Outcome.PERMANENT,
-            reply=error.provider_text[:2000],
-            error=error.message,
-            error_code=error.code[:100],
-            hint=error.hint,
-        )
+        _log_failed_attempt(row, error, started, duration_ms, transport, connection, transient)
         if retry_at is not None and updated:
             outbox.schedule(row, retry_at)
     _tell_incidents(
@@ -356,6 +345,29 @@ def record_failure(
         transient=transient,
         started=started,
         connection=connection,
+    )
+
+
+def _log_failed_attempt(
+    row: OutboxMessage,
+    error: MailError,
+    started: datetime,
+    duration_ms: int,
+    transport: str,
+    connection: str,
+    transient: bool,
+) -> None:
+    Attempt.objects.create(
+        message=row,
+        started_at=started,
+        duration_ms=duration_ms,
+        transport=transport,
+        connection=connection,
+        outcome=Attempt.Outcome.TRANSIENT if transient else Attempt.Outcome.PERMANENT,
+        reply=error.provider_text[:2000],
+        error=error.message,
+        error_code=error.code[:100],
+        hint=error.hint,
     )
 
 
@@ -380,18 +392,7 @@ def log_failed_try(
     """Log one failed try of a failover attempt (the message's status is the other try's);
     it counts towards its connection's incident like any failure."""
     transient = retries.is_transient(error)
-    Attempt.objects.create(
-        message=row,
-        started_at=started,
-        duration_ms=duration_ms,
-        transport=transport,
-        connection=connection,
-        outcome=Attempt.Outcome.TRANSIENT if transient else Attempt.Outcome.PERMANENT,
-        reply=error.provider_text[:2000],
-        error=error.message,
-        error_code=error.code[:100],
-        hint=error.hint,
-    )
+    _log_failed_attempt(row, error, started, duration_ms, transport, connection, transient)
     _tell_incidents(
         incidents.delivery_failed,
         row,
