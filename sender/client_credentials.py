@@ -248,27 +248,8 @@ def graph_token_provider(
             hint="Fill them in on the API section of the page.",
         )
     scope = f"{environment.graph_host.rstrip('/')}/.default"
-    key = cache_key(
-        "graph",
-        tenant,
-        client_id,
-        credential.secret,
-        credential.certificate,
-        environment,
-        ca_file,
-        timeout,
-    )
-    return _graph_token_providers.get(
-        key,
-        lambda: MicrosoftClientCredentials(
-            tenant=tenant,
-            client_id=client_id,
-            credential=credential,
-            environment=environment,
-            scope=scope,
-            ca_file=ca_file,
-            timeout=timeout,
-        ),
+    return _shared_provider(
+        _graph_token_providers, tenant, client_id, credential, environment, scope, ca_file, timeout
     )
 
 
@@ -287,18 +268,44 @@ def exchange_smtp_token_provider(
     ``https://outlook.office365.com/.default`` in Azure Cloud): no account signs in.
     Missing credentials are reported when a token is asked for, in its transcript step.
     """
-    scope = environment.smtp_app_scope
+    return _shared_provider(
+        _exchange_smtp_token_providers,
+        tenant,
+        client_id,
+        credential,
+        environment,
+        environment.smtp_app_scope,
+        ca_file,
+        timeout,
+        required_role="SMTP.SendAsApp",
+        role_missing_hint=SMTP_ROLE_MISSING,
+        login_refused_hint=APP_ONLY_LOGIN_REFUSED_HINT,
+    )
+
+
+def _shared_provider(
+    providers: PerConfiguration[MicrosoftClientCredentials],
+    tenant: str,
+    client_id: str,
+    credential: AppCredential,
+    environment: AzureEnvironment,
+    scope: str,
+    ca_file: str | None,
+    timeout: float | None,
+    **checks: str,
+) -> MicrosoftClientCredentials:
+    # One provider (one MSAL app and its token cache) per app, credential, cloud and scope.
     key = cache_key(
-        "exchange_smtp",
         tenant,
         client_id,
         credential.secret,
         credential.certificate,
+        environment,
         scope,
         ca_file,
         timeout,
     )
-    return _exchange_smtp_token_providers.get(
+    return providers.get(
         key,
         lambda: MicrosoftClientCredentials(
             tenant=tenant,
@@ -308,8 +315,6 @@ def exchange_smtp_token_provider(
             scope=scope,
             ca_file=ca_file,
             timeout=timeout,
-            required_role="SMTP.SendAsApp",
-            role_missing_hint=SMTP_ROLE_MISSING,
-            login_refused_hint=APP_ONLY_LOGIN_REFUSED_HINT,
+            **checks,
         ),
     )
