@@ -13,17 +13,24 @@ It replaces the command of the same name (``sender`` comes before
   them, and only the last fraction of a second: a message recorded as sent would
   then be sent again (delivery is at-least-once anyway), a claim or a retry would
   come back through the lease. Messages are queued by the web process, whose
-  commits stay synchronous, so a queued message is never lost this way.
+  commits stay synchronous, so a queued message is never lost this way;
+- on PostgreSQL, the task table's planner statistics are refreshed (``ANALYZE``).
+  A worker often starts against a backlog (after an outage, a deploy or a crash)
+  that arrived faster than autovacuum looks (once a minute): with statistics from
+  when the table was nearly empty, PostgreSQL picks each next task by reading and
+  sorting the whole queue instead of the library's partial index, 6 ms instead of
+  0.3 ms per message at 6,000 queued.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.db import connections
+from django.db import connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 from django_tasks_db.management.commands.db_worker import Command as DatabaseWorkerCommand
+from django_tasks_db.models import DBTaskResult
 
 from sender import delivery
 
@@ -32,6 +39,14 @@ def _worker_session(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SET synchronous_commit TO off")
+
+
+def _refresh_queue_statistics() -> None:
+    connection = connections[router.db_for_write(DBTaskResult)]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            # Not the table's owner: PostgreSQL warns and skips it, the worker goes on.
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(DBTaskResult._meta.db_table)}")
 
 
 class Command(DatabaseWorkerCommand):
@@ -45,6 +60,7 @@ class Command(DatabaseWorkerCommand):
             connection.close()  # opened by the system checks with the web's settings
             connection.settings_dict["CONN_MAX_AGE"] = None  # kept; reopened after errors
         connection_created.connect(_worker_session)
+        _refresh_queue_statistics()
         delivery.recover()
         delivery.ensure_sweep_scheduled()
         super().handle(*args, **options)
