@@ -11,6 +11,10 @@
   messages' sent times, so worker start-up (importing Django) is not counted.
 - Worker overhead: the one-worker rate against the synchronous backend sending the same
   N messages over one connection (target >= 0.7x).
+- Engine floor: N tasks that do nothing, run by one worker: what django-tasks-db's
+  worker costs per task here (take a task, mark it running, record its result) before
+  any mail is sent. With one task per message, one worker cannot beat
+  1 / (engine's time per task + synchronous time per message).
 """
 
 from __future__ import annotations
@@ -115,27 +119,7 @@ def fill_queue(count: int) -> None:
 def drain_rate(workers: int, count: int, env: dict[str, str], log_dir: str) -> float:
     """Messages per second while ``workers`` db_worker processes drain ``count`` messages."""
     fill_queue(count)
-    processes = []
-    for index in range(workers):
-        log = open(os.path.join(log_dir, f"worker-{workers}-{index}.log"), "w")  # noqa: SIM115
-        processes.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "manage.py",
-                    "db_worker",
-                    "--batch",
-                    "--no-startup-delay",
-                    "-v0",
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        )
-    for process in processes:
-        process.wait()
+    run_workers(workers, env, os.path.join(log_dir, f"worker-{workers}"))
     sent = list(
         OutboxMessage.objects.filter(status=Status.SENT)
         .order_by("sent_at")
@@ -143,7 +127,52 @@ def drain_rate(workers: int, count: int, env: dict[str, str], log_dir: str) -> f
     )
     if len(sent) != count:
         raise SystemExit(f"only {len(sent)} of {count} messages were sent (logs in {log_dir})")
-    low, high = sent[int(count * 0.05)], sent[int(count * 0.95) - 1]
+    return _middle_rate(sent)
+
+
+def run_workers(workers: int, env: dict[str, str], log: str) -> None:
+    """Run ``workers`` db_worker processes until the queue is empty."""
+    processes = []
+    for index in range(workers):
+        output = open(f"{log}-{index}.log", "w")  # noqa: SIM115
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "manage.py", "db_worker", "--batch", "--no-startup-delay", "-v0"],
+                cwd=ROOT,
+                env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+        )
+    for process in processes:
+        process.wait()
+
+
+def engine_rate(count: int, env: dict[str, str], log_dir: str) -> float:
+    """Tasks per second one worker runs when each task does nothing."""
+    from tests.bench_tasks import nothing
+
+    reset_outbox()
+    with transaction.atomic():
+        for i in range(count):
+            nothing.enqueue(i)
+    run_workers(1, env, os.path.join(log_dir, "engine"))
+    finished = list(
+        DBTaskResult.objects.filter(task_path=nothing.module_path)
+        .exclude(finished_at=None)
+        .order_by("finished_at")
+        .values_list("finished_at", flat=True)
+    )
+    if len(finished) != count:
+        raise SystemExit(f"only {len(finished)} of {count} tasks ran (logs in {log_dir})")
+    return _middle_rate(finished)
+
+
+def _middle_rate(times: list) -> float:
+    # Between the 5th and the 95th percentile: worker start-up and the last stragglers
+    # are not counted.
+    count = len(times)
+    low, high = times[int(count * 0.05)], times[int(count * 0.95) - 1]
     return (int(count * 0.95) - int(count * 0.05)) / (high - low).total_seconds()
 
 
@@ -192,6 +221,18 @@ def main() -> None:
             f"  ({rate / rates[1]:.2f}x one worker, {rate / sync:.2f}x synchronous)"
         )
     print(f"  worker overhead: one worker at {rates[1] / sync:.2f}x synchronous (target >= 0.7x)")
+    engine = engine_rate(count, env, temp)
+    ceiling = 1 / (1 / engine + 1 / sync)
+    print(
+        f"  engine floor: one worker runs {engine:.0f} empty tasks/s "
+        f"({1000 / engine:.2f} ms per task); with one task per message a worker cannot "
+        f"exceed {ceiling:.0f} msg/s ({ceiling / sync:.2f}x synchronous) on this machine"
+    )
+    ours = 1000 / rates[1] - 1000 / engine - 1000 / sync
+    print(
+        f"  one worker's {1000 / rates[1]:.2f} ms per message: engine {1000 / engine:.2f} ms, "
+        f"sending {1000 / sync:.2f} ms, the outbox's own bookkeeping {ours:.2f} ms"
+    )
     print(f"  (cores: {os.cpu_count()}; the SMTP server is one process on one of them)")
     control.send("done")
     control.recv()
