@@ -1,11 +1,13 @@
 """The expiry radar: every credential date that will stop mail, and how close each one is.
 
-One function, ``radar(now)``, reads the saved configuration and returns what expires
-and when: the Azure app's certificate (read from it at upload), its client secret
-(the date the admin typed from Entra ID), the SMTP server's TLS certificate (as seen
-at the last Test Mail or permission check) and an SMTP OAuth grant that goes idle
-(Microsoft) or runs out (Google, consent screen in Testing). Warnings start 30, 7
-and 1 days ahead; the banner on every console page and the Mail Server page read it.
+One function, ``radar(now)``, reads the saved configurations (the primary, and the
+backup connection when it is in use) and returns what expires and when: the Azure
+app's certificate (read from it at upload), its client secret (the date the admin
+typed from Entra ID), the SMTP server's TLS certificate (as seen at the last Test Mail
+or permission check) and an SMTP OAuth grant that goes idle (Microsoft) or runs out
+(Google, consent screen in Testing). Warnings start 30, 7 and 1 days ahead; the banner
+on every console page, the Mail Server page and the alert mails
+(``settings_app/expiry_alerts.py``) read it.
 
 Only non-secret columns are read (``values()``), so a lost encryption key or a
 damaged secret never stops the banner, nor the pages that show it.
@@ -53,6 +55,14 @@ class Severity:
     }
 
 
+# The page where each connection's credentials are set (URL names).
+PAGES = {
+    Connection.PRIMARY: "settings_app:mail_server",
+    Connection.BACKUP: "settings_app:backup_connection",
+}
+PAGE_TITLES = {Connection.PRIMARY: "Mail Server", Connection.BACKUP: "Backup Connection"}
+
+
 @dataclass(frozen=True)
 class Expiry:
     """One dated credential: what it is, when it stops, what to do, and where."""
@@ -61,10 +71,26 @@ class Expiry:
     what: str
     expires_at: datetime
     fix: str
-    link: str
+    # Where to fix it: the section (HTML id) of the connection's page.
+    anchor: str
     now: datetime
+    connection: str = Connection.PRIMARY
     # How far ahead warnings start (an idle Microsoft grant: once 80 of 90 days passed).
     horizon: timedelta = timedelta(days=THRESHOLDS[0])
+
+    @property
+    def page(self) -> str:
+        """The URL name of the page that sets this credential."""
+        return PAGES[Connection(self.connection)]
+
+    @property
+    def link(self) -> str:
+        return f"{reverse(self.page)}#{self.anchor}"
+
+    @property
+    def alert_key(self) -> str:
+        """Which credential this is, across connections: "backup:certificate"."""
+        return f"{self.connection}:{self.key}"
 
     @property
     def remaining(self) -> timedelta:
@@ -106,14 +132,23 @@ class Expiry:
 
     @property
     def headline(self) -> str:
-        return f"{self.what} {self.when}."
+        # The primary's items read as before; the backup's say whose they are.
+        prefix = "Backup connection: " if self.connection == Connection.BACKUP else ""
+        return f"{prefix}{self.what} {self.when}."
 
 
 def radar(now: datetime | None = None) -> list[Expiry]:
-    """Every dated credential the saved sending method relies on, soonest first."""
+    """Every dated credential the saved sending methods rely on, soonest first: the
+    primary's, and the backup's while it is in use (one that is off never sends)."""
     now = now or timezone.now()
+    found = _connection_radar(Connection.PRIMARY, now)
+    found += _connection_radar(Connection.BACKUP, now)
+    return sorted(found, key=lambda item: item.expires_at)
+
+
+def _connection_radar(connection: str, now: datetime) -> list[Expiry]:
     config = (
-        MailServerConfig.objects.filter(pk=MailServerConfig.SINGLETON_ID)
+        MailServerConfig.objects.filter(pk=MailServerConfig.ROW_IDS[connection])
         .values(
             *CHOICE_FIELDS,
             "version",
@@ -122,14 +157,17 @@ def radar(now: datetime | None = None) -> list[Expiry]:
             "security",
             "api_certificate_subject",
             "api_certificate_expires_at",
+            "use_when_primary_fails",
             *SECRET_EXPIRY_DATES.values(),
         )
         .first()
     )
     if not config or not config["version"]:
         return []
+    if connection == Connection.BACKUP and not config["use_when_primary_fails"]:
+        return []
     method = method_for(lambda name: config[name])
-    page = reverse("settings_app:mail_server")
+    title = PAGE_TITLES[connection]
     found: list[Expiry] = []
     if "api_certificate" in method.fields and config["api_certificate_expires_at"]:
         found.append(
@@ -138,9 +176,10 @@ def radar(now: datetime | None = None) -> list[Expiry]:
                 what=f"The Azure app's certificate ({config['api_certificate_subject']})",
                 expires_at=config["api_certificate_expires_at"],
                 fix="Create a new certificate, add it under App registrations > the app > "
-                "Certificates & secrets > Certificates, and upload it on the Mail Server page.",
-                link=f"{page}#api-credential",
+                f"Certificates & secrets > Certificates, and upload it on the {title} page.",
+                anchor="api-credential",
                 now=now,
+                connection=connection,
             )
         )
     for secret, date_field in SECRET_EXPIRY_DATES.items():
@@ -152,9 +191,10 @@ def radar(now: datetime | None = None) -> list[Expiry]:
                     expires_at=_start_of(config[date_field]),
                     fix="Create a new client secret under App registrations > the app > "
                     "Certificates & secrets > Client secrets, enter its Value and its expiry "
-                    "date on the Mail Server page, then delete the old one.",
-                    link=f"{page}#{'api-credential' if secret.startswith('api') else 'smtp-oauth'}",
+                    f"date on the {title} page, then delete the old one.",
+                    anchor="api-credential" if secret.startswith("api") else "smtp-oauth",
                     now=now,
+                    connection=connection,
                 )
             )
     if method.transport == TransportKind.SMTP and config["security"] != Security.NONE:
@@ -170,13 +210,14 @@ def radar(now: datetime | None = None) -> list[Expiry]:
                     expires_at=seen.not_after,
                     fix="Ask whoever runs the mail server to renew its certificate, then run "
                     "Test Mail to see the new one.",
-                    link=f"{page}#smtp-server",
+                    anchor="smtp-server",
                     now=now,
+                    connection=connection,
                 )
             )
     if method.uses_grant:
-        found += _grant_expiry(config["oauth_provider"], f"{page}#smtp-oauth", now)
-    return sorted(found, key=lambda item: item.expires_at)
+        found += _grant_expiry(connection, config["oauth_provider"], now)
+    return found
 
 
 def expiry_warnings(now: datetime | None = None) -> list[Expiry]:
@@ -189,9 +230,9 @@ def _start_of(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min))
 
 
-def _grant_expiry(provider: str, link: str, now: datetime) -> list[Expiry]:
+def _grant_expiry(connection: str, provider: str, now: datetime) -> list[Expiry]:
     grant = (
-        OAuthGrant.objects.filter(connection=Connection.PRIMARY, provider=provider)
+        OAuthGrant.objects.filter(connection=connection, provider=provider)
         .values("status", "account", "authorized_at", "refreshed_at", "refresh_token_expires_at")
         .first()
     )
@@ -209,8 +250,9 @@ def _grant_expiry(provider: str, link: str, now: datetime) -> list[Expiry]:
                 fix="The Google Cloud project's OAuth consent screen is in Testing, so Google "
                 "ends every authorization after 7 days. Publish the app (Google Auth Platform > "
                 "Audience > Publish app), then press Reconnect.",
-                link=link,
+                anchor="smtp-oauth",
                 now=now,
+                connection=connection,
             )
         ]
     last_used = grant["refreshed_at"] or grant["authorized_at"]
@@ -223,8 +265,9 @@ def _grant_expiry(provider: str, link: str, now: datetime) -> list[Expiry]:
             fix="Microsoft ends an authorization after 90 days without use, and the console "
             "uses it whenever it sends mail: send a Test Mail (or press Check) to keep it "
             "alive, or Reconnect once it has expired.",
-            link=link,
+            anchor="smtp-oauth",
             now=now,
+            connection=connection,
             horizon=MICROSOFT_GRANT_IDLE_LIFETIME - MICROSOFT_GRANT_IDLE_WARNING,
         )
     ]

@@ -15,6 +15,7 @@ from django.utils import timezone
 from oauth.models import GrantStatus, OAuthGrant
 from settings_app.expiry_radar import Severity, expiry_warnings, radar
 from settings_app.models import ServerCertificateSeen
+from tests.backup_helpers import store_backup
 from tests.factories import PAGE_URL, smtp_basic_post, smtp_post, store, user_with_permission
 from tests.oauth_helpers import CHECK_URL, G_USER, authorize_google
 from tests.test_api_transports import CLIENT_ID, TENANT
@@ -253,3 +254,97 @@ def test_invalid_grant_after_the_7_days_says_the_project_is_in_testing(
     )
     body = admin_client.post(CHECK_URL, follow=True).content.decode()
     assert "consent screen is in Testing" in body
+
+
+# -- the backup connection -------------------------------------------------------------------
+
+BACKUP_PAGE_URL = PAGE_URL + "backup/"
+
+
+def backup_items(now: datetime) -> dict[str, object]:
+    return {item.key: item for item in radar(now) if item.connection == "backup"}
+
+
+def test_the_backups_certificate_is_watched_and_links_to_the_backup_page():
+    store(mode="smtp", server_name="smtp.example.com", port=587, security="none")
+    store_backup(
+        mode="api",
+        api_provider="microsoft",
+        api_credential_type="certificate",
+        api_certificate_subject="CN=backup-console",
+        api_certificate_expires_at=EXPIRES,
+    )
+    (item,) = radar(EXPIRES - timedelta(days=7))
+    assert (item.connection, item.key, item.severity) == ("backup", "certificate", "warning")
+    assert item.link == BACKUP_PAGE_URL + "#api-credential"
+    assert item.headline.startswith("Backup connection: The Azure app's certificate")
+    assert "upload it on the Backup Connection page" in item.fix
+
+
+@pytest.mark.parametrize(("days", "expected"), DAYS_BEFORE)
+def test_the_backups_client_secret_warns_from_its_expiry_date(days, expected):
+    store_backup(
+        mode="api", api_provider="microsoft", api_client_secret_expires_on=date(2027, 3, 1)
+    )
+    expires = timezone.make_aware(datetime(2027, 3, 1))
+    items = backup_items(expires - timedelta(days=days))
+    assert items["api_client_secret"].severity == expected
+    assert items["api_client_secret"].link == BACKUP_PAGE_URL + "#api-credential"
+
+
+def test_the_backups_server_certificate_is_watched_beside_the_primarys():
+    store(mode="smtp", server_name="smtp.example.com", port=587, security="tls")
+    store_backup(mode="smtp", server_name="relay.example.net", port=465, security="ssl")
+    ServerCertificateSeen.remember("smtp.example.com", 587, "smtp.example.com", EXPIRES)
+    ServerCertificateSeen.remember(
+        "relay.example.net", 465, "relay.example.net", EXPIRES - timedelta(days=2)
+    )
+    items = expiry_warnings(EXPIRES - timedelta(days=5))
+    assert [(item.connection, item.key) for item in items] == [
+        ("backup", "server_certificate"),
+        ("primary", "server_certificate"),
+    ]
+    assert "relay.example.net:465" in items[0].headline
+    assert items[0].link == BACKUP_PAGE_URL + "#smtp-server"
+    assert items[1].link == PAGE_URL + "#smtp-server"
+
+
+def test_the_backups_grant_is_watched_not_the_primarys_for_it():
+    store_backup(**SMTP_OAUTH_MICROSOFT)
+    last_used = EXPIRES - timedelta(days=90)
+    OAuthGrant.objects.create(
+        connection="backup",
+        provider="microsoft",
+        account="backup@contoso.com",
+        refresh_token="refresh",
+        credentials_fingerprint="fingerprint",
+        authorized_at=last_used,
+        refreshed_at=last_used,
+    )
+    item = backup_items(EXPIRES - timedelta(days=1))["grant"]
+    assert item.severity == Severity.CRITICAL
+    assert "backup@contoso.com" in item.headline
+    assert item.link == BACKUP_PAGE_URL + "#smtp-oauth"
+
+
+def test_a_backup_that_is_not_in_use_is_not_watched():
+    # Kept, but never sent through: its expiry stops no mail.
+    store_backup(
+        use=False,
+        mode="api",
+        api_provider="microsoft",
+        api_client_secret_expires_on=date(2027, 3, 1),
+    )
+    assert radar(EXPIRES) == []
+
+
+def test_the_page_says_which_connection_each_date_belongs_to(admin_client):
+    store_backup(
+        mode="api",
+        api_provider="microsoft",
+        api_client_secret_expires_on=(timezone.now() + timedelta(days=3)).date(),
+    )
+    body = admin_client.get(PAGE_URL).content.decode()
+    assert 'data-key="api_client_secret" data-connection="backup"' in body
+    assert "Backup connection: The Azure app&#x27;s client secret expires in" in body
+    assert f'href="{BACKUP_PAGE_URL}#api-credential"' in body
