@@ -11,6 +11,7 @@ which connection, and why not, is recorded on the incident for the Email Log.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from django.conf import settings
 from django.core.mail import EmailMessage
@@ -28,6 +29,11 @@ from .stored import backup_settings, current_settings
 logger = logging.getLogger(__name__)
 
 CONNECTION_NAMES = {Connection.PRIMARY: "primary", Connection.BACKUP: "backup"}
+# The page where each connection is fixed (URL names of settings_app's pages).
+CONNECTION_PAGES = {
+    Connection.PRIMARY: "settings_app:mail_server",
+    Connection.BACKUP: "settings_app:backup_connection",
+}
 
 
 def console_link(url_name: str) -> str:
@@ -74,7 +80,7 @@ def build_alert(incident: Incident, config: MailSettings, via: str) -> EmailMess
         lines.append(f"What to do: {incident.hint}")
     lines += [
         "",
-        f"{fix}: {console_link('settings_app:mail_server')}",
+        f"{fix}: {console_link(CONNECTION_PAGES[Connection(incident.connection)])}",
         f"Email Log: {console_link('settings_app:email_log')}",
         "",
         f"This alert was sent through the {CONNECTION_NAMES.get(via, via)} connection. It is "
@@ -95,25 +101,50 @@ def admin_address(config: MailSettings) -> str:
     return saved or config.admin_address
 
 
-def send_alert_mail(incident: Incident) -> bool:
-    """Send the incident's alert now and record the outcome on it; True if it was sent."""
+class AlertNotSent(MailError):
+    """An alert mail could not be sent; ``via`` is the connection it was tried through."""
+
+    def __init__(self, error: MailError, via: str) -> None:
+        super().__init__(error.message, code=error.code, hint=error.hint)
+        self.via = via
+
+    @property
+    def note(self) -> str:
+        """What the Email Log shows: "Not sent: <why> (<code>)"."""
+        return f"Not sent: {self.message}" + (f" ({self.code})" if self.code else "")
+
+
+def send_alert(about: str, build: Callable[[MailSettings, str], EmailMessage]) -> tuple[str, str]:
+    """Send an alert about connection ``about`` now, through ``alert_route``, to the Admin
+    Mail Address, within ``MAILCONFIG_SEND_TIMEOUT``; ``build(config, via)`` makes the
+    message. Returns (via, recipient); raises ``AlertNotSent``."""
     via = ""
     try:
-        via, config = alert_route(incident.connection)
+        via, config = alert_route(about)
         recipient = admin_address(config)
         if not recipient:
             raise ConfigurationError(
                 "No Admin Mail Address is saved.",
                 hint="Enter an Admin Mail Address on the Mail Server page to receive alerts.",
             )
-        message = build_alert(incident, config, via)
+        message = build(config, via)
         message.to = [recipient]
         backend = EmailBackend(config=config, immediate=True)
         backend.send_messages([message])
     except MailError as error:
-        note = f"Not sent: {error.message}" + (f" ({error.code})" if error.code else "")
+        raise AlertNotSent(error, via) from error
+    return via, recipient
+
+
+def send_alert_mail(incident: Incident) -> bool:
+    """Send the incident's alert now and record the outcome on it; True if it was sent."""
+    try:
+        via, recipient = send_alert(
+            incident.connection, lambda config, via: build_alert(incident, config, via)
+        )
+    except AlertNotSent as error:
         logger.error("The alert mail of incident %s was not sent: %s", incident.pk, error)
-        _record(incident, Incident.AlertMail.FAILED, via, note)
+        _record(incident, Incident.AlertMail.FAILED, error.via, error.note)
         return False
     _record(incident, Incident.AlertMail.SENT, via, f"Sent to {recipient}")
     return True

@@ -12,7 +12,7 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from sender import delivery
+from sender import delivery, health_check
 from sender.models import Attempt, Connection, Incident, OutboxMessage, Status
 from sender.stored import backup_settings
 from tests.backup_helpers import BACKUP_USER, backup_server_users, store_backup
@@ -313,3 +313,21 @@ def test_a_failover_time_that_is_not_seconds_stops_start_up_with_its_name(tmp_pa
     result = project_setting(tmp_path, MAILCONFIG_FAILOVER_AFTER="ten minutes")
     assert result.returncode != 0
     assert "MAILCONFIG_FAILOVER_AFTER must be comma-separated numbers of seconds" in result.stderr
+
+
+def test_the_alert_of_a_backup_incident_leads_to_the_backup_page(
+    smtp_starttls, smtp_server_factory, trust_test_ca
+):
+    # The primary works; the backup's server refuses its password at the health check.
+    store_smtp(smtp_starttls, admin_address="admin@example.com")
+    refusing = smtp_server_factory(security="starttls", users=backup_server_users())
+    store_backup(refusing, password="not-the-password")
+    health_check.run_checks()
+
+    incident = Incident.objects.get(connection="backup")
+    assert incident.alert_mail == Incident.AlertMail.SENT
+    assert incident.alert_connection == "primary"
+    (alert,) = [m for m in smtp_starttls.messages if m.message["Subject"].startswith("Mail is not")]
+    body = alert.message.get_payload(decode=True).decode()
+    assert "not being delivered through the backup connection" in body
+    assert "Check the settings: /admin/general-settings/mail-server/backup/\r\n" in body
