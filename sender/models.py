@@ -13,7 +13,7 @@ from django.db import models
 from settings_app.fields import EncryptedTextField
 from settings_app.models import Connection
 
-__all__ = ["Attempt", "Connection", "OutboxMessage", "Status"]
+__all__ = ["Attempt", "Connection", "ExpiryAlert", "OutboxMessage", "Status"]
 
 
 class Status(models.TextChoices):
@@ -177,3 +177,47 @@ class HealthCheckRun(models.Model):
     def duration_text(self) -> str:
         ms = self.duration_ms
         return f"{ms / 1000:.1f} s" if ms >= 1000 else f"{ms} ms"
+
+
+class ExpiryAlert(models.Model):
+    """One alert mail about a credential nearing its expiry date, at one threshold.
+
+    The expiry radar's daily check (``settings_app/expiry_alerts.py``) writes one row per
+    credential, threshold and expiry date before it sends, so the mail goes once whatever
+    the number of workers and checks; a credential with a new expiry date (renewed,
+    replaced) has new rows, so its alerts start again.
+    """
+
+    class Threshold(models.TextChoices):
+        # The expiry radar's severities, in the order they are crossed.
+        NOTICE = "notice", "30 days ahead"
+        WARNING = "warning", "7 days ahead"
+        CRITICAL = "critical", "1 day ahead"
+        EXPIRED = "expired", "Expired"
+
+    class Outcome(models.TextChoices):
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Could not be sent"
+
+    # Which credential: "<connection>:<radar key>", e.g. "backup:certificate".
+    key = models.CharField(max_length=60)
+    threshold = models.CharField(max_length=10, choices=Threshold.choices)
+    expires_at = models.DateTimeField()
+    what = models.CharField(max_length=300, blank=True)  # the radar's headline when sent
+    # When the mail was (last) tried; a failed one is tried again at the next check.
+    sent_at = models.DateTimeField()
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    via = models.CharField(max_length=10, choices=Connection.choices, blank=True)
+    note = models.TextField(blank=True)  # "Sent to ...", or why not
+
+    class Meta:
+        ordering = ["-sent_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["key", "threshold", "expires_at"], name="one_expiry_alert_per_threshold"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Expiry alert {self.key} {self.threshold} ({self.outcome})"

@@ -3,7 +3,8 @@
 One ``deliver_message`` task per message (and per retry, queued with
 ``run_after``); ``recover_outbox`` runs every ``sweep_interval()`` seconds and
 queues itself again, so messages whose worker died are picked up.
-``scheduled_health_check`` runs at each slot of the health check's schedule.
+``scheduled_health_check`` runs at each slot of the health check's schedule. The
+sweep also keeps going the periodic tasks other apps registered (``schedules.py``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from datetime import datetime
 
 from django_tasks import task
 
-from . import delivery, health_check
+from . import delivery, health_check, schedules
 
 _last_sweep_check = 0.0
 
@@ -33,6 +34,8 @@ def recover_outbox() -> int:
     delivery.ensure_sweep_scheduled()
     # The health check's chain, if a worker died while running it (or none was queued).
     health_check.ensure_scheduled()
+    # And the other apps' periodic tasks (the expiry radar's daily alert check).
+    schedules.keep_schedules()
     return count
 
 

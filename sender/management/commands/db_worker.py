@@ -5,6 +5,8 @@ It replaces the command of the same name (``sender`` comes before
 
 - messages left in Sending by a worker that died are queued again once their lease
   has run out, and the periodic recovery sweep is scheduled if none is;
+- the periodic tasks other apps registered (``sender/schedules.py``) get their
+  start-up call: the expiry radar's alert check runs once at every start;
 - the worker keeps its database connection (the library closes it after every task
   when ``CONN_MAX_AGE`` is 0, the web's default: a new PostgreSQL connection per
   message cost more than sending it);
@@ -32,7 +34,7 @@ from django.db.backends.signals import connection_created
 from django_tasks_db.management.commands.db_worker import Command as DatabaseWorkerCommand
 from django_tasks_db.models import DBTaskResult
 
-from sender import delivery
+from sender import delivery, schedules
 
 
 def _worker_session(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
@@ -63,4 +65,5 @@ class Command(DatabaseWorkerCommand):
         _refresh_queue_statistics()
         delivery.recover()
         delivery.ensure_sweep_scheduled()
+        schedules.start_schedules()
         super().handle(*args, **options)
