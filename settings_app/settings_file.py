@@ -7,15 +7,19 @@ A JSON document::
       "version": 1,
       "exported_at": "2026-11-24T10:00:00+00:00",
       "settings_version": 7,
-      "connections": {"primary": {"mode": "smtp", "server_name": "...", ...}},
+      "connections": {
+        "primary": {"mode": "smtp", "server_name": "...", ...},
+        "backup": {"mode": "api", ..., "use_when_primary_fails": true}   # when saved
+      },
       "secrets": {...}                      # only with --include-secrets
     }
 
-``connections`` holds every non-secret field of each connection by name; today
-only ``primary`` exists, a ``backup`` entry joins it when the backup connection
-does. ``secrets`` is ``{"primary": {"password": ...}}`` sealed with a passphrase
-(``sealed_secrets``), bound to the rest of the document. The OAuth grant is never
-in the file: it belongs to the installation that was authorized.
+``connections`` holds every non-secret field of each connection by name: the
+``primary`` always, the ``backup`` when the Backup Connection page has saved one
+(with its failover switch). ``secrets`` is ``{"primary": {"password": ...},
+"backup": {...}}`` sealed with a passphrase (``sealed_secrets``), bound to the rest
+of the document. The OAuth grants are never in the file: they belong to the
+installation that was authorized.
 """
 
 from __future__ import annotations
@@ -33,7 +37,9 @@ from .sealed_secrets import SealError, seal, unseal
 
 FORMAT = "mailconfig.mail-settings"
 FORMAT_VERSION = 1
-CONNECTIONS = ("primary",)
+CONNECTIONS = ("primary", "backup")
+# Fields only the backup connection has in the file (its page's checkbox), and their type.
+BACKUP_ONLY_FIELDS = {"use_when_primary_fails": bool}
 # Bookkeeping of this installation, not settings.
 NOT_EXPORTED = frozenset(
     {
@@ -41,8 +47,6 @@ NOT_EXPORTED = frozenset(
         "version",
         "updated_at",
         "updated_by",
-        # The backup's failover switch: the file holds the primary connection only.
-        "use_when_primary_fails",
         # Read from the certificate when it is imported (and checked) again.
         "api_certificate_subject",
         "api_certificate_thumbprint",
@@ -64,12 +68,15 @@ class ImportedConnection:
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
 
 
-def exported_fields() -> list[str]:
-    """The non-secret fields of the stored configuration, in the model's order."""
+def exported_fields(connection: str = "primary") -> list[str]:
+    """The non-secret fields of a connection's stored configuration, in the model's order
+    (the failover switch only for the backup: the primary has none)."""
     return [
         model_field.name
         for model_field in MailServerConfig._meta.concrete_fields
-        if model_field.name not in NOT_EXPORTED and model_field.name not in SECRET_FIELDS
+        if model_field.name not in NOT_EXPORTED
+        and model_field.name not in SECRET_FIELDS
+        and (connection == "backup" or model_field.name not in BACKUP_ONLY_FIELDS)
     ]
 
 
@@ -79,20 +86,34 @@ def associated_data(document: dict[str, Any]) -> bytes:
     return json.dumps(rest, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def export_document(config: MailServerConfig, *, passphrase: str | None = None) -> dict[str, Any]:
-    """The settings file for ``config``; secrets only when a passphrase seals them."""
+def export_document(
+    config: MailServerConfig,
+    *,
+    backup: MailServerConfig | None = None,
+    passphrase: str | None = None,
+) -> dict[str, Any]:
+    """The settings file for the primary ``config`` and the ``backup`` (when saved);
+    secrets only when a passphrase seals them."""
+    configs = {"primary": config}
+    if backup is not None and backup.is_configured:
+        configs["backup"] = backup
     document: dict[str, Any] = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
         "exported_at": timezone.now().isoformat(timespec="seconds"),
         "settings_version": config.version,
         "connections": {
-            "primary": {name: _plain(getattr(config, name)) for name in exported_fields()}
+            name: {field: _plain(getattr(stored, field)) for field in exported_fields(name)}
+            for name, stored in configs.items()
         },
     }
     if passphrase is not None:
-        secrets = {"primary": {name: getattr(config, name) for name in SECRET_FIELDS}}
-        secrets["primary"] = {name: value for name, value in secrets["primary"].items() if value}
+        secrets = {
+            name: {
+                field: getattr(stored, field) for field in SECRET_FIELDS if getattr(stored, field)
+            }
+            for name, stored in configs.items()
+        }
         document["secrets"] = seal(secrets, passphrase, associated_data(document))
     return document
 
@@ -149,7 +170,7 @@ def _check_version(version: Any) -> None:
 
 
 def _fields(connection: str, values: dict[str, Any]) -> dict[str, Any]:
-    known = set(exported_fields())
+    known = set(exported_fields(connection))
     unknown = sorted(set(values) - known)
     if unknown:
         secret = sorted(set(unknown) & set(SECRET_FIELDS))
@@ -164,7 +185,12 @@ def _fields(connection: str, values: dict[str, Any]) -> dict[str, Any]:
             f"{', '.join(unknown)}."
         )
     for name, value in values.items():
-        if (value is not None and not isinstance(value, str | int)) or isinstance(value, bool):
+        if name in BACKUP_ONLY_FIELDS:
+            if not isinstance(value, BACKUP_ONLY_FIELDS[name]):
+                raise SettingsFileError(
+                    f"The {connection} connection's {name} is not true or false."
+                )
+        elif (value is not None and not isinstance(value, str | int)) or isinstance(value, bool):
             raise SettingsFileError(
                 f"The {connection} connection's {name} is not text or a number."
             )

@@ -14,8 +14,11 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from oauth.models import OAuthGrant
-from settings_app.models import SECRET_FIELDS, AuditEntry, MailServerConfig
+from sender import health_check
+from sender.stored import backup_settings
+from settings_app.models import SECRET_FIELDS, AuditEntry, Connection, MailServerConfig
 from settings_app.settings_file import FORMAT, FORMAT_VERSION
+from tests.backup_helpers import BACKUP_PASSWORD, BACKUP_USER, backup_server_users, store_backup
 from tests.certificates import cert_pem, key_pem, rsa_key, self_signed, sha1_thumbprint
 from tests.factories import PAGE_URL, service_account_json, smtp_post, store, store_smtp
 from tests.oauth_helpers import MS_CLIENT, MS_SECRET, MS_TENANT, MS_USER
@@ -413,3 +416,167 @@ def test_values_the_page_would_refuse_are_refused_and_change_nothing(tmp_path):
     with pytest.raises(CommandError, match="do not pass the Mail Server page's checks"):
         import_file(path)
     assert snapshot() == before
+
+
+# -- the backup connection ------------------------------------------------------------------
+
+
+@pytest.fixture
+def backup_server(smtp_server_factory, trust_test_ca):
+    return smtp_server_factory(security="starttls", users=backup_server_users())
+
+
+def test_export_includes_the_backup_with_its_failover_switch(
+    tmp_path, smtp_starttls, backup_server
+):
+    store_smtp(smtp_starttls, admin_address="admin@example.com")
+    store_backup(backup_server)
+
+    document = json.loads(export(tmp_path).read_text())
+
+    backup = document["connections"]["backup"]
+    assert (backup["server_name"], backup["port"], backup["username"]) == (
+        "localhost",
+        backup_server.port,
+        BACKUP_USER,
+    )
+    assert backup["use_when_primary_fails"] is True
+    assert "use_when_primary_fails" not in document["connections"]["primary"]
+    assert not set(SECRET_FIELDS) & set(backup)
+
+
+def test_both_connections_are_restored_in_a_fresh_database_and_send(
+    tmp_path, passphrase_env, smtp_starttls, backup_server, settings
+):
+    store_smtp(smtp_starttls, admin_address="admin@example.com")
+    store_backup(backup_server)
+    path = export(tmp_path, "--include-secrets")
+    fresh_database()
+    settings.MAILCONFIG_ENCRYPTION_KEYS = ["R9hU6sXxV8m6yKpH2Hn0v4aP3m1bqj3Xx9n3fJcGQ1Q="]
+
+    output = import_file(path)
+
+    backup = MailServerConfig.load(Connection.BACKUP)
+    assert (backup.version, backup.port, backup.password) == (
+        1,
+        backup_server.port,
+        BACKUP_PASSWORD,
+    )
+    assert backup.use_when_primary_fails is True
+    assert MailServerConfig.load().password == "s3cret"
+    assert "Imported settings.json as the backup connection's settings version 1" in output
+    assert sorted(AuditEntry.objects.values_list("connection", "action")) == [
+        ("backup", "Imported settings from settings.json"),
+        ("primary", "Imported settings from settings.json"),
+    ]
+    # The restored secrets open both servers: a health check through each connection.
+    runs = health_check.run_checks()
+    assert [(run.connection, run.ok) for run in runs] == [("primary", True), ("backup", True)]
+
+
+def test_a_backup_that_is_off_is_restored_off(tmp_path, passphrase_env, backup_server):
+    store_graph()
+    store_backup(backup_server, use=False)
+    path = export(tmp_path, "--include-secrets")
+    fresh_database()
+
+    import_file(path)
+
+    backup = MailServerConfig.load(Connection.BACKUP)
+    assert backup.is_configured and backup.use_when_primary_fails is False
+    assert backup_settings() is None
+
+
+def test_a_file_without_a_backup_leaves_the_stored_backup_as_it_is(tmp_path, backup_server):
+    store_graph()
+    path = export(tmp_path)  # no backup yet
+    stored = store_backup(backup_server)
+    document = json.loads(path.read_text())
+    document["connections"]["primary"]["api_client_secret_expires_on"] = "2027-06-30"
+    path.write_text(json.dumps(document))
+
+    output = import_file(path)
+
+    backup = MailServerConfig.load(Connection.BACKUP)
+    assert (backup.version, backup.password, backup.use_when_primary_fails) == (
+        stored.version,
+        BACKUP_PASSWORD,
+        True,
+    )
+    assert "The file has no backup connection: the stored one was left as it is." in output
+    assert not AuditEntry.objects.filter(connection="backup").exists()
+
+
+def test_a_backup_the_backup_page_would_refuse_changes_neither_connection(tmp_path, backup_server):
+    store_graph()
+    store_backup(backup_server)
+    path = export(tmp_path)
+    document = json.loads(path.read_text())
+    document["connections"]["primary"]["admin_address"] = "new-admin@contoso.com"
+    document["connections"]["backup"]["from_address"] = "not an address"
+    path.write_text(json.dumps(document))
+    before = (MailServerConfig.load().version, MailServerConfig.load(Connection.BACKUP).version)
+
+    with pytest.raises(
+        CommandError, match="backup connection do not pass the Backup Connection page's checks"
+    ):
+        import_file(path)
+    after = (MailServerConfig.load().version, MailServerConfig.load(Connection.BACKUP).version)
+    assert after == before
+    assert MailServerConfig.load().admin_address == "admin@contoso.com"
+
+
+def test_importing_the_backup_removes_its_grant_and_asks_to_authorize_it(tmp_path):
+    store_graph()
+    store_backup(
+        mode="smtp",
+        server_name="smtp.office365.com",
+        port=587,
+        security="tls",
+        auth="oauth",
+        oauth_provider="microsoft",
+        username=MS_USER,
+        oauth_tenant_id=MS_TENANT,
+        oauth_client_id=MS_CLIENT,
+        oauth_client_secret=MS_SECRET,
+        from_address=MS_USER,
+        admin_address="admin@contoso.com",
+    )
+    OAuthGrant.objects.create(
+        connection="backup",
+        provider="microsoft",
+        account=MS_USER,
+        refresh_token="rt",
+        credentials_fingerprint="x",
+    )
+    path = export(tmp_path)
+
+    output = import_file(path)
+
+    assert not OAuthGrant.objects.exists()
+    assert (
+        "SMTP OAuth of the backup connection needs a new authorization (the stored one was "
+        "removed): open the Backup Connection page" in output
+    )
+    assert AuditEntry.objects.get(action="Removed OAuth authorization").connection == "backup"
+
+
+@pytest.mark.parametrize(
+    ("connection", "value", "message"),
+    [
+        ("backup", "yes", "use_when_primary_fails is not true or false"),
+        ("primary", True, "fields this console does not know: use_when_primary_fails"),
+    ],
+)
+def test_the_failover_switch_is_a_boolean_of_the_backup_only(
+    tmp_path, backup_server, connection, value, message
+):
+    store_graph()
+    store_backup(backup_server)
+    path = export(tmp_path)
+    document = json.loads(path.read_text())
+    document["connections"][connection]["use_when_primary_fails"] = value
+    path.write_text(json.dumps(document))
+
+    with pytest.raises(CommandError, match=message):
+        import_file(path)

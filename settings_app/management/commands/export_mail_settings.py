@@ -8,7 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from settings_app.models import MailServerConfig
+from settings_app.models import Connection, MailServerConfig
 from settings_app.sealed_secrets import SealError
 from settings_app.settings_file import export_document
 
@@ -17,9 +17,10 @@ from ..passphrase import add_passphrase_arguments, read_passphrase
 
 class Command(BaseCommand):
     help = (
-        "Write the mail server settings as JSON: every non-secret field, and with "
+        "Write the mail server settings as JSON: every non-secret field of the primary "
+        "connection and of the backup connection (when one is saved), and with "
         "--include-secrets the secrets encrypted with a passphrase (scrypt + AES-256-GCM). "
-        "The OAuth authorization is never exported."
+        "The OAuth authorizations are never exported."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -39,7 +40,8 @@ class Command(BaseCommand):
             raise CommandError("Nothing to export: the mail settings have never been saved.")
         passphrase = read_passphrase(options, confirm=True) if options["include_secrets"] else None
         try:
-            document = export_document(config, passphrase=passphrase)
+            backup = MailServerConfig.load(Connection.BACKUP)
+            document = export_document(config, backup=backup, passphrase=passphrase)
         except SealError as err:
             raise CommandError(str(err)) from err
         text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
@@ -54,6 +56,9 @@ class Command(BaseCommand):
         except OSError as err:
             raise CommandError(f"Cannot write {options['output']}: {err.strerror}.") from err
         what = "with sealed secrets" if passphrase is not None else "without secrets"
+        which = (
+            "and the backup connection" if "backup" in document["connections"] else "(no backup)"
+        )
         self.stderr.write(
-            f"Exported settings version {config.version} {what} to {options['output']}."
+            f"Exported settings version {config.version} {which} {what} to {options['output']}."
         )

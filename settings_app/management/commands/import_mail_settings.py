@@ -8,7 +8,8 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from settings_app.restore import import_settings
+from settings_app.models import Connection, MailServerConfig
+from settings_app.restore import PAGE_NAMES, ImportResult, import_settings
 from settings_app.settings_file import SettingsFileError, read_document
 
 from ..passphrase import add_passphrase_arguments, read_passphrase
@@ -17,8 +18,10 @@ from ..passphrase import add_passphrase_arguments, read_passphrase
 class Command(BaseCommand):
     help = (
         "Import mail server settings from a file written by export_mail_settings. The values "
-        "pass the Mail Server page's checks and are saved as the page saves them (new "
-        "version, audit entry). A stored OAuth authorization is removed: authorize again."
+        "pass the Mail Server (and Backup Connection) page's checks and are saved as the "
+        "pages save them (new version, audit entry). A file without a backup connection "
+        "leaves a stored one as it is. A stored OAuth authorization of an imported "
+        "connection is removed: authorize again."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -42,21 +45,35 @@ class Command(BaseCommand):
             raise CommandError(f"Cannot read {path}: {err.strerror}.") from err
         try:
             connections = read_document(text, lambda: read_passphrase(options, confirm=False))
-            result = import_settings(connections["primary"], user=user, source=path.name)
+            results = import_settings(connections, user=user, source=path.name)
         except SettingsFileError as err:
             raise CommandError(f"{path}: {err}") from err
 
+        for result in results:
+            self._report(path, result)
+        if "backup" not in connections and MailServerConfig.load(Connection.BACKUP).is_configured:
+            self.stdout.write(
+                "The file has no backup connection: the stored one was left as it is."
+            )
+
+    def _report(self, path: Path, result: ImportResult) -> None:
         config = result.saved.config
+        page = PAGE_NAMES[Connection(result.connection)]
+        # The primary's lines read as before; the backup's say whose they are.
+        whose = "" if result.connection == Connection.PRIMARY else "the backup connection's "
         changed = ", ".join(result.saved.changed) or "nothing changed"
-        self.stdout.write(f"Imported {path.name} as settings version {config.version}: {changed}.")
+        self.stdout.write(
+            f"Imported {path.name} as {whose}settings version {config.version}: {changed}."
+        )
         if result.missing_secrets:
             self.stdout.write(
-                "The file had none of these secrets and none are stored: enter them on the "
-                "Mail Server page: " + ", ".join(result.missing_secrets) + "."
+                f"The file had none of these secrets and none are stored: enter them on the "
+                f"{page} page: " + ", ".join(result.missing_secrets) + "."
             )
         if result.grant_removed or (config.mode == "smtp" and config.auth == "oauth"):
             self.stdout.write(
-                "SMTP OAuth needs a new authorization"
+                f"SMTP OAuth {'of the backup connection ' if whose else ''}needs a new "
+                "authorization"
                 + (" (the stored one was removed)" if result.grant_removed else "")
-                + ": open the Mail Server page and press Authorize (Configure for Google)."
+                + f": open the {page} page and press Authorize (Configure for Google)."
             )
