@@ -20,11 +20,13 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import trustme
+
+from tests.servers.http_server import LocalHTTPServer
 
 
 @dataclass
@@ -185,8 +187,7 @@ class FakeServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # quiet: tests read counters, not logs
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
+        self._httpd = LocalHTTPServer(("127.0.0.1", 0), Handler)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
         self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
