@@ -1,7 +1,7 @@
 """The expiry radar: every credential date that will stop mail, and how close each one is.
 
 One function, ``radar(now)``, reads the saved configuration and returns what expires
-and when: the Azure app's certificate (read from it at upload), its client secret
+and when: the Azure app's certificate, for Graph or app-only SMTP (read from it at upload), its client secret
 (the date the admin typed from Entra ID), the SMTP server's TLS certificate (as seen
 at the last Test Mail or permission check) and an SMTP OAuth grant that goes idle
 (Microsoft) or runs out (Google, consent screen in Testing). Warnings start 30, 7
@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from oauth.models import GrantStatus, OAuthGrant
 
+from .certificates import fact_columns
 from .models import Connection, MailServerConfig, Provider, Security, ServerCertificateSeen
 from .sending_methods import CHOICE_FIELDS, TransportKind, method_for
 
@@ -29,6 +30,15 @@ THRESHOLDS = (30, 7, 1)
 # Microsoft refresh tokens expire after 90 days unused; warn once 80 have passed.
 MICROSOFT_GRANT_IDLE_LIFETIME = timedelta(days=90)
 MICROSOFT_GRANT_IDLE_WARNING = timedelta(days=80)
+# Each certificate credential -> the radar's key and link for it, and who uses it.
+CERTIFICATES = {
+    "api_certificate": ("certificate", "api-credential", "The Azure app's certificate"),
+    "oauth_certificate": (
+        "oauth_certificate",
+        "smtp-credential",
+        "The Azure app's certificate for SMTP",
+    ),
+}
 # Each secret with an expiry date the admin types -> that date's field.
 SECRET_EXPIRY_DATES = {
     "api_client_secret": "api_client_secret_expires_on",
@@ -120,8 +130,11 @@ def radar(now: datetime | None = None) -> list[Expiry]:
             "server_name",
             "port",
             "security",
-            "api_certificate_subject",
-            "api_certificate_expires_at",
+            *(
+                fact_columns(name)[fact]
+                for name in CERTIFICATES
+                for fact in ("subject", "not_after")
+            ),
             *SECRET_EXPIRY_DATES.values(),
         )
         .first()
@@ -131,18 +144,21 @@ def radar(now: datetime | None = None) -> list[Expiry]:
     method = method_for(lambda name: config[name])
     page = reverse("settings_app:mail_server")
     found: list[Expiry] = []
-    if "api_certificate" in method.fields and config["api_certificate_expires_at"]:
-        found.append(
-            Expiry(
-                key="certificate",
-                what=f"The Azure app's certificate ({config['api_certificate_subject']})",
-                expires_at=config["api_certificate_expires_at"],
-                fix="Create a new certificate, add it under App registrations > the app > "
-                "Certificates & secrets > Certificates, and upload it on the Mail Server page.",
-                link=f"{page}#api-credential",
-                now=now,
+    for name, (key, anchor, what) in CERTIFICATES.items():
+        columns = fact_columns(name)
+        if name in method.fields and config[columns["not_after"]]:
+            found.append(
+                Expiry(
+                    key=key,
+                    what=f"{what} ({config[columns['subject']]})",
+                    expires_at=config[columns["not_after"]],
+                    fix="Create a new certificate, add it under App registrations > the app > "
+                    "Certificates & secrets > Certificates, and upload it on the Mail Server "
+                    "page.",
+                    link=f"{page}#{anchor}",
+                    now=now,
+                )
             )
-        )
     for secret, date_field in SECRET_EXPIRY_DATES.items():
         if secret in method.fields and config[date_field]:
             found.append(
