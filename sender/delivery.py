@@ -338,14 +338,7 @@ def record_failure(
         _log_failed_attempt(row, error, started, duration_ms, transport, connection, transient)
         if retry_at is not None and updated:
             outbox.schedule(row, retry_at)
-    _tell_incidents(
-        incidents.delivery_failed,
-        row,
-        error,
-        transient=transient,
-        started=started,
-        connection=connection,
-    )
+    _count_failure(row, error, started, connection, transient)
 
 
 def _log_failed_attempt(
@@ -371,6 +364,21 @@ def _log_failed_attempt(
     )
 
 
+def _count_failure(
+    row: OutboxMessage, error: MailError, started: datetime, connection: str, transient: bool
+) -> None:
+    # Every failed try, the message's last or a failover's first, counts towards the
+    # incident of the connection it went through.
+    _tell_incidents(
+        incidents.delivery_failed,
+        row,
+        error,
+        transient=transient,
+        started=started,
+        connection=connection,
+    )
+
+
 def _tell_incidents(report: Callable[..., object], *args: Any, **kwargs: Any) -> None:
     # The outcome is recorded already; a fault in the incident bookkeeping (or in the alert
     # it sends) is logged and must not turn into a failed task or a lost outcome.
@@ -393,14 +401,7 @@ def log_failed_try(
     it counts towards its connection's incident like any failure."""
     transient = retries.is_transient(error)
     _log_failed_attempt(row, error, started, duration_ms, transport, connection, transient)
-    _tell_incidents(
-        incidents.delivery_failed,
-        row,
-        error,
-        transient=transient,
-        started=started,
-        connection=connection,
-    )
+    _count_failure(row, error, started, connection, transient)
 
 
 def _still_ours(row: OutboxMessage) -> QuerySet[OutboxMessage]:

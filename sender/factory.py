@@ -50,8 +50,11 @@ def smtp_token_provider(
         return exchange_smtp_token_provider(
             tenant=config.oauth_tenant_id,
             client_id=config.oauth_client_id,
-            # App-only SMTP signs in with the client secret (certificates: Graph only, so far).
-            credential=AppCredential(secret=config.oauth_client_secret),
+            credential=AppCredential.chosen(
+                config.oauth_credential_type,
+                secret=config.oauth_client_secret,
+                certificate=config.oauth_certificate,
+            ),
             environment=config.smtp_azure,
             ca_file=settings.MAILCONFIG_CA_FILE,
             timeout=timeout if timeout is not None else settings.MAILCONFIG_TIMEOUT,

@@ -9,6 +9,12 @@ Inside a Test Mail the timeout is also cut to the time the test has left
 (``sender.deadline``). The session is shared across threads; the deadline
 is a context variable, so each thread sees only its own.
 
+A response's body is read here, piece by piece, checking the time left between
+pieces: requests' read timeout applies to each read from the socket, so a server
+that trickles its answer a byte at a time would otherwise hold a Test Mail or a
+worker far past its limit. A body larger than ``MAX_RESPONSE_BYTES`` is not read
+to the end (no provider answer comes near it).
+
 Redirects are never followed: a token endpoint that answers 307 would otherwise
 have the client secret, an authorization code or a PKCE verifier posted again to
 wherever it points (plain http included). Neither MSAL nor google-auth asks for
@@ -26,7 +32,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from django.conf import settings
 
-from .deadline import remaining
+from .deadline import expired, remaining
 from .errors import MailError, ProviderError
 
 # Enough of a redirect's target to recognise it, not a page of whatever a server sent.
@@ -99,7 +105,41 @@ class VerifiedSession(requests.Session):
             # Raised as the timeout requests itself would raise, so MSAL, google-auth and
             # our callers handle it as one (and name the step they were at).
             raise requests.Timeout(err.message) from err
-        return super().request(method, url, *args, **kwargs)
+        if kwargs.pop("stream", False):
+            return super().request(method, url, *args, stream=True, **kwargs)
+        response = super().request(method, url, *args, stream=True, **kwargs)
+        _read_body(response)
+        return response
+
+
+# Provider answers are tokens, small JSON documents and error bodies: kilobytes.
+MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+_PIECE = 64 * 1024
+
+
+def _read_body(response: requests.Response) -> None:
+    """Read the whole body into ``response.content`` within the time limit."""
+    pieces: list[bytes] = []
+    size = 0
+    try:
+        while piece := response.raw.read1(_PIECE, decode_content=True):
+            size += len(piece)
+            if size > MAX_RESPONSE_BYTES:
+                raise requests.ConnectionError(
+                    f"The server's answer to {_shown(response.url)} is larger than "
+                    f"{MAX_RESPONSE_BYTES // (1024 * 1024)} MB; it was not read to the end."
+                )
+            pieces.append(piece)
+            if expired():
+                raise requests.Timeout(
+                    f"The answer from {_shown(response.url)} was still arriving when the "
+                    "time limit ran out."
+                )
+    except BaseException:
+        response.close()  # the connection is not reused with half an answer in it
+        raise
+    response._content = b"".join(pieces)
+    response._content_consumed = True
 
 
 def requests_ca_file(ca_file: str | None) -> str:

@@ -442,6 +442,7 @@ def scrubbed(findings: list[Finding], config: MailSettings) -> list[Finding]:
         config.google_client_secret,
         config.api_client_secret,
         config.api_certificate,
+        config.oauth_certificate,
     ]
     try:
         secrets.append(config.service_account_info.get("private_key", ""))

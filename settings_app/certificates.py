@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -23,6 +24,20 @@ from django.views.decorators.debug import sensitive_variables
 CERTIFICATE_MAX_BYTES = 64 * 1024
 # Entra ID signs with RSA keys; MSAL signs the assertion with PS256, which needs one.
 MINIMUM_RSA_BITS = 2048
+# Every certificate credential the configuration stores (an encrypted model field) -> the
+# form input of the password that opens its upload (used once, never stored).
+CERTIFICATE_SECRETS = {
+    "api_certificate": "api_certificate_password",  # Microsoft Graph
+    "oauth_certificate": "oauth_certificate_password",  # app-only SMTP
+}
+# AppCertificate's facts -> the suffix of the model column keeping each, in clear, beside
+# the secret ("api_certificate" + "_subject"): the page and the expiry radar read them.
+_FACT_SUFFIXES = {
+    "subject": "_subject",
+    "thumbprint_sha1": "_thumbprint",
+    "thumbprint_sha256": "_thumbprint_sha256",
+    "not_after": "_expires_at",
+}
 MAKE_ONE = (
     "Upload the certificate you registered under App registrations > the app > Certificates "
     "& secrets > Certificates, with its private key: a PEM file with both, or a .pfx/.p12 "
@@ -43,6 +58,26 @@ class AppCertificate:
 
     def __repr__(self) -> str:
         return f"AppCertificate(subject={self.subject!r}, thumbprint={self.thumbprint_sha1})"
+
+
+def fact_columns(secret: str) -> dict[str, str]:
+    """AppCertificate attribute -> the model column holding it for the certificate ``secret``."""
+    return {attribute: secret + suffix for attribute, suffix in _FACT_SUFFIXES.items()}
+
+
+def facts_of(secret: str, certificate: AppCertificate | None) -> dict[str, Any]:
+    """The columns to write beside ``secret``: the certificate's facts, or blanks for none."""
+    return {
+        column: getattr(certificate, attribute)
+        if certificate is not None
+        else (None if attribute == "not_after" else "")
+        for attribute, column in fact_columns(secret).items()
+    }
+
+
+def private_key_part(stored_pem: str) -> str:
+    """The private key of a stored certificate PEM (key first, then the certificate)."""
+    return stored_pem.split("-----BEGIN CERTIFICATE-----")[0].strip()
 
 
 def describe_subject(certificate: x509.Certificate) -> str:

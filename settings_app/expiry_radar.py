@@ -2,11 +2,11 @@
 
 One function, ``radar(now)``, reads the saved configurations (the primary, and the
 backup connection when it is in use) and returns what expires and when: the Azure
-app's certificate (read from it at upload), its client secret (the date the admin
-typed from Entra ID), the SMTP server's TLS certificate (as seen at the last Test Mail
-or permission check) and an SMTP OAuth grant that goes idle (Microsoft) or runs out
-(Google, consent screen in Testing). Warnings start 30, 7 and 1 days ahead; the banner
-on every console page, the Mail Server page and the alert mails
+app's certificate, for Graph or app-only SMTP (read from it at upload), its client
+secret (the date the admin typed from Entra ID), the SMTP server's TLS certificate (as
+seen at the last Test Mail or permission check) and an SMTP OAuth grant that goes idle
+(Microsoft) or runs out (Google, consent screen in Testing). Warnings start 30, 7 and 1
+days ahead; the banner on every console page, the Mail Server page and the alert mails
 (``settings_app/expiry_alerts.py``) read it.
 
 Only non-secret columns are read (``values()``), so a lost encryption key or a
@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from oauth.models import GrantStatus, OAuthGrant
 
+from .certificates import fact_columns
 from .models import Connection, MailServerConfig, Provider, Security, ServerCertificateSeen
 from .sending_methods import CHOICE_FIELDS, TransportKind, method_for
 
@@ -31,6 +32,15 @@ THRESHOLDS = (30, 7, 1)
 # Microsoft refresh tokens expire after 90 days unused; warn once 80 have passed.
 MICROSOFT_GRANT_IDLE_LIFETIME = timedelta(days=90)
 MICROSOFT_GRANT_IDLE_WARNING = timedelta(days=80)
+# Each certificate credential -> the radar's key and link for it, and who uses it.
+CERTIFICATES = {
+    "api_certificate": ("certificate", "api-credential", "The Azure app's certificate"),
+    "oauth_certificate": (
+        "oauth_certificate",
+        "smtp-credential",
+        "The Azure app's certificate for SMTP",
+    ),
+}
 # Each secret with an expiry date the admin types -> that date's field.
 SECRET_EXPIRY_DATES = {
     "api_client_secret": "api_client_secret_expires_on",
@@ -155,8 +165,11 @@ def _connection_radar(connection: str, now: datetime) -> list[Expiry]:
             "server_name",
             "port",
             "security",
-            "api_certificate_subject",
-            "api_certificate_expires_at",
+            *(
+                fact_columns(name)[fact]
+                for name in CERTIFICATES
+                for fact in ("subject", "not_after")
+            ),
             "use_when_primary_fails",
             *SECRET_EXPIRY_DATES.values(),
         )
@@ -169,19 +182,21 @@ def _connection_radar(connection: str, now: datetime) -> list[Expiry]:
     method = method_for(lambda name: config[name])
     title = PAGE_TITLES[connection]
     found: list[Expiry] = []
-    if "api_certificate" in method.fields and config["api_certificate_expires_at"]:
-        found.append(
-            Expiry(
-                key="certificate",
-                what=f"The Azure app's certificate ({config['api_certificate_subject']})",
-                expires_at=config["api_certificate_expires_at"],
-                fix="Create a new certificate, add it under App registrations > the app > "
-                f"Certificates & secrets > Certificates, and upload it on the {title} page.",
-                anchor="api-credential",
-                now=now,
-                connection=connection,
+    for name, (key, anchor, what) in CERTIFICATES.items():
+        columns = fact_columns(name)
+        if name in method.fields and config[columns["not_after"]]:
+            found.append(
+                Expiry(
+                    key=key,
+                    what=f"{what} ({config[columns['subject']]})",
+                    expires_at=config[columns["not_after"]],
+                    fix="Create a new certificate, add it under App registrations > the app > "
+                    f"Certificates & secrets > Certificates, and upload it on the {title} page.",
+                    anchor=anchor,
+                    now=now,
+                    connection=connection,
+                )
             )
-        )
     for secret, date_field in SECRET_EXPIRY_DATES.items():
         if secret in method.fields and config[date_field]:
             found.append(

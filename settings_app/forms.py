@@ -17,7 +17,13 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from . import validators
-from .certificates import CERTIFICATE_MAX_BYTES, AppCertificate, parse_certificate_upload
+from .certificates import (
+    CERTIFICATE_MAX_BYTES,
+    CERTIFICATE_SECRETS,
+    AppCertificate,
+    facts_of,
+    parse_certificate_upload,
+)
 from .models import (
     DEFAULT_PORTS,
     SECRET_FIELDS,
@@ -36,14 +42,15 @@ from .values import azure_environments
 KEEP_STORED_HELP = "Stored. Leave blank to keep it, or type a new one."
 # The secrets uploaded as a file rather than typed, and the files each input accepts.
 KEY_FILE = "service_account_key"
-CERTIFICATE = "api_certificate"
-UPLOADED_SECRETS = {KEY_FILE: "application/json,.json", CERTIFICATE: ".pem,.pfx,.p12"}
+UPLOADED_SECRETS = {
+    KEY_FILE: "application/json,.json",
+    **dict.fromkeys(CERTIFICATE_SECRETS, ".pem,.pfx,.p12"),
+}
 # The backup's "Use the backup connection when the primary fails" checkbox.
 FAILOVER_SWITCH = "use_when_primary_fails"
-# Opens an uploaded PKCS#12 file or encrypted PEM key; used once, never stored.
-CERTIFICATE_PASSWORD = "api_certificate_password"  # noqa: S105  (a field name)
-# Every input whose value is secret: starred in error reports, never rendered back.
-TYPED_SECRETS = (*SECRET_FIELDS, CERTIFICATE_PASSWORD)
+# Every input whose value is secret: starred in error reports, never rendered back (a
+# certificate's password opens its upload once and is never stored).
+TYPED_SECRETS = (*SECRET_FIELDS, *CERTIFICATE_SECRETS.values())
 EXPIRY_DATE_HELP = (
     "Optional: the date Entra ID shows for this secret under App registrations > the app > "
     'Certificates & secrets > Client secrets, column "Expires". The console warns 30, 7 '
@@ -61,6 +68,39 @@ class LoginForm(AuthenticationForm):
 
 def _azure_choices() -> list[tuple[str, str]]:
     return [(key, env.label) for key, env in azure_environments().items()]
+
+
+def credential_choice() -> forms.ChoiceField:
+    """An Azure app's Credential: Client Secret or Certificate."""
+    return forms.ChoiceField(
+        label="Credential",
+        choices=CredentialType.choices,
+        widget=forms.RadioSelect,
+        # Not required: a post from before certificates existed keeps the stored choice.
+        required=False,
+    )
+
+
+def certificate_password() -> forms.CharField:
+    """The password that opens an uploaded certificate once; never stored."""
+    return forms.CharField(
+        label="Certificate password",
+        required=False,
+        strip=False,
+        max_length=1024,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="For a .pfx/.p12 file or an encrypted key: opens the file once; not stored.",
+    )
+
+
+def secret_expiry_date() -> forms.DateField:
+    """A client secret's optional "Secret expires on", read by the expiry radar."""
+    return forms.DateField(
+        label="Secret expires on",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        help_text=EXPIRY_DATE_HELP,
+    )
 
 
 class SecretField(forms.CharField):
@@ -133,6 +173,8 @@ class MailServerForm(SecretsForm):
     )
     oauth_tenant_id = forms.CharField(label="Tenant ID", required=False, max_length=255)
     oauth_client_id = forms.CharField(label="Client ID", required=False, max_length=64)
+    oauth_credential_type = credential_choice()
+    oauth_certificate_password = certificate_password()
     oauth_azure_environment = forms.ChoiceField(label="Azure environment", choices=_azure_choices)
     google_client_id = forms.CharField(label="Client ID", required=False, max_length=255)
 
@@ -141,33 +183,10 @@ class MailServerForm(SecretsForm):
     )
     api_tenant_id = forms.CharField(label="Tenant ID", required=False, max_length=255)
     api_client_id = forms.CharField(label="Client ID", required=False, max_length=64)
-    api_credential_type = forms.ChoiceField(
-        label="Credential",
-        choices=CredentialType.choices,
-        widget=forms.RadioSelect,
-        # Not required: a post from before certificates existed keeps the stored choice.
-        required=False,
-    )
-    api_certificate_password = forms.CharField(
-        label="Certificate password",
-        required=False,
-        strip=False,
-        max_length=1024,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
-        help_text="For a .pfx/.p12 file or an encrypted key: opens the file once; not stored.",
-    )
-    api_client_secret_expires_on = forms.DateField(
-        label="Secret expires on",
-        required=False,
-        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
-        help_text=EXPIRY_DATE_HELP,
-    )
-    oauth_client_secret_expires_on = forms.DateField(
-        label="Secret expires on",
-        required=False,
-        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
-        help_text=EXPIRY_DATE_HELP,
-    )
+    api_credential_type = credential_choice()
+    api_certificate_password = certificate_password()
+    api_client_secret_expires_on = secret_expiry_date()
+    oauth_client_secret_expires_on = secret_expiry_date()
     api_azure_environment = forms.ChoiceField(label="Azure environment", choices=_azure_choices)
 
     # Backup Connection page only (removed from the primary's form in __init__).
@@ -199,7 +218,9 @@ class MailServerForm(SecretsForm):
         "oauth_sign_in": "Microsoft OAuth Sign-in",
         "oauth_tenant_id": "Microsoft OAuth Tenant ID",
         "oauth_client_id": "Microsoft OAuth Client ID",
+        "oauth_credential_type": "Microsoft OAuth Credential",
         "oauth_client_secret": "Microsoft OAuth Client Secret",
+        "oauth_certificate": "Microsoft OAuth Certificate",
         "oauth_azure_environment": "Microsoft OAuth Azure environment",
         "oauth_client_secret_expires_on": "Microsoft OAuth Client Secret expiry date",
         "google_client_id": "Google OAuth Client ID",
@@ -225,13 +246,17 @@ class MailServerForm(SecretsForm):
         else:
             self.fields[FAILOVER_SWITCH].widget.attrs["class"] = "form-check-input"
         self.service_account_info: dict[str, Any] | None = None
-        self.app_certificate: AppCertificate | None = None
+        # Each certificate uploaded and checked, by its secret's name.
+        self.app_certificates: dict[str, AppCertificate] = {}
         for name in SECRET_FIELDS:
             if getattr(stored, name):
-                self.fields[name].help_text = {
-                    KEY_FILE: "A key is stored. Upload a new file to replace it.",
-                    CERTIFICATE: "A certificate is stored. Upload a new file to replace it.",
-                }.get(name, KEEP_STORED_HELP)
+                if name == KEY_FILE:
+                    help_text = "A key is stored. Upload a new file to replace it."
+                elif name in CERTIFICATE_SECRETS:
+                    help_text = "A certificate is stored. Upload a new file to replace it."
+                else:
+                    help_text = KEEP_STORED_HELP
+                self.fields[name].help_text = help_text
                 self.fields[name].widget.attrs["placeholder"] = "stored - leave blank to keep"
             else:
                 self.fields[clear_field(name)].widget = forms.HiddenInput()
@@ -269,6 +294,7 @@ class MailServerForm(SecretsForm):
             "oauth_azure_environment",
             "api_azure_environment",
             "api_credential_type",
+            "oauth_credential_type",
             "api_client_secret_expires_on",
             "oauth_client_secret_expires_on",
         }
@@ -289,6 +315,9 @@ class MailServerForm(SecretsForm):
 
     def clean_api_credential_type(self) -> str:
         return self.cleaned_data.get("api_credential_type") or self.stored.api_credential_type
+
+    def clean_oauth_credential_type(self) -> str:
+        return self.cleaned_data.get("oauth_credential_type") or self.stored.oauth_credential_type
 
     def _choice(self, name: str) -> str:
         # Before cleaning, read the raw posted choice; fall back to the stored value
@@ -405,10 +434,10 @@ class MailServerForm(SecretsForm):
     @sensitive_variables("value", "password")
     def _clean_secret(self, name: str, value: Any, *, required: bool) -> None:
         clearing = self.cleaned_data.get(clear_field(name))
-        if name == CERTIFICATE and value:
-            password = self.cleaned_data.get(CERTIFICATE_PASSWORD) or ""
+        if name in CERTIFICATE_SECRETS and value:
+            password = self.cleaned_data.get(CERTIFICATE_SECRETS[name]) or ""
             try:
-                self.app_certificate = parse_certificate_upload(
+                self.app_certificates[name] = parse_certificate_upload(
                     value.read(CERTIFICATE_MAX_BYTES + 1), password, now=timezone.now()
                 )
             except ValidationError as err:
@@ -456,31 +485,25 @@ class MailServerForm(SecretsForm):
         if self.service_account_info is not None:
             config.service_account_email = self.service_account_info["client_email"]
             config.service_account_client_id = self.service_account_info["client_id"]
-        if CERTIFICATE in self.active_fields():
-            self._apply_certificate_facts(config)
+        for name in CERTIFICATE_SECRETS:
+            if name in self.active_fields():
+                self._apply_certificate_facts(config, name)
         return changed
 
-    def _apply_certificate_facts(self, config: MailServerConfig) -> None:
+    def _apply_certificate_facts(self, config: MailServerConfig, name: str) -> None:
         """The stored certificate's subject, thumbprints and expiry follow the certificate."""
-        certificate = self.app_certificate
-        if certificate is not None:
-            config.api_certificate_subject = certificate.subject
-            config.api_certificate_thumbprint = certificate.thumbprint_sha1
-            config.api_certificate_thumbprint_sha256 = certificate.thumbprint_sha256
-            config.api_certificate_expires_at = certificate.not_after
-        elif not config.api_certificate:
-            config.api_certificate_subject = ""
-            config.api_certificate_thumbprint = ""
-            config.api_certificate_thumbprint_sha256 = ""
-            config.api_certificate_expires_at = None
+        certificate = self.app_certificates.get(name)
+        if certificate is not None or not getattr(config, name):
+            for column, fact in facts_of(name, certificate).items():
+                setattr(config, column, fact)
 
     @sensitive_variables("value")
     def _secret_value(self, name: str) -> str | None:
         """The new secret, "" to clear it, or None to keep what is stored."""
         if name == KEY_FILE and self.service_account_info is not None:
             return json.dumps(self.service_account_info)
-        if name == CERTIFICATE and self.app_certificate is not None:
-            return self.app_certificate.pem
+        if name in self.app_certificates:
+            return self.app_certificates[name].pem
         value = self.cleaned_data.get(name)
         if name not in UPLOADED_SECRETS and value:
             return value
@@ -506,8 +529,9 @@ class MailServerForm(SecretsForm):
             for name in self.active_secrets()
             if self.data.get(name) or (name in self.files)
         ]
-        if CERTIFICATE in self.active_secrets() and self.data.get(CERTIFICATE_PASSWORD):
-            rejected.append("the certificate password")
+        for name, password in CERTIFICATE_SECRETS.items():
+            if name in self.active_secrets() and self.data.get(password):
+                rejected.append("the certificate password")
         return rejected
 
     @property

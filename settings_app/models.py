@@ -92,6 +92,16 @@ class MailServerConfig(models.Model):
     oauth_sign_in = models.CharField(
         "Sign-in", max_length=16, choices=SignIn.choices, default=SignIn.DELEGATED
     )
+    # Sign-in: Application only (a delegated sign-in exchanges its code with the secret).
+    oauth_credential_type = models.CharField(
+        "Credential", max_length=16, choices=CredentialType.choices, default=CredentialType.SECRET
+    )
+    # As api_certificate: key + certificate as one PEM, encrypted, never shown back.
+    oauth_certificate = EncryptedTextField("Certificate", blank=True)
+    oauth_certificate_subject = models.CharField(max_length=512, blank=True)
+    oauth_certificate_thumbprint = models.CharField(max_length=40, blank=True)
+    oauth_certificate_thumbprint_sha256 = models.CharField(max_length=64, blank=True)
+    oauth_certificate_expires_at = models.DateTimeField(null=True, blank=True)
     google_client_id = models.CharField("Client ID", max_length=255, blank=True)
     google_client_secret = EncryptedTextField("Client Secret", blank=True)
 

@@ -18,7 +18,7 @@ from .models import Auth, CredentialType, Mode, Provider, SignIn
 COMMON_FIELDS = ("mode", "from_address", "admin_address")
 # Where an SMTP login or an XOAUTH2 token is sent.
 SMTP_SERVER = ("server_name", "port", "security")
-# SMTP OAuth with Microsoft, whichever the sign-in.
+# SMTP OAuth with Microsoft, Sign-in: Delegated (Application: _microsoft_app_fields).
 MICROSOFT_OAUTH_FIELDS = (
     "oauth_sign_in",
     "username",
@@ -28,6 +28,27 @@ MICROSOFT_OAUTH_FIELDS = (
     "oauth_client_secret_expires_on",
     "oauth_azure_environment",
 )
+
+# The choices selecting SMTP OAuth with Microsoft, Sign-in: Application (no sign-in).
+MICROSOFT_APP = (
+    ("mode", Mode.SMTP),
+    ("auth", Auth.OAUTH),
+    ("oauth_provider", Provider.MICROSOFT),
+    ("oauth_sign_in", SignIn.APPLICATION),
+)
+
+
+def _microsoft_app_fields(*credential: str) -> tuple[str, ...]:
+    """Sign-in: Application's fields, with those of the chosen credential."""
+    return (
+        "oauth_sign_in",
+        "username",
+        "oauth_tenant_id",
+        "oauth_client_id",
+        "oauth_credential_type",
+        *credential,
+        "oauth_azure_environment",
+    )
 
 
 class TransportKind:
@@ -103,18 +124,33 @@ METHODS: tuple[SendingMethod, ...] = (
     SendingMethod(
         key="smtp_oauth_microsoft_app",
         title="SMTP with Microsoft OAuth (application)",
-        when=(
-            ("mode", Mode.SMTP),
-            ("auth", Auth.OAUTH),
-            ("oauth_provider", Provider.MICROSOFT),
-            ("oauth_sign_in", SignIn.APPLICATION),
-        ),
+        when=(*MICROSOFT_APP, ("oauth_credential_type", CredentialType.SECRET)),
         # Username: the mailbox the app signs in as (XOAUTH2 user).
-        fields=(*SMTP_SERVER, "auth", "oauth_provider", *MICROSOFT_OAUTH_FIELDS),
+        fields=(
+            *SMTP_SERVER,
+            "auth",
+            "oauth_provider",
+            *_microsoft_app_fields("oauth_client_secret", "oauth_client_secret_expires_on"),
+        ),
         transport=TransportKind.SMTP,
         # The secret goes to the tenant's identity platform; the app-only token it buys
         # goes to the SMTP server on the form (SMTP_SERVER, always part of the destination).
         secret_destinations={"oauth_client_secret": ("oauth_tenant_id", "oauth_azure_environment")},
+        uses_app_token=True,
+    ),
+    SendingMethod(
+        key="smtp_oauth_microsoft_app_certificate",
+        title="SMTP with Microsoft OAuth (application, certificate)",
+        when=(*MICROSOFT_APP, ("oauth_credential_type", CredentialType.CERTIFICATE)),
+        fields=(
+            *SMTP_SERVER,
+            "auth",
+            "oauth_provider",
+            *_microsoft_app_fields("oauth_certificate"),
+        ),
+        transport=TransportKind.SMTP,
+        # Like the client secret, the key signs assertions for one tenant in one cloud.
+        secret_destinations={"oauth_certificate": ("oauth_tenant_id", "oauth_azure_environment")},
         uses_app_token=True,
     ),
     SendingMethod(
@@ -229,9 +265,11 @@ def method_rules(predicate: Callable[[SendingMethod], bool]) -> str:
 
 
 def show_if_methods() -> dict[str, str]:
-    """Per method key, its ``data-show-if`` rule; plus "grant" for the methods using a grant."""
+    """Per method key, its ``data-show-if`` rule; plus "grant" and "app_token" for the methods
+    using a grant, or an app-only token (whichever the credential)."""
     rules = {method.key: method_rules(lambda m, key=method.key: m.key == key) for method in METHODS}
     rules["grant"] = method_rules(lambda m: m.uses_grant)
+    rules["app_token"] = method_rules(lambda m: m.uses_app_token)
     return rules
 
 

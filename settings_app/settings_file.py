@@ -32,6 +32,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from .certificates import CERTIFICATE_SECRETS, fact_columns
 from .models import SECRET_FIELDS, MailServerConfig
 from .sealed_secrets import SealError, seal, unseal
 
@@ -47,12 +48,9 @@ NOT_EXPORTED = frozenset(
         "version",
         "updated_at",
         "updated_by",
-        # Read from the certificate when it is imported (and checked) again.
-        "api_certificate_subject",
-        "api_certificate_thumbprint",
-        "api_certificate_thumbprint_sha256",
-        "api_certificate_expires_at",
     }
+    # Read from each certificate when it is imported (and checked) again.
+    | {column for name in CERTIFICATE_SECRETS for column in fact_columns(name).values()}
 )
 
 

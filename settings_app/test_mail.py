@@ -19,6 +19,7 @@ from sender.errors import MailError
 from sender.factory import build_transport
 from sender.transcript import Transcript
 
+from .certificates import CERTIFICATE_SECRETS, private_key_part
 from .forms import MailServerForm
 from .models import (
     SECRET_FIELDS,
@@ -81,8 +82,8 @@ def config_secrets(config: MailSettings) -> list[str]:
     # that is not JSON is hidden whole above).
     with contextlib.suppress(ValueError, AttributeError):
         values.append(config.service_account_info.get("private_key", ""))
-    # Likewise the private key inside the stored certificate PEM.
-    values.append(config.api_certificate.split("-----BEGIN CERTIFICATE-----")[0].strip())
+    # Likewise the private key inside each stored certificate PEM.
+    values += [private_key_part(getattr(config, name)) for name in CERTIFICATE_SECRETS]
     return [value for value in values if isinstance(value, str) and value]
 
 

@@ -78,6 +78,8 @@ class MailSettings:
     oauth_client_secret: str = ""
     oauth_azure_environment: str = "azure"
     oauth_sign_in: str = SignIn.DELEGATED
+    oauth_credential_type: str = CredentialType.SECRET
+    oauth_certificate: str = ""
     google_client_id: str = ""
     google_client_secret: str = ""
     from_address: str = ""

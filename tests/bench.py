@@ -105,11 +105,12 @@ def serve_smtp(ca: trustme.CA, control: Connection) -> None:
         control.send(server.message_count)
 
 
-def smtp_benchmark(ca: trustme.CA, ca_file: str, count: int) -> None:
-    control, server_end = multiprocessing.get_context("fork").Pipe()
-    server = multiprocessing.get_context("fork").Process(
-        target=serve_smtp, args=(ca, server_end), daemon=True
-    )
+def start_smtp_server(ca: trustme.CA) -> tuple[Connection, multiprocessing.Process, int]:
+    """Start the benchmark's SMTP server in its own process and save it as the primary
+    connection (STARTTLS + Basic); the pipe to stop it, the process and its port."""
+    context = multiprocessing.get_context("fork")
+    control, server_end = context.Pipe()
+    server = context.Process(target=serve_smtp, args=(ca, server_end), daemon=True)
     server.start()
     port = control.recv()
     store(
@@ -122,6 +123,11 @@ def smtp_benchmark(ca: trustme.CA, ca_file: str, count: int) -> None:
         password=PASSWORD,
         from_address=USER,
     )
+    return control, server, port
+
+
+def smtp_benchmark(ca: trustme.CA, ca_file: str, count: int) -> None:
+    control, server, port = start_smtp_server(ca)
     stock_options = {
         "host": "localhost",
         "port": port,

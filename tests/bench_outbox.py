@@ -20,7 +20,6 @@
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import subprocess
 import sys
@@ -70,8 +69,7 @@ from django.db import transaction  # noqa: E402
 from django_tasks_db.models import DBTaskResult  # noqa: E402
 
 from sender.models import Attempt, OutboxMessage, Status  # noqa: E402
-from tests.bench import PASSWORD, RECIPIENT, USER, serve_smtp  # noqa: E402
-from tests.factories import store  # noqa: E402
+from tests.bench import RECIPIENT, USER, start_smtp_server  # noqa: E402
 
 WORKER_COUNTS = (1, 2, 4)
 ENQUEUE_SAMPLE = 200
@@ -188,21 +186,7 @@ def main() -> None:
     ca.cert_pem.write_to_path(ca_file)
     settings.MAILCONFIG_CA_FILE = ca_file
 
-    context = multiprocessing.get_context("fork")
-    control, server_end = context.Pipe()
-    server = context.Process(target=serve_smtp, args=(ca, server_end), daemon=True)
-    server.start()
-    port = control.recv()
-    store(
-        mode="smtp",
-        server_name="localhost",
-        port=port,
-        security="tls",
-        auth="basic",
-        username=USER,
-        password=PASSWORD,
-        from_address=USER,
-    )
+    control, server, _ = start_smtp_server(ca)
     env = {**os.environ, "MAILCONFIG_CA_FILE": ca_file, "DATABASE_URL": BENCH_URL}
 
     print(f"\nOutbox on PostgreSQL ({BENCH_URL}), loopback SMTP (STARTTLS + AUTH):")

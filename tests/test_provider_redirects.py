@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
@@ -32,6 +32,7 @@ from tests.oauth_helpers import (
     start_consent,
     stored,
 )
+from tests.servers.http_server import LocalHTTPServer
 from tests.test_api_transports import gmail_config, graph_config, message
 
 pytestmark = pytest.mark.django_db
@@ -60,7 +61,7 @@ class RecordingServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = LocalHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/collect"
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 

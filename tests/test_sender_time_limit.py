@@ -8,11 +8,12 @@ import time
 import pytest
 from django.core import mail
 
-from sender.deadline import remaining, time_limit
+from sender.deadline import MESSAGE, remaining, time_limit
 from sender.errors import MailConnectionError
+from sender.transports.graph import GraphTransport
 from settings_app.models import MailServerConfig
 from tests.factories import PAGE_URL, smtp_basic_post, smtp_post, store_smtp
-from tests.test_api_transports import CLIENT_ID, GRAPH_VALUES, SECRET, TENANT
+from tests.test_api_transports import CLIENT_ID, GRAPH_VALUES, SECRET, TENANT, graph_config, message
 
 pytestmark = pytest.mark.django_db
 TEST_URL = PAGE_URL + "test-mail/"
@@ -152,6 +153,37 @@ def test_graph_that_never_answers_is_stopped_at_the_limit(
     body, elapsed = timed_test_mail(admin_client, graph_post())
     assert "at “Send message”" in body and "time limit" in body
     assert elapsed < UPPER_BOUND
+
+
+def test_a_token_answer_that_trickles_is_stopped_at_the_limit(
+    admin_client, microsoft_fake, short_limit
+):
+    microsoft_fake.add_app(TENANT, CLIENT_ID, SECRET)
+    # Each byte well within any read timeout; the whole answer would take minutes.
+    microsoft_fake.trickle["token"] = 0.05
+    body, elapsed = timed_test_mail(admin_client, graph_post())
+    assert "Test mail failed</strong> at “Obtain token”" in body
+    assert "time limit of 1 seconds" in body
+    assert elapsed < UPPER_BOUND
+    assert microsoft_fake.sent == []
+
+
+def test_a_graph_answer_that_trickles_stops_normal_sending_at_the_send_limit(
+    microsoft_fake, settings
+):
+    settings.MAILCONFIG_SEND_TIMEOUT = LIMIT
+    microsoft_fake.add_app(TENANT, CLIENT_ID, SECRET)
+    microsoft_fake.trickle["graph_send"] = 0.5  # an error body of a few hundred bytes
+    microsoft_fake.fail_next("graph_send", 503, {"error": {"code": "x", "message": "y" * 300}})
+    started = time.monotonic()
+    with (
+        pytest.raises(MailConnectionError) as caught,
+        time_limit(LIMIT, MESSAGE),
+        GraphTransport(graph_config()) as transport,
+    ):
+        transport.send(message())
+    assert caught.value.code == "TIMEOUT"
+    assert time.monotonic() - started < UPPER_BOUND
 
 
 def test_a_retry_after_beyond_the_limit_is_not_waited_for(admin_client, microsoft_fake, settings):

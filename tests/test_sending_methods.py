@@ -113,6 +113,15 @@ def test_a_block_of_some_methods_shows_for_each_of_them():
         "mode=smtp&auth=basic"
         "|mode=smtp&auth=oauth&oauth_provider=microsoft&oauth_sign_in=delegated"
         "|mode=smtp&auth=oauth&oauth_provider=microsoft&oauth_sign_in=application"
+        "&oauth_credential_type=secret"
+        "|mode=smtp&auth=oauth&oauth_provider=microsoft&oauth_sign_in=application"
+        "&oauth_credential_type=certificate"
+    )
+
+
+def test_a_block_of_the_methods_sharing_some_choices_shows_for_those_choices():
+    assert show_if("oauth_credential_type") == (
+        "mode=smtp&auth=oauth&oauth_provider=microsoft&oauth_sign_in=application"
     )
 
 

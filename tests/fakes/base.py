@@ -20,11 +20,13 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import trustme
+
+from tests.servers.http_server import LocalHTTPServer
 
 
 @dataclass
@@ -136,6 +138,9 @@ class FakeServer:
         self.tokens_issued: Counter[str] = Counter()
         self.connections = 0
         self.delays: dict[str, float] = {}  # endpoint -> seconds, to widen race windows
+        # endpoint -> seconds between the bytes of its response body: a slow server that
+        # keeps every read within the client's read timeout.
+        self.trickle: dict[str, float] = {}
         # endpoint -> called with the request before it is answered, to make something
         # happen in the middle of a flow (another admin saving the settings, say).
         self.before: dict[str, Callable[[Request], None]] = {}
@@ -174,19 +179,25 @@ class FakeServer:
                     headers={k.lower(): v for k, v in self.headers.items()},
                     body=self.rfile.read(length) if length else b"",
                 )
-                response = fake._handle(request)
+                response, endpoint = fake._handle(request)
                 self.send_response(response.status)
                 for name, value in response.headers.items():
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(response.body)))
                 self.end_headers()
-                self.wfile.write(response.body)
+                interval = fake.trickle.get(endpoint)
+                if not interval:
+                    self.wfile.write(response.body)
+                    return
+                for index in range(len(response.body)):
+                    self.wfile.write(response.body[index : index + 1])
+                    self.wfile.flush()
+                    time.sleep(interval)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # quiet: tests read counters, not logs
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
+        self._httpd = LocalHTTPServer(("127.0.0.1", 0), Handler)
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
         self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
@@ -198,7 +209,8 @@ class FakeServer:
         """(method, path regex, counter name, handler) rows."""
         raise NotImplementedError
 
-    def _handle(self, request: Request) -> Response:
+    def _handle(self, request: Request) -> tuple[Response, str]:
+        """The response to ``request`` and the endpoint (counter name) that answered it."""
         for method, pattern, name, route in self._routes:
             match = pattern.match(request.path)
             if match and method == request.method:
@@ -210,16 +222,17 @@ class FakeServer:
                     try:
                         hook(request)
                     except Exception as err:  # a bug in the test's hook: make it visible
-                        return Response.json({"error": "hook_crashed", "detail": repr(err)}, 500)
+                        crashed = {"error": "hook_crashed", "detail": repr(err)}
+                        return Response.json(crashed, 500), name
                 if injected is not None:
-                    return injected
+                    return injected, name
                 if self.delays.get(name):
                     time.sleep(self.delays[name])
                 try:
-                    return route(request, match)
+                    return route(request, match), name
                 except Exception as err:  # a bug in the fake: make it visible
-                    return Response.json({"error": "fake_crashed", "detail": repr(err)}, 500)
-        return Response.json({"error": "not_found", "path": request.path}, 404)
+                    return Response.json({"error": "fake_crashed", "detail": repr(err)}, 500), name
+        return Response.json({"error": "not_found", "path": request.path}, 404), ""
 
     def fail_next(
         self,
@@ -250,6 +263,7 @@ class FakeServer:
             self.tokens_issued.clear()
             self.connections = 0
             self.delays.clear()
+            self.trickle.clear()
             self.before.clear()
             self._injected.clear()
 

@@ -9,10 +9,12 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
+
+from tests.servers.http_server import LocalHTTPServer
 
 SECRET = "webhook-shared-secret"
 
@@ -79,8 +81,7 @@ class WebhookReceiver:
                 pass
 
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = LocalHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hooks/mail"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
