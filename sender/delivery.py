@@ -549,17 +549,13 @@ def ensure_sweep_scheduled(now: datetime | None = None) -> None:
 
 
 def prune_task_results(now: datetime | None = None) -> int:
-    """Delete the finished task records of the outbox's tasks after a day (the outbox
-    rows are the record; the tasks are only how a message reached a worker)."""
+    """Delete finished task records after a day: every task here (deliveries, the sweep,
+    health checks, expiry checks) keeps its outcome in its own rows, so the engine's
+    record of a finished task is only how the work reached a worker."""
     from django_tasks_db.models import DBTaskResult
 
-    from .tasks import deliver_message, recover_outbox
-
     now = now or timezone.now()
-    paths = [deliver_message.module_path, recover_outbox.module_path]
     deleted, _ = (
-        DBTaskResult.objects.finished()
-        .filter(task_path__in=paths, finished_at__lt=now - TASK_RESULTS_KEPT)
-        .delete()
+        DBTaskResult.objects.finished().filter(finished_at__lt=now - TASK_RESULTS_KEPT).delete()
     )
     return deleted

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -318,3 +319,31 @@ def test_a_message_locked_by_one_worker_is_skipped_by_another_not_waited_for(pla
         release.set()
         holder.join()
     assert delivery.claim(row.pk, timezone.now()) is not None
+
+
+@pytest.mark.django_db
+def test_finished_task_records_of_every_task_are_pruned_after_a_day():
+    now = timezone.now()
+
+    def record(path: str, status: str, finished_hours_ago: float | None) -> DBTaskResult:
+        finished = None if finished_hours_ago is None else now - timedelta(hours=finished_hours_ago)
+        return DBTaskResult.objects.create(
+            status=status,
+            args_kwargs={"args": [], "kwargs": {}},
+            task_path=path,
+            backend_name="default",
+            run_after=now,
+            finished_at=finished,
+        )
+
+    old = [
+        record("sender.tasks.deliver_message", "SUCCESSFUL", 25),
+        record("sender.tasks.scheduled_health_check", "SUCCESSFUL", 30),
+        record("settings_app.tasks.expiry_alert_check", "FAILED", 48),
+    ]
+    kept = [
+        record("sender.tasks.deliver_message", "SUCCESSFUL", 2),
+        record("settings_app.tasks.expiry_alert_check", "READY", None),
+    ]
+    assert delivery.prune_task_results(now) == len(old)
+    assert set(DBTaskResult.objects.values_list("pk", flat=True)) == {item.pk for item in kept}
