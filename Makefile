@@ -29,7 +29,8 @@ run: venv
 test: venv-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) manage.py makemigrations --check --dry-run
+	# Models against migrations; no database needed (a fresh clone has none yet).
+	DATABASE_URL=sqlite://:memory: $(PY) manage.py makemigrations --check --dry-run
 	$(PY) scripts/run_tests.py
 
 lint: venv-dev
