@@ -7,6 +7,7 @@ import io
 import json
 import os
 import stat
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -260,11 +261,13 @@ def test_import_records_the_named_user_in_the_audit(tmp_path, django_user_model)
     assert AuditEntry.objects.first().username == "ops"
 
 
-def test_import_removes_the_stored_grant_and_asks_for_a_new_authorization(tmp_path):
-    store(
+def store_microsoft_oauth_with_grant(save: Callable[..., object], connection: str) -> None:
+    """Save Microsoft SMTP OAuth with ``save`` (primary or backup) and a grant for it."""
+    save(
         mode="smtp",
         server_name="smtp.office365.com",
         port=587,
+        security="tls",
         auth="oauth",
         oauth_provider="microsoft",
         username=MS_USER,
@@ -275,12 +278,16 @@ def test_import_removes_the_stored_grant_and_asks_for_a_new_authorization(tmp_pa
         admin_address="admin@contoso.com",
     )
     OAuthGrant.objects.create(
-        connection="primary",
+        connection=connection,
         provider="microsoft",
         account=MS_USER,
         refresh_token="rt",
         credentials_fingerprint="x",
     )
+
+
+def test_import_removes_the_stored_grant_and_asks_for_a_new_authorization(tmp_path):
+    store_microsoft_oauth_with_grant(store, "primary")
     path = export(tmp_path)
 
     output = import_file(path)
@@ -528,27 +535,7 @@ def test_a_backup_the_backup_page_would_refuse_changes_neither_connection(tmp_pa
 
 def test_importing_the_backup_removes_its_grant_and_asks_to_authorize_it(tmp_path):
     store_graph()
-    store_backup(
-        mode="smtp",
-        server_name="smtp.office365.com",
-        port=587,
-        security="tls",
-        auth="oauth",
-        oauth_provider="microsoft",
-        username=MS_USER,
-        oauth_tenant_id=MS_TENANT,
-        oauth_client_id=MS_CLIENT,
-        oauth_client_secret=MS_SECRET,
-        from_address=MS_USER,
-        admin_address="admin@contoso.com",
-    )
-    OAuthGrant.objects.create(
-        connection="backup",
-        provider="microsoft",
-        account=MS_USER,
-        refresh_token="rt",
-        credentials_fingerprint="x",
-    )
+    store_microsoft_oauth_with_grant(store_backup, "backup")
     path = export(tmp_path)
 
     output = import_file(path)
