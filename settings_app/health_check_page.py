@@ -48,11 +48,23 @@ class HealthCheckForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # Only "Daily at" needs a time (clean() says so); Off and Hourly ignore it, so an
+        # emptied field neither blocks them nor shows a required mark.
+        self.fields["daily_at"].required = False
         self.fields["daily_at"].input_formats = ["%H:%M", "%H:%M:%S"]
         self.fields["daily_at"].error_messages["invalid"] = "Enter a time as HH:MM, e.g. 06:30."
         self.fields[
             "daily_at"
         ].help_text = f"In the server's time zone ({timezone.get_current_timezone_name()})."
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if cleaned.get("daily_at") is None and "daily_at" not in self.errors:
+            if cleaned.get("frequency") == HealthCheckSchedule.Frequency.DAILY:
+                self.add_error("daily_at", "Enter the time of the daily check, e.g. 06:30.")
+            else:
+                cleaned["daily_at"] = self.instance.daily_at  # kept for when Daily is chosen
+        return cleaned
 
     def clean_recipient(self) -> str:
         value = (self.cleaned_data.get("recipient") or "").strip()

@@ -257,6 +257,17 @@ def test_an_invalid_time_or_recipient_is_explained_and_nothing_is_saved(admin_cl
     assert queued_checks() == []
 
 
+def test_the_time_is_needed_for_a_daily_check_only(admin_client, primary):
+    response = admin_client.post(SAVE_URL, {"health-frequency": "daily", "health-daily_at": ""})
+    assert "Enter the time of the daily check" in response.content.decode()
+    assert HealthCheckSchedule.load().frequency == "off"
+
+    response = admin_client.post(SAVE_URL, {"health-frequency": "hourly", "health-daily_at": ""})
+    assert response.status_code == 302
+    saved = HealthCheckSchedule.load()
+    assert (saved.frequency, saved.daily_at) == ("hourly", time(6, 0))  # the time is kept
+
+
 def test_the_page_shows_the_section_with_no_runs_yet(admin_client, primary):
     page = admin_client.get(PAGE_URL).content.decode()
     assert 'id="health-check"' in page
