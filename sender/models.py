@@ -9,6 +9,7 @@ message is delivered or finally failed; the metadata stays for the log.
 from __future__ import annotations
 
 from django.db import models
+from django.utils import timezone
 
 from settings_app.fields import EncryptedTextField
 from settings_app.models import Connection
@@ -221,3 +222,15 @@ class ExpiryAlert(models.Model):
 
     def __str__(self) -> str:
         return f"Expiry alert {self.key} {self.threshold} ({self.outcome})"
+
+    @property
+    def summary(self) -> str:
+        """One line for the page: which threshold, when, and what became of the mail."""
+        when = timezone.localtime(self.sent_at).strftime("%Y-%m-%d %H:%M")
+        line = f"Alert mail, {self.get_threshold_display().lower()}, {when}: "
+        if self.outcome == self.Outcome.SENDING:
+            return line + "being sent."
+        line += self.note.rstrip(".") + "."
+        if self.outcome == self.Outcome.FAILED:
+            line += " It is tried again at the next daily check."
+        return line

@@ -54,6 +54,15 @@ def check_expiries(now: datetime | None = None) -> list[ExpiryAlert]:
     return tried
 
 
+def with_last_alert(items: list[Expiry]) -> list[tuple[Expiry, ExpiryAlert | None]]:
+    """Each radar item with the last alert mail about it (this expiry date), for the page."""
+    keys = {item.alert_key for item in items}
+    latest: dict[tuple[str, datetime], ExpiryAlert] = {}
+    for alert in ExpiryAlert.objects.filter(key__in=keys):  # newest first
+        latest.setdefault((alert.key, alert.expires_at), alert)
+    return [(item, latest.get((item.alert_key, item.expires_at))) for item in items]
+
+
 def _claim(item: Expiry, now: datetime) -> ExpiryAlert | None:
     """This threshold's row, if this check is the one to send it; None when it went already."""
     later = ORDER[ORDER.index(item.severity) + 1 :]

@@ -21,7 +21,7 @@ from django.views.decorators.http import require_http_methods
 from oauth import page as oauth_page
 from sender import permission_check
 
-from . import email_log, health_check_page
+from . import email_log, expiry_alerts, health_check_page
 from .client_address import client_ip
 from .database_faults import UNAVAILABLE_STATUS, describe_database_error
 from .expiry_radar import radar
@@ -174,7 +174,7 @@ def render_page(
         "switch_to": switch_to_choices(),
         **health_check_page.page_context((extra or {}).get("health_form")),
         "show_if_method": show_if_methods(),
-        "radar": radar(),
+        "radar": expiry_alerts.with_last_alert(radar()),
     }
     return render(request, "settings_app/mail_server.html", context, status=status)
 

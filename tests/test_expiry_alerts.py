@@ -181,6 +181,26 @@ def test_an_alert_that_could_not_be_sent_is_recorded_and_tried_at_the_next_check
     assert check_expiries(days_before(28)) == []
 
 
+def test_the_page_shows_the_last_alert_mail_of_each_credential(
+    admin_client, smtp_starttls, trust_test_ca
+):
+    store_smtp(smtp_starttls)  # no Admin Mail Address: the first alert cannot go
+    certificate_expires(smtp_starttls)
+    check_expiries(days_before(30))
+
+    page = admin_client.get(PAGE_URL).content.decode()
+    assert (
+        "Alert mail, 30 days ahead, 2027-01-30 12:00: Not sent: No Admin Mail Address is "
+        "saved. It is tried again at the next daily check." in page
+    )
+
+    store(admin_address=ADMIN)
+    check_expiries(days_before(7))
+    page = admin_client.get(PAGE_URL).content.decode()
+    assert f"Alert mail, 7 days ahead, 2027-02-22 12:00: Sent to {ADMIN}." in page
+    assert "30 days ahead, 2027-01-30" not in page  # only the last one
+
+
 # Which connection --------------------------------------------------------------------------
 
 
