@@ -93,24 +93,31 @@ def best_of(contenders: dict[str, Callable[[], None]]) -> dict[str, tuple[float,
     return best
 
 
-def serve_smtp(ca: trustme.CA, control: Connection) -> None:
-    """The benchmark's SMTP server, in a process of its own: sends its port, waits, reports."""
+def serve_smtp(ca: trustme.CA, control: Connection, data_delay: float = 0.0) -> None:
+    """The benchmark's SMTP server, in a process of its own: sends its port, waits, reports.
+
+    ``data_delay``: seconds before it answers each message's data, like a real server
+    that scans and stores the message before it says 250."""
     # aiosmtpd logs every command, and a deprecation *log* warning on every AUTH it handles.
     logging.getLogger("mail.log").setLevel(logging.ERROR)
     with SmtpTestServer(
         security="starttls", ca=ca, users={USER: PASSWORD}, keep_messages=False
     ) as server:
+        if data_delay:
+            server.injections.delays["DATA"] = data_delay
         control.send(server.port)
         control.recv()  # the benchmark is done
         control.send(server.message_count)
 
 
-def start_smtp_server(ca: trustme.CA) -> tuple[Connection, multiprocessing.Process, int]:
+def start_smtp_server(
+    ca: trustme.CA, data_delay: float = 0.0
+) -> tuple[Connection, multiprocessing.Process, int]:
     """Start the benchmark's SMTP server in its own process and save it as the primary
     connection (STARTTLS + Basic); the pipe to stop it, the process and its port."""
     context = multiprocessing.get_context("fork")
     control, server_end = context.Pipe()
-    server = context.Process(target=serve_smtp, args=(ca, server_end), daemon=True)
+    server = context.Process(target=serve_smtp, args=(ca, server_end, data_delay), daemon=True)
     server.start()
     port = control.recv()
     store(

@@ -11,6 +11,10 @@
   messages' sent times, so worker start-up (importing Django) is not counted.
 - Worker overhead: the one-worker rate against the synchronous backend sending the same
   N messages over one connection (target >= 0.7x).
+- Against a slower server: the same comparison (one worker vs the synchronous backend)
+  with a server that takes ``SLOW_SERVER_DELAY`` before it accepts each message, as a
+  real one does: the worker's costs are fixed per message, so the ratio depends on how
+  long the server takes.
 - Engine floor: N tasks that do nothing, run by one worker: what django-tasks-db's
   worker costs per task here (take a task, mark it running, record its result) before
   any mail is sent. With one task per message, one worker cannot beat
@@ -72,6 +76,8 @@ from sender.models import Attempt, OutboxMessage, Status  # noqa: E402
 from tests.bench import RECIPIENT, USER, start_smtp_server  # noqa: E402
 
 WORKER_COUNTS = (1, 2, 4)
+SLOW_SERVER_DELAY = 0.05  # seconds before the server's 250 to each message
+SLOW_SERVER_MESSAGES = 200
 ENQUEUE_SAMPLE = 200
 
 
@@ -218,6 +224,18 @@ def main() -> None:
         f"sending {1000 / sync:.2f} ms, the outbox's own bookkeeping {ours:.2f} ms"
     )
     print(f"  (cores: {os.cpu_count()}; the SMTP server is one process on one of them)")
+    control.send("done")
+    control.recv()
+    server.join(timeout=10)
+
+    control, server, _ = start_smtp_server(ca, data_delay=SLOW_SERVER_DELAY)
+    slow_sync = synchronous_rate(SLOW_SERVER_MESSAGES)
+    slow_worker = drain_rate(1, SLOW_SERVER_MESSAGES, env, temp)
+    print(
+        f"  a server taking {SLOW_SERVER_DELAY * 1000:.0f} ms per message, "
+        f"{SLOW_SERVER_MESSAGES} messages: synchronous {slow_sync:.1f} msg/s, one worker "
+        f"{slow_worker:.1f} msg/s ({slow_worker / slow_sync:.2f}x synchronous)"
+    )
     control.send("done")
     control.recv()
     server.join(timeout=10)
