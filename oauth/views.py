@@ -10,16 +10,12 @@ from django.views.decorators.http import require_GET, require_POST
 
 from sender.errors import MailError
 from sender.transcript import Transcript
-from settings_app.models import SECRET_FIELDS, Connection, MailServerConfig
+from settings_app.models import CONNECTION_PAGES, SECRET_FIELDS, Connection, MailServerConfig
 from settings_app.values import MailSettings
 
 from .flow import ConsentFailed, SettingsChanged, begin, complete
 from .grant import StoredGrantTokenProvider, delete_grant, grant_state
 from .state import StateRefused
-
-PAGE = "settings_app:mail_server"
-# The page each connection's OAuth panel is on (by URL name: pages sit above this app).
-PAGES = {Connection.PRIMARY: PAGE, Connection.BACKUP: "settings_app:backup_connection"}
 
 
 def _stored_oauth_settings(request: HttpRequest, connection: str) -> MailSettings | None:
@@ -40,7 +36,7 @@ def start(request: HttpRequest, connection: str = Connection.PRIMARY) -> HttpRes
     """Authorize / Reconnect / Try again: go to the provider's consent page."""
     config = _stored_oauth_settings(request, connection)
     if config is None:
-        return redirect(PAGES[connection])
+        return redirect(CONNECTION_PAGES[connection])
     try:
         return begin(request, config)
     except MailError as err:
@@ -80,7 +76,7 @@ def callback(request: HttpRequest) -> HttpResponse:
     messages.success(request, f"Authorized as {grant.account or 'the account'}{which}.")
     for warning in completed.warnings:
         messages.warning(request, warning)
-    return redirect(PAGES[completed.connection])
+    return redirect(CONNECTION_PAGES[completed.connection])
 
 
 @sensitive_post_parameters(*SECRET_FIELDS)
@@ -89,7 +85,7 @@ def check(request: HttpRequest, connection: str = Connection.PRIMARY) -> HttpRes
     """Refresh the access token once and report the outcome (proof the grant works)."""
     config = _stored_oauth_settings(request, connection)
     if config is None:
-        return redirect(PAGES[connection])
+        return redirect(CONNECTION_PAGES[connection])
     transcript = Transcript()
     try:
         token = StoredGrantTokenProvider(config).get_token(transcript, force=True)
@@ -101,7 +97,7 @@ def check(request: HttpRequest, connection: str = Connection.PRIMARY) -> HttpRes
             request,
             f"Check passed: a new access token was issued for {token.account or 'the account'}. {detail}",
         )
-    return redirect(PAGES[connection])
+    return redirect(CONNECTION_PAGES[connection])
 
 
 @sensitive_post_parameters(*SECRET_FIELDS)
@@ -118,7 +114,7 @@ def disconnect(request: HttpRequest, connection: str = Connection.PRIMARY) -> Ht
             f"Disconnected: the authorization of {grant.account or 'the account'} was deleted. "
             "Mail over SMTP with OAuth will fail until you authorize again.",
         )
-    return redirect(PAGES[connection])
+    return redirect(CONNECTION_PAGES[connection])
 
 
 def _failure_page(
@@ -133,7 +129,7 @@ def _failure_page(
             "title": title,
             "error": err,
             "grant_state": state,
-            "page_url_name": PAGES[Connection(connection)],
+            "page_url_name": CONNECTION_PAGES[Connection(connection)],
             "page_title": "Backup Connection" if backup else "Mail Server",
             "start_url_name": "oauth:backup_start" if backup else "oauth:start",
         },

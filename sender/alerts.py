@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from sender.errors import ConfigurationError, MailError
 from sender.models import Connection, Incident
-from settings_app.models import MailServerConfig
+from settings_app.models import CONNECTION_PAGES, MailServerConfig
 from settings_app.values import MailSettings
 
 from .backend import EmailBackend
@@ -29,11 +29,6 @@ from .stored import backup_settings, current_settings
 logger = logging.getLogger(__name__)
 
 CONNECTION_NAMES = {Connection.PRIMARY: "primary", Connection.BACKUP: "backup"}
-# The page where each connection is fixed (URL names of settings_app's pages).
-CONNECTION_PAGES = {
-    Connection.PRIMARY: "settings_app:mail_server",
-    Connection.BACKUP: "settings_app:backup_connection",
-}
 
 
 def console_link(url_name: str) -> str:

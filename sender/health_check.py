@@ -17,11 +17,11 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.utils import timezone
-from django_tasks_db.compat import TaskResultStatus
 
 from sender.errors import ConfigurationError, MailError
 from sender.models import Connection, HealthCheckRun
@@ -33,6 +33,11 @@ from .alerts import admin_address
 from .deadline import MESSAGE, time_limit
 from .delivery import transport_label
 from .factory import build_transport
+from .schedules import next_daily, queued_runs
+
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
+    from django_tasks_db.models import DBTaskResult
 from .stored import backup_settings, current_settings
 
 logger = logging.getLogger(__name__)
@@ -50,23 +55,14 @@ def next_run(schedule: HealthCheckSchedule, after: datetime) -> datetime | None:
         # Added in UTC: an hour later is an hour later, summer time or not.
         return hour.astimezone(UTC) + timedelta(hours=1)
     if schedule.frequency == HealthCheckSchedule.Frequency.DAILY:
-        day = local.date()
-        for _ in range(3):
-            slot = datetime.combine(day, schedule.daily_at, tzinfo=local.tzinfo)
-            if slot > after:
-                return slot.astimezone(UTC)
-            day += timedelta(days=1)
+        return next_daily(schedule.daily_at, after)
     return None
 
 
-def _queued_checks():  # type: ignore[no-untyped-def]
-    from django_tasks_db.models import DBTaskResult
-
+def _queued_checks() -> QuerySet[DBTaskResult]:
     from .tasks import scheduled_health_check
 
-    return DBTaskResult.objects.filter(
-        task_path=scheduled_health_check.module_path, status=TaskResultStatus.READY
-    )
+    return queued_runs(scheduled_health_check)
 
 
 def ensure_scheduled(now: datetime | None = None) -> datetime | None:

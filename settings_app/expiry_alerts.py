@@ -17,16 +17,16 @@ the outbox's recovery sweep queues it again if its chain broke. Every function t
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 
 from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
-from django_tasks_db.compat import TaskResultStatus
 
 from sender.alerts import CONNECTION_NAMES, AlertNotSent, console_link, send_alert
 from sender.models import ExpiryAlert
+from sender.schedules import next_daily, queued_runs
 from settings_app.values import MailSettings
 
 from .expiry_radar import Expiry, radar
@@ -129,25 +129,14 @@ def build(item: Expiry, config: MailSettings, via: str) -> EmailMessage:
 
 def next_check(after: datetime) -> datetime:
     """The first ``CHECK_AT`` strictly after ``after``."""
-    local = timezone.localtime(after)
-    day = local.date()
-    while True:
-        slot = timezone.make_aware(datetime.combine(day, CHECK_AT))
-        if slot > after:
-            return slot.astimezone(UTC)
-        day += timedelta(days=1)
+    return next_daily(CHECK_AT, after)
 
 
 def ensure_scheduled(now: datetime | None = None) -> datetime | None:
     """Queue the next daily check unless one is queued; return its time (None: was queued)."""
-    from django_tasks_db.models import DBTaskResult
-
     from .tasks import expiry_alert_check
 
-    queued = DBTaskResult.objects.filter(
-        task_path=expiry_alert_check.module_path, status=TaskResultStatus.READY
-    )
-    if queued.exists():
+    if queued_runs(expiry_alert_check).exists():
         return None
     slot = next_check(now or timezone.now())
     expiry_alert_check.using(run_after=slot).enqueue()

@@ -24,7 +24,15 @@ from django.utils import timezone
 from oauth.models import GrantStatus, OAuthGrant
 
 from .certificates import fact_columns
-from .models import Connection, MailServerConfig, Provider, Security, ServerCertificateSeen
+from .models import (
+    CONNECTION_PAGE_TITLES,
+    CONNECTION_PAGES,
+    Connection,
+    MailServerConfig,
+    Provider,
+    Security,
+    ServerCertificateSeen,
+)
 from .sending_methods import CHOICE_FIELDS, TransportKind, method_for
 
 # Warn this many days ahead; the severity is the nearest threshold crossed.
@@ -65,14 +73,6 @@ class Severity:
     }
 
 
-# The page where each connection's credentials are set (URL names).
-PAGES = {
-    Connection.PRIMARY: "settings_app:mail_server",
-    Connection.BACKUP: "settings_app:backup_connection",
-}
-PAGE_TITLES = {Connection.PRIMARY: "Mail Server", Connection.BACKUP: "Backup Connection"}
-
-
 @dataclass(frozen=True)
 class Expiry:
     """One dated credential: what it is, when it stops, what to do, and where."""
@@ -91,7 +91,7 @@ class Expiry:
     @property
     def page(self) -> str:
         """The URL name of the page that sets this credential."""
-        return PAGES[Connection(self.connection)]
+        return CONNECTION_PAGES[Connection(self.connection)]
 
     @property
     def link(self) -> str:
@@ -180,7 +180,7 @@ def _connection_radar(connection: str, now: datetime) -> list[Expiry]:
     if connection == Connection.BACKUP and not config["use_when_primary_fails"]:
         return []
     method = method_for(lambda name: config[name])
-    title = PAGE_TITLES[connection]
+    title = CONNECTION_PAGE_TITLES[connection]
     found: list[Expiry] = []
     for name, (key, anchor, what) in CERTIFICATES.items():
         columns = fact_columns(name)

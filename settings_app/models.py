@@ -46,6 +46,18 @@ class Connection(models.TextChoices):
     BACKUP = "backup", "Backup"
 
 
+# The console page that edits each connection: its URL name (pages, alert mails, the
+# expiry radar and the OAuth views link to it) and its title.
+CONNECTION_PAGES = {
+    Connection.PRIMARY: "settings_app:mail_server",
+    Connection.BACKUP: "settings_app:backup_connection",
+}
+CONNECTION_PAGE_TITLES = {
+    Connection.PRIMARY: "Mail Server",
+    Connection.BACKUP: "Backup Connection",
+}
+
+
 class CredentialType(models.TextChoices):
     """How an Azure app proves who it is to the Microsoft identity platform."""
 

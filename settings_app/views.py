@@ -27,7 +27,14 @@ from .database_faults import UNAVAILABLE_STATUS, describe_database_error
 from .expiry_radar import radar
 from .forms import TYPED_SECRETS, MailServerForm
 from .microsoft_365 import basic_auth_at_risk, host_patterns, sunset_phrase
-from .models import DEFAULT_PORTS, AuditEntry, Connection, MailServerConfig
+from .models import (
+    CONNECTION_PAGE_TITLES,
+    CONNECTION_PAGES,
+    DEFAULT_PORTS,
+    AuditEntry,
+    Connection,
+    MailServerConfig,
+)
 from .saving import VersionConflict, save_settings
 from .sending_methods import (
     fields_new_after_basic,
@@ -68,15 +75,15 @@ class ConnectionPage:
 PAGES = {
     Connection.PRIMARY: ConnectionPage(
         Connection.PRIMARY,
-        "Mail Server",
-        "settings_app:mail_server",
+        CONNECTION_PAGE_TITLES[Connection.PRIMARY],
+        CONNECTION_PAGES[Connection.PRIMARY],
         "settings_app:test_mail",
         "settings_app:check_permissions",
     ),
     Connection.BACKUP: ConnectionPage(
         Connection.BACKUP,
-        "Backup Connection",
-        "settings_app:backup_connection",
+        CONNECTION_PAGE_TITLES[Connection.BACKUP],
+        CONNECTION_PAGES[Connection.BACKUP],
         "settings_app:backup_test_mail",
         "settings_app:backup_check_permissions",
     ),
