@@ -436,19 +436,9 @@ def _no_auth_finding(config: MailSettings, where: str, microsoft: bool) -> Findi
 
 def scrubbed(findings: list[Finding], config: MailSettings) -> list[Finding]:
     """The findings with any configured secret a server echoed replaced by "[hidden]"."""
-    secrets = [
-        config.password,
-        config.oauth_client_secret,
-        config.google_client_secret,
-        config.api_client_secret,
-        config.api_certificate,
-        config.oauth_certificate,
-    ]
-    try:
-        secrets.append(config.service_account_info.get("private_key", ""))
-    except (ValueError, AttributeError):
-        secrets.append(config.service_account_key)
-    secrets = sorted((s for s in secrets if isinstance(s, str) and s), key=len, reverse=True)
+    # Longest first: a secret inside another (a key inside its certificate PEM) is hidden
+    # as part of the longer one.
+    secrets = sorted(config.secret_values, key=len, reverse=True)
     if not secrets:
         return findings
     cleaned = []

@@ -75,11 +75,6 @@ def facts_of(secret: str, certificate: AppCertificate | None) -> dict[str, Any]:
     }
 
 
-def private_key_part(stored_pem: str) -> str:
-    """The private key of a stored certificate PEM (key first, then the certificate)."""
-    return stored_pem.split("-----BEGIN CERTIFICATE-----")[0].strip()
-
-
 def describe_subject(certificate: x509.Certificate) -> str:
     """The subject as an admin reads it (``CN=mail-console``), at most 512 characters."""
     return certificate.subject.rfc4514_string()[:512] or "(empty subject)"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,10 +18,8 @@ from sender.errors import MailError
 from sender.factory import build_transport
 from sender.transcript import Transcript
 
-from .certificates import CERTIFICATE_SECRETS, private_key_part
 from .forms import MailServerForm
 from .models import (
-    SECRET_FIELDS,
     TEST_MAIL_ACTION,
     AuditEntry,
     Connection,
@@ -75,25 +72,13 @@ def build_test_message(config: MailSettings, recipient: str, requested_by: str) 
     return EmailMessage(SUBJECT, body, from_email=config.from_address, to=[recipient])
 
 
-def config_secrets(config: MailSettings) -> list[str]:
-    """The secrets in a configuration, which the transcript must never show."""
-    values = [getattr(config, name) for name in SECRET_FIELDS]
-    # A server could echo the key's PEM, which is only part of the stored JSON (a key
-    # that is not JSON is hidden whole above).
-    with contextlib.suppress(ValueError, AttributeError):
-        values.append(config.service_account_info.get("private_key", ""))
-    # Likewise the private key inside each stored certificate PEM.
-    values += [private_key_part(getattr(config, name)) for name in CERTIFICATE_SECRETS]
-    return [value for value in values if isinstance(value, str) and value]
-
-
 def run_test_mail(config: MailSettings, recipient: str, *, requested_by: str) -> Transcript:
     """Send a test message; every step, success or failure, ends up in the transcript.
 
     The whole test, every step included, is limited to ``MAILCONFIG_TIMEOUT`` seconds:
     the admin is waiting for the answer.
     """
-    transcript = Transcript(secrets=config_secrets(config))
+    transcript = Transcript(secrets=config.secret_values)
     transport = None
     try:
         with time_limit(settings.MAILCONFIG_TIMEOUT):

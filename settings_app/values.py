@@ -6,6 +6,7 @@ Test Mail can run on what is on the form before anything is saved.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from dataclasses import asdict, dataclass
@@ -24,6 +25,8 @@ from .models import (
     SignIn,
 )
 from .sending_methods import SendingMethod, method_for
+
+PEM_CERTIFICATE_START = "-----BEGIN CERTIFICATE-----"
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,23 @@ class MailSettings:
     @property
     def service_account_info(self) -> dict[str, Any]:
         return json.loads(self.service_account_key) if self.service_account_key else {}
+
+    @property
+    def secret_values(self) -> list[str]:
+        """Every secret this configuration holds, as a server might echo it back: each
+        stored secret, and the private key inside a stored key or certificate (a part of
+        the stored text, which a plain search for the whole would miss)."""
+        values = [getattr(self, name) for name in SECRET_FIELDS]
+        # The service account key's PEM (a key that is not JSON is hidden whole above).
+        with contextlib.suppress(ValueError, AttributeError):
+            values.append(self.service_account_info.get("private_key", ""))
+        # A stored certificate is its private key, then the certificate.
+        values += [
+            value.split(PEM_CERTIFICATE_START)[0].strip()
+            for value in values
+            if isinstance(value, str) and PEM_CERTIFICATE_START in value
+        ]
+        return [value for value in values if isinstance(value, str) and value]
 
     def fingerprint(self, names: tuple[str, ...]) -> str:
         """A hash of the named fields, to notice when credentials change (secrets hashed too).

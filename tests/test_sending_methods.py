@@ -21,7 +21,6 @@ from settings_app.sending_methods import (
     show_if_methods,
     show_if_rules,
 )
-from settings_app.test_mail import config_secrets
 from settings_app.values import MailSettings
 from tests.factories import PAGE_URL, smtp_basic_post
 from tests.test_console_page_content import walk
@@ -65,8 +64,18 @@ def test_a_settings_repr_shows_no_secret():
     assert "CANARY" not in text
 
 
-def test_test_mail_hides_every_secret_in_its_transcript():
-    assert set(CANARIES.values()) <= set(config_secrets(MailSettings(**CANARIES)))
+def test_test_mail_and_check_permissions_hide_every_secret():
+    # Test Mail's transcript and Check permissions' findings both hide secret_values.
+    assert set(CANARIES.values()) <= set(MailSettings(**CANARIES).secret_values)
+
+
+def test_the_private_key_inside_a_stored_certificate_is_a_secret_of_its_own():
+    stored = "-----BEGIN PRIVATE KEY-----\nKEY-CANARY\n-----END PRIVATE KEY-----\n" + (
+        "-----BEGIN CERTIFICATE-----\nCERT\n-----END CERTIFICATE-----\n"
+    )
+    for name in ("api_certificate", "oauth_certificate"):
+        secrets = MailSettings(**{name: stored}).secret_values
+        assert "-----BEGIN PRIVATE KEY-----\nKEY-CANARY\n-----END PRIVATE KEY-----" in secrets
 
 
 # Sending methods: one declaration ----------------------------------------------
