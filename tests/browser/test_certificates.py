@@ -16,6 +16,18 @@ from tests.test_api_transports import CLIENT_ID, TENANT
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
+def choose_pem_and_save(page: Page, input_test_id: str, file_name: str, certificate) -> None:
+    """Put a PEM file with a new key and ``certificate`` in the file input, then Save."""
+    page.get_by_test_id(input_test_id).set_input_files(
+        {
+            "name": file_name,
+            "mimeType": "application/x-pem-file",
+            "buffer": key_pem(rsa_key()) + cert_pem(certificate),
+        }
+    )
+    page.get_by_test_id("save").click()
+
+
 def upload_certificate(page: Page, certificate) -> None:
     page.locator("label[for=id_mode_1]").click()  # API
     page.locator("label[for=id_api_credential_type_1]").click()  # Certificate
@@ -23,14 +35,7 @@ def upload_certificate(page: Page, certificate) -> None:
     page.fill("#id_admin_address", "admin@contoso.com")
     page.fill("#id_api_tenant_id", TENANT)
     page.fill("#id_api_client_id", CLIENT_ID)
-    page.get_by_test_id("certificate-input").set_input_files(
-        {
-            "name": "mail-console.pem",
-            "mimeType": "application/x-pem-file",
-            "buffer": key_pem(rsa_key()) + cert_pem(certificate),
-        }
-    )
-    page.get_by_test_id("save").click()
+    choose_pem_and_save(page, "certificate-input", "mail-console.pem", certificate)
 
 
 @pytest.mark.parametrize("width", [1280, 400])
@@ -79,14 +84,7 @@ def upload_smtp_certificate(page: Page, certificate) -> None:
     page.fill("#id_username", "mailer@contoso.com")
     page.fill("#id_oauth_tenant_id", TENANT)
     page.fill("#id_oauth_client_id", CLIENT_ID)
-    page.get_by_test_id("smtp-certificate-input").set_input_files(
-        {
-            "name": "smtp-mailer.pem",
-            "mimeType": "application/x-pem-file",
-            "buffer": key_pem(rsa_key()) + cert_pem(certificate),
-        }
-    )
-    page.get_by_test_id("save").click()
+    choose_pem_and_save(page, "smtp-certificate-input", "smtp-mailer.pem", certificate)
 
 
 @pytest.mark.parametrize("width", [1280, 400])
