@@ -22,19 +22,23 @@ from django.utils import timezone
 from sender.errors import AuthenticationError, ConfigurationError, GrantInvalid, MailError
 from sender.tokens import AccessToken, describe_expiry, expires_soon
 from sender.transcript import Transcript
-from settings_app.models import Connection, Provider
+from settings_app.models import CONNECTION_PAGE_TITLES, Connection, Provider
 from settings_app.values import MailSettings
 
 from .consent import GoogleConsent, Tokens, consent_provider, grant_fingerprint
 from .models import GrantStatus, OAuthGrant
 
 STEP = "Obtain token"
-PAGE_NAMES = {Connection.PRIMARY: "Mail Server page", Connection.BACKUP: "Backup Connection page"}
+
+
+def _page(connection: str) -> str:
+    """The page that holds the connection's OAuth panel, as a hint names it."""
+    return f"{CONNECTION_PAGE_TITLES[Connection(connection)]} page"
 
 
 def reconnect_hint(connection: str) -> str:
     """What to do about an expired grant, naming the page of its connection."""
-    return f"Open the {PAGE_NAMES[Connection(connection)]} and press Reconnect to authorize again."
+    return f"Open the {_page(connection)} and press Reconnect to authorize again."
 
 
 @dataclass(frozen=True)
@@ -149,7 +153,7 @@ class StoredGrantTokenProvider:
                 step=STEP,
                 code="NO-GRANT",
                 hint="Save the settings, then press Authorize on the "
-                f"{PAGE_NAMES[Connection(self.config.connection)]}.",
+                f"{_page(self.config.connection)}.",
             )
         assert state.grant is not None
         if state.status == GrantStatus.EXPIRED:
@@ -173,7 +177,7 @@ class StoredGrantTokenProvider:
                     "Authorization needed: the authorization was removed.",
                     step=STEP,
                     code="NO-GRANT",
-                    hint=f"Press Authorize on the {PAGE_NAMES[Connection(self.config.connection)]}.",
+                    hint=f"Press Authorize on the {_page(self.config.connection)}.",
                 )
             stored = _stored_access_token(grant)
             if stored is not None and not force and not expires_soon(stored):

@@ -10,7 +10,13 @@ from django.views.decorators.http import require_GET, require_POST
 
 from sender.errors import MailError
 from sender.transcript import Transcript
-from settings_app.models import CONNECTION_PAGES, SECRET_FIELDS, Connection, MailServerConfig
+from settings_app.models import (
+    CONNECTION_PAGE_TITLES,
+    CONNECTION_PAGES,
+    SECRET_FIELDS,
+    Connection,
+    MailServerConfig,
+)
 from settings_app.values import MailSettings
 
 from .flow import ConsentFailed, SettingsChanged, begin, complete
@@ -130,7 +136,7 @@ def _failure_page(
             "error": err,
             "grant_state": state,
             "page_url_name": CONNECTION_PAGES[Connection(connection)],
-            "page_title": "Backup Connection" if backup else "Mail Server",
+            "page_title": CONNECTION_PAGE_TITLES[Connection(connection)],
             "start_url_name": "oauth:backup_start" if backup else "oauth:start",
         },
         status=400,

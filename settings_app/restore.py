@@ -25,7 +25,7 @@ from django.db import transaction
 from oauth.grant import delete_grant, stored_grant
 
 from .forms import UPLOADED_SECRETS, MailServerForm
-from .models import SECRET_FIELDS, AuditEntry, Connection, MailServerConfig
+from .models import CONNECTION_PAGE_TITLES, SECRET_FIELDS, AuditEntry, Connection, MailServerConfig
 from .saving import COMMAND_LINE_USER, SaveResult, VersionConflict, save_settings
 from .settings_file import CONNECTIONS, ImportedConnection, SettingsFileError
 from .values import MailSettings
@@ -61,9 +61,6 @@ def form_for(connection: ImportedConnection, stored: MailServerConfig) -> MailSe
         else:
             data[name] = value
     return MailServerForm(data, files, stored=stored)
-
-
-PAGE_NAMES = {Connection.PRIMARY: "Mail Server", Connection.BACKUP: "Backup Connection"}
 
 
 def import_settings(
@@ -111,7 +108,7 @@ def _valid_form(name: str, connection: ImportedConnection) -> MailServerForm:
         ]
         raise SettingsFileError(
             f"The file's settings of the {name} connection do not pass the "
-            f"{PAGE_NAMES[Connection(name)]} page's checks; nothing was changed:\n  "
+            f"{CONNECTION_PAGE_TITLES[Connection(name)]} page's checks; nothing was changed:\n  "
             + "\n  ".join(lines)
         )
     return form

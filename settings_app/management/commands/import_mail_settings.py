@@ -8,8 +8,8 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from settings_app.models import Connection, MailServerConfig
-from settings_app.restore import PAGE_NAMES, ImportResult, import_settings
+from settings_app.models import CONNECTION_PAGE_TITLES, Connection, MailServerConfig
+from settings_app.restore import ImportResult, import_settings
 from settings_app.settings_file import SettingsFileError, read_document
 
 from ..passphrase import add_passphrase_arguments, read_passphrase
@@ -58,7 +58,7 @@ class Command(BaseCommand):
 
     def _report(self, path: Path, result: ImportResult) -> None:
         config = result.saved.config
-        page = PAGE_NAMES[Connection(result.connection)]
+        page = CONNECTION_PAGE_TITLES[Connection(result.connection)]
         # The primary's lines read as before; the backup's say whose they are.
         whose = "" if result.connection == Connection.PRIMARY else "the backup connection's "
         changed = ", ".join(result.saved.changed) or "nothing changed"
