@@ -14,7 +14,7 @@ from django.utils import timezone
 from settings_app.fields import EncryptedTextField
 from settings_app.models import Connection
 
-__all__ = ["Attempt", "Connection", "ExpiryAlert", "OutboxMessage", "Status"]
+__all__ = ["Attempt", "Connection", "ExpiryAlert", "OutboxMessage", "Status", "WorkerHeartbeat"]
 
 
 class Status(models.TextChoices):
@@ -234,3 +234,25 @@ class ExpiryAlert(models.Model):
         if self.outcome == self.Outcome.FAILED:
             line += " It is tried again at the next daily check."
         return line
+
+
+class WorkerHeartbeat(models.Model):
+    """One mail worker process as last seen: the console tells from these whether any runs.
+
+    Each ``db_worker`` process writes its own row every few seconds (works on SQLite and
+    PostgreSQL, for workers on several machines); a row not seen for
+    ``MAILCONFIG_WORKER_STALE_AFTER`` seconds is a worker that stopped.
+    """
+
+    host = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    last_seen = models.DateTimeField(db_index=True)
+    messages_sent = models.PositiveBigIntegerField(default=0)
+    stopped_at = models.DateTimeField(null=True, blank=True)  # a graceful stop says so
+
+    class Meta:
+        ordering = ["-last_seen", "-pk"]
+
+    def __str__(self) -> str:
+        return f"Worker {self.host}:{self.pid} (last seen {self.last_seen:%Y-%m-%d %H:%M:%S})"
