@@ -34,7 +34,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django_tasks_db.compat import TaskResultStatus
 
-from sender.errors import ConfigurationError, MailError
+from sender.errors import ConfigurationError, MailError, MessageFailure
 from sender.models import Attempt, Connection, OutboxMessage, Status
 from settings_app.models import Auth, Mode, Provider
 from settings_app.values import MailSettings
@@ -81,7 +81,9 @@ def deliver(message_pk: int) -> str:
     except outbox.BodyGone as gone:
         record_failure(
             row,
-            MailError(str(gone), step="Load message", code="NO-BODY", hint="Queue a new message."),
+            MessageFailure(
+                str(gone), step="Load message", code="NO-BODY", hint="Queue a new message."
+            ),
             started,
             0,
             "",

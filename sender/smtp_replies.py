@@ -11,6 +11,7 @@ from sender.errors import (
     AuthenticationError,
     AuthorizationError,
     MailError,
+    MessageRefused,
     ProviderError,
     RateLimited,
     RecipientsRefused,
@@ -138,7 +139,7 @@ SMTP_REPLIES: tuple[KnownFailure, ...] = (
     ),
     KnownFailure(
         552,
-        ProviderError,
+        MessageRefused,
         "The message is too large for the server.",
         "Reduce the size of attachments.",
     ),
@@ -152,6 +153,8 @@ def smtp_reply_error(step: str, code: int, reply: bytes | str) -> MailError:
     row = find(SMTP_REPLIES, code, text=text)
     if row is not None:
         return row.error_for(step=step, code=str(code), provider_text=text)
+    # RFC 5321 4.2.1: a 4yz reply is a transient negative completion, 5yz a permanent one.
+    temporary = 400 <= code < 500
     if step == "Recipients":
         return RecipientsRefused(
             "The server refused the recipient.",
@@ -159,12 +162,13 @@ def smtp_reply_error(step: str, code: int, reply: bytes | str) -> MailError:
             code=str(code),
             provider_text=text,
             hint=RECIPIENT_HINT,
+            transient=temporary,
         )
-    temporary = 400 <= code < 500
     return ProviderError(
         f"The server answered {code}: {text}",
         step=step,
         code=str(code),
         provider_text=text,
         hint="This is a temporary failure; try again later." if temporary else "",
+        transient=temporary,
     )

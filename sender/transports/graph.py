@@ -17,7 +17,7 @@ from sender.errors import (
     AuthorizationError,
     ConfigurationError,
     MailError,
-    ProviderError,
+    MessageRefused,
     RateLimited,
 )
 from sender.known_failures import SEND_AS_HINT, KnownFailure
@@ -62,7 +62,7 @@ GRAPH_FAILURES: tuple[KnownFailure, ...] = (
     KnownFailure(
         "ErrorSendAsDenied", AuthorizationError, "Graph refused the From header.", SEND_AS_HINT
     ),
-    KnownFailure("ErrorMessageSizeExceeded", ProviderError, TOO_LARGE, TOO_LARGE_HINT),
+    KnownFailure("ErrorMessageSizeExceeded", MessageRefused, TOO_LARGE, TOO_LARGE_HINT),
     KnownFailure(
         "ErrorExceededMessageLimit",
         RateLimited,
@@ -75,7 +75,7 @@ GRAPH_FAILURES: tuple[KnownFailure, ...] = (
         "Microsoft Graph is throttling requests for this mailbox.",
         "Sending resumes by itself; if it persists, the product sends too much at once.",
     ),
-    KnownFailure(413, ProviderError, TOO_LARGE, TOO_LARGE_HINT),
+    KnownFailure(413, MessageRefused, TOO_LARGE, TOO_LARGE_HINT),
 )
 
 
