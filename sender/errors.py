@@ -100,6 +100,15 @@ class AuthorizationError(MailError):
     every_message_class = True
 
 
+class SenderRefused(AuthorizationError):
+    """The server refused the From Address (no Send As right for it): a refusal of the
+    message's sender, after the account signed in, not of the account itself. A message
+    sent from another address may go through."""
+
+    refuses_account = False
+    every_message_class = False
+
+
 class NeedsReauthorization(MailError):
     """The fix is to authorize the account again (Reconnect), not to wait or edit settings."""
 

@@ -15,6 +15,7 @@ from sender.errors import (
     ProviderError,
     RateLimited,
     RecipientsRefused,
+    SenderRefused,
 )
 from sender.known_failures import SEND_AS_HINT, KnownFailure, find
 
@@ -98,12 +99,10 @@ SMTP_REPLIES: tuple[KnownFailure, ...] = (
     ),
     # Exchange Online refuses Send As at the end of DATA with 554 5.2.252 SendAsDenied
     # (550 5.7.60 at MAIL FROM in older tenants): the code varies, the word does not.
-    KnownFailure(ANY_5XX, AuthorizationError, FROM_REFUSED, SEND_AS_HINT, contains="sendasdenied"),
+    KnownFailure(ANY_5XX, SenderRefused, FROM_REFUSED, SEND_AS_HINT, contains="sendasdenied"),
     # Postfix (smtpd_sender_login_maps): "553 5.7.1 <x@y>: Sender address rejected: not
     # owned by user z", or "... not logged in" when nobody signed in.
-    KnownFailure(
-        ANY_5XX, AuthorizationError, FROM_REFUSED, SEND_AS_HINT, contains="not owned by user"
-    ),
+    KnownFailure(ANY_5XX, SenderRefused, FROM_REFUSED, SEND_AS_HINT, contains="not owned by user"),
     KnownFailure(
         ANY_5XX,
         AuthenticationError,
@@ -115,16 +114,16 @@ SMTP_REPLIES: tuple[KnownFailure, ...] = (
     KnownFailure(
         550, AuthenticationError, "The server requires authentication.", "", contains="5.7.57"
     ),
-    KnownFailure(550, AuthorizationError, FROM_REFUSED, SEND_AS_HINT, contains="send as"),
-    KnownFailure(550, AuthorizationError, FROM_REFUSED, SEND_AS_HINT, contains="5.7.60"),
+    KnownFailure(550, SenderRefused, FROM_REFUSED, SEND_AS_HINT, contains="send as"),
+    KnownFailure(550, SenderRefused, FROM_REFUSED, SEND_AS_HINT, contains="5.7.60"),
     KnownFailure(
         554,
-        AuthorizationError,
+        SenderRefused,
         "The server refused the message from this sender.",
         SEND_AS_HINT,
         contains="5.7.1",
     ),
-    KnownFailure(553, AuthorizationError, FROM_REFUSED, SEND_AS_HINT, contains="5.7.1"),
+    KnownFailure(553, SenderRefused, FROM_REFUSED, SEND_AS_HINT, contains="5.7.1"),
     KnownFailure(
         421,
         RateLimited,

@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from sender.errors import GrantInvalid, GrantMissing, MailError
+from sender.errors import GrantInvalid, GrantMissing, MailError, SenderRefused
 from sender.google_identity import GOOGLE_IDENTITY_FAILURES, google_error
 from sender.known_failures import KnownFailure
 from sender.microsoft_identity import MICROSOFT_IDENTITY_FAILURES, microsoft_error
@@ -29,7 +29,8 @@ TABLES = {
 # temporary: retried later; message: this message's own failure (no incident);
 # account: the account (credentials, permission, grant) was refused: every message fails
 #   and every further sign-in repeats the refusal, so sending pauses and alerts go elsewhere;
-# connection: every message fails (nothing usable configured), but nothing was refused.
+# connection: every message fails (nothing usable configured), but nothing was refused;
+# sender: the From Address was refused after signing in (a message from another may pass).
 EXPECTED = {
     ("SMTP", 535, "5.7.139"): "account",
     ("SMTP", 535, "5.7.3"): "account",
@@ -38,14 +39,14 @@ EXPECTED = {
     ("SMTP", 530, ""): "account",
     ("SMTP", 535, ""): "account",
     ("SMTP", 534, ""): "account",
-    ("SMTP", range(500, 600), "sendasdenied"): "account",
-    ("SMTP", range(500, 600), "not owned by user"): "account",
+    ("SMTP", range(500, 600), "sendasdenied"): "sender",
+    ("SMTP", range(500, 600), "not owned by user"): "sender",
     ("SMTP", range(500, 600), "sender address rejected: not logged in"): "account",
     ("SMTP", 550, "5.7.57"): "account",
-    ("SMTP", 550, "send as"): "account",
-    ("SMTP", 550, "5.7.60"): "account",
-    ("SMTP", 554, "5.7.1"): "account",
-    ("SMTP", 553, "5.7.1"): "account",
+    ("SMTP", 550, "send as"): "sender",
+    ("SMTP", 550, "5.7.60"): "sender",
+    ("SMTP", 554, "5.7.1"): "sender",
+    ("SMTP", 553, "5.7.1"): "sender",
     ("SMTP", 421, ""): "temporary",
     ("SMTP", 452, ""): "temporary",
     ("SMTP", 552, ""): "message",
@@ -54,7 +55,7 @@ EXPECTED = {
     ("Graph", "ErrorInvalidUser", ""): "connection",
     ("Graph", "ResourceNotFound", ""): "connection",
     ("Graph", "MailboxNotEnabledForRESTAPI", ""): "connection",
-    ("Graph", "ErrorSendAsDenied", ""): "account",
+    ("Graph", "ErrorSendAsDenied", ""): "sender",
     ("Graph", "ErrorMessageSizeExceeded", ""): "message",
     ("Graph", "ErrorExceededMessageLimit", ""): "temporary",
     ("Graph", 429, ""): "temporary",
@@ -108,7 +109,9 @@ def kind(error: MailError) -> str:
     if error.refuses_account:
         assert error.affects_every_message
         return "account"
-    return "connection" if error.affects_every_message else "permanent"
+    if error.affects_every_message:
+        return "connection"
+    return "sender" if isinstance(error, SenderRefused) else "permanent"
 
 
 ROWS = [(name, row) for name, table in TABLES.items() for row in table]

@@ -19,6 +19,7 @@ from sender.errors import (
     MailError,
     MessageRefused,
     RateLimited,
+    SenderRefused,
 )
 from sender.known_failures import SEND_AS_HINT, KnownFailure
 from sender.tokens import AccessToken
@@ -60,7 +61,7 @@ GRAPH_FAILURES: tuple[KnownFailure, ...] = (
         "Give the user an Exchange Online licence, or use another mailbox.",
     ),
     KnownFailure(
-        "ErrorSendAsDenied", AuthorizationError, "Graph refused the From header.", SEND_AS_HINT
+        "ErrorSendAsDenied", SenderRefused, "Graph refused the From header.", SEND_AS_HINT
     ),
     KnownFailure("ErrorMessageSizeExceeded", MessageRefused, TOO_LARGE, TOO_LARGE_HINT),
     KnownFailure(
