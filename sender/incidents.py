@@ -132,11 +132,21 @@ def _add_to_open(
         error=error.message,
         error_code=error.code[:100],
         hint=error.hint,
+        **_what_it_means(error),
         last_failure_at=started,
         failures=F("failures") + 1,
         messages_affected=F("messages_affected") + new_message,
     )
     return True
+
+
+def _what_it_means(error: MailError) -> dict[str, bool]:
+    # The last failure decides: a refusal after a timeout pauses sending, a timeout after a
+    # refusal (a health check) lets it go on.
+    return {
+        "affects_every_message": error.affects_every_message,
+        "pauses_sending": error.refuses_account,
+    }
 
 
 def _open(
@@ -160,6 +170,7 @@ def _open(
                 error=error.message,
                 error_code=error.code[:100],
                 hint=error.hint,
+                **_what_it_means(error),
                 last_failure_at=now,
                 failures=failures,
                 messages_affected=affected,

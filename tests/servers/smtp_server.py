@@ -88,6 +88,8 @@ class _RecordingSMTP(SMTP):
         super().connection_made(transport)
 
     async def smtp_AUTH(self, arg: str) -> None:
+        with self.test_server._lock:
+            self.test_server.auth_commands += 1
         await self.test_server._delay("AUTH")
         reply = self.test_server.injections.auth_reply
         if reply and self.session is not None and self.session.extended_smtp:
@@ -210,6 +212,7 @@ class SmtpTestServer:
         self.connections = 0
         self.auth_mechanisms: list[str] = []
         self.auth_failures = 0
+        self.auth_commands = 0  # every AUTH command, accepted or refused: each is a sign-in
         self._lock = threading.Lock()
 
         server_context = None
@@ -264,6 +267,7 @@ class SmtpTestServer:
             self.connections = 0
             self.auth_mechanisms.clear()
             self.auth_failures = 0
+            self.auth_commands = 0
         self.injections = Injections()
 
     # Called from the server thread -----------------------------------------
