@@ -252,7 +252,6 @@ def test_a_refused_sign_in_on_the_primary_sends_the_alert_through_the_backup(
     assert "The server rejected the sign-in" in alert.message["Subject"]
 
 
-
 def test_many_failed_messages_make_one_incident_and_one_alert_mail(primary, webhook):
     primary.injections.data_replies_for = {REPORT: "554 5.7.1 Message refused"}
     send_reports(10)
