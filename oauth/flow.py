@@ -8,6 +8,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
+from sender import pauses
 from sender.errors import MailError
 from settings_app.client_address import client_ip
 from settings_app.models import AuditEntry, Connection, MailServerConfig, Provider
@@ -108,6 +109,8 @@ def _complete(request: HttpRequest, record: AuthorizationRequest) -> Completed:
             raise SettingsChanged
         grant = store_grant(config, tokens, request.user)
         _audit(request.user, config, tokens, client_ip(request))
+        # Authorizing again is the change a refused grant waits for: its messages go again.
+        pauses.resume(config.connection, "it was authorized again")
     return Completed(grant, account_warnings(config, tokens.account))
 
 

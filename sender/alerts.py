@@ -75,7 +75,7 @@ def alert_route(failing: str) -> tuple[str, MailSettings]:
         raise NoAlertRoute(
             failing,
             f"The {name} connection's last attempt failed for every message "
-            f"({incident.error}); the alert would only repeat it, and no other connection "
+            f"({incident.error.rstrip('.')}); the alert would only repeat it, and no other connection "
             "is in use.",
             code=incident.error_code,
             hint="The banner and the webhook carry the incident. Fix the connection, or turn "

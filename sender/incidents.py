@@ -29,6 +29,8 @@ from django.utils import timezone
 from sender.errors import MailError
 from sender.models import Attempt, Connection, Incident, OutboxMessage
 
+from . import pauses
+
 logger = logging.getLogger(__name__)
 
 # Our own codes of the stored attempts that concerned one message only (a MessageFailure:
@@ -110,6 +112,8 @@ def delivered(
     if incident is not None:
         logger.warning("Mail through the %s connection is delivered again: %s.", connection, how)
         _after_commit(lambda: _announce_closed(incident.pk))
+    # Messages that waited while its sending was paused go again.
+    pauses.release_waiting()
     return incident
 
 

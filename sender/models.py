@@ -23,6 +23,9 @@ class Status(models.TextChoices):
     SENT = "sent", "Sent"
     RETRYING = "retrying", "Retrying"
     FAILED = "failed", "Failed"
+    # Waiting while sending through its connection is paused (its account was refused):
+    # never claimed, no task pending; queued again when sending resumes (sender/pauses.py).
+    PAUSED = "paused", "Paused"
 
 
 class OutboxMessage(models.Model):

@@ -22,7 +22,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from sender import outbox
+from sender import outbox, pauses
 from sender.models import Attempt, Incident, OutboxMessage, Status
 
 from .client_address import client_ip
@@ -31,7 +31,7 @@ from .models import AuditEntry, MailServerConfig
 PAGE_SIZE = 50
 INCIDENTS_SHOWN = 20
 LISTED_RECIPIENTS = 3  # the list shows the first few To addresses, then "+N more"
-IN_FLIGHT = (Status.QUEUED, Status.SENDING, Status.RETRYING)
+IN_FLIGHT = (Status.QUEUED, Status.SENDING, Status.RETRYING, Status.PAUSED)
 WAITING = "waiting"  # the status filter's name for "any of IN_FLIGHT"
 
 # Period filter: key in the URL -> (label, how far back from now; None = any time).
@@ -53,7 +53,7 @@ class LogFilterForm(forms.Form):
         choices=[
             ("", "All statuses"),
             *Status.choices,
-            (WAITING, "Waiting (Queued, Sending or Retrying)"),
+            (WAITING, "Waiting (Queued, Sending, Retrying or Paused)"),
         ],
         required=False,
         label="Status",
@@ -118,8 +118,14 @@ def email_log(request: HttpRequest) -> HttpResponse:
         "retention_days": settings.MAILCONFIG_LOG_RETENTION_DAYS,
         "summary": delivery_summary(now),
         "incidents": Incident.objects.all()[:INCIDENTS_SHOWN],
+        "paused_reason": _paused_reason(page.object_list),
     }
     return render(request, "settings_app/email_log.html", context)
+
+
+def _paused_reason(rows: list[OutboxMessage]) -> str:
+    # Read only when a Paused message is shown: one reason for all (they wait on the same).
+    return pauses.waiting_reason() if any(row.status == Status.PAUSED for row in rows) else ""
 
 
 @require_GET
@@ -141,6 +147,7 @@ def email_log_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "copy_allowed": row.body_kept,
         "not_kept_reason": "" if row.body_kept else not_kept_reason(row),
         "in_flight": row.status in IN_FLIGHT,
+        "paused_reason": _paused_reason([row]),
     }
     return render(request, "settings_app/email_log_detail.html", context)
 

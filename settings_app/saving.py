@@ -8,6 +8,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
+from sender import pauses
+
 from .forms import MailServerForm
 from .models import TEST_MAIL_ACTION, AuditEntry, MailServerConfig
 
@@ -78,4 +80,6 @@ def save_settings(
             connection=connection,
             changed_fields=changed,
         )
+        # A save is the change a refused account waits for: its messages go again.
+        pauses.resume(connection, "its settings were saved")
     return SaveResult(config=config, changed=changed)

@@ -158,6 +158,7 @@ def test_the_waiting_filter_shows_messages_still_on_their_way(admin_client):
     for status in Status:
         logged_message(status=status, subject=status.value)
     assert sorted(rows_of(admin_client.get(LOG_URL, {"status": "waiting"}))) == [
+        "paused",
         "queued",
         "retrying",
         "sending",
