@@ -21,6 +21,16 @@ words or codes afterwards:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RefusedRecipient:
+    """A recipient the server or API would not take, with its answer (secrets hidden)."""
+
+    address: str
+    reply: str
+
 
 class MailError(Exception):
     """Base class: catch this to catch every sending or token failure."""
@@ -30,6 +40,8 @@ class MailError(Exception):
     needs_reauthorization: bool = False
     refuses_account: bool = False
     every_message_class: bool = False
+    # The recipients refused when every recipient was (the message failed for them all).
+    refused: tuple[RefusedRecipient, ...] = ()
 
     def __init__(
         self,
