@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseRedirect
 
+from mailconfig.signed_in import SignedInRequest
 from sender.errors import MailError
 from settings_app.client_address import client_ip
 from settings_app.models import AuditEntry, Connection, MailServerConfig, Provider
@@ -53,7 +54,7 @@ class Completed:
         return self.grant.connection
 
 
-def begin(request: HttpRequest, config: MailSettings) -> HttpResponse:
+def begin(request: SignedInRequest, config: MailSettings) -> HttpResponse:
     """Redirect to the provider's consent page; raises ``MailError`` if it cannot start."""
     browser = browser_token(request)
     state, record = create_state(
@@ -71,7 +72,7 @@ def begin(request: HttpRequest, config: MailSettings) -> HttpResponse:
     return response
 
 
-def complete(request: HttpRequest) -> Completed:
+def complete(request: SignedInRequest) -> Completed:
     """Check the callback and store the grant.
 
     Raises ``StateRefused`` (forged, replayed, expired, someone else's),
@@ -85,7 +86,7 @@ def complete(request: HttpRequest) -> Completed:
         raise ConsentFailed(err, record.connection) from err
 
 
-def _complete(request: HttpRequest, record: AuthorizationRequest) -> Completed:
+def _complete(request: SignedInRequest, record: AuthorizationRequest) -> Completed:
     # The state says which connection the consent is for; its settings are the ones checked.
     config = MailSettings.from_model(MailServerConfig.load(record.connection))
     error = request.GET.get("error")
@@ -132,7 +133,7 @@ def account_warnings(config: MailSettings, account: str) -> list[str]:
     return []
 
 
-def _audit(user: AbstractBaseUser, config: MailSettings, tokens: Tokens, ip: str | None) -> None:
+def _audit(user: User, config: MailSettings, tokens: Tokens, ip: str | None) -> None:
     AuditEntry.objects.create(
         user=user,
         username=user.get_username(),

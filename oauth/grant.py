@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -76,7 +76,7 @@ def grant_state(config: MailSettings) -> GrantState:
     return GrantState(GrantStatus(grant.status), grant)
 
 
-def store_grant(config: MailSettings, tokens: Tokens, user: AbstractBaseUser) -> OAuthGrant:
+def store_grant(config: MailSettings, tokens: Tokens, user: User) -> OAuthGrant:
     """Keep a new grant (replacing any older one) for the settings it was made for."""
     if not tokens.refresh_token:
         raise MailError(

@@ -162,8 +162,8 @@ def check(
         incidents.delivered("Health check passed", connection=connection)
     else:
         logger.warning("Health check through the %s connection failed: %s", connection, run.error)
-        error = MailError(run.error, code=run.error_code, hint=run.hint)
-        incidents.health_check_failed(error, started=started, connection=connection)
+        failure = MailError(run.error, code=run.error_code, hint=run.hint)
+        incidents.health_check_failed(failure, started=started, connection=connection)
     return run
 
 

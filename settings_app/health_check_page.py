@@ -8,16 +8,17 @@ mail server's secrets again.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from mailconfig.signed_in import SignedInRequest
 from sender import health_check
 
 from . import validators
@@ -51,14 +52,14 @@ class HealthCheckForm(forms.ModelForm):
         # Only "Daily at" needs a time (clean() says so); Off and Hourly ignore it, so an
         # emptied field neither blocks them nor shows a required mark.
         self.fields["daily_at"].required = False
-        self.fields["daily_at"].input_formats = ["%H:%M", "%H:%M:%S"]
+        cast(forms.TimeField, self.fields["daily_at"]).input_formats = ["%H:%M", "%H:%M:%S"]
         self.fields["daily_at"].error_messages["invalid"] = "Enter a time as HH:MM, e.g. 06:30."
         self.fields[
             "daily_at"
         ].help_text = f"In the server's time zone ({timezone.get_current_timezone_name()})."
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned = super().clean() or {}  # Form.clean() returns cleaned_data
         if cleaned.get("daily_at") is None and "daily_at" not in self.errors:
             if cleaned.get("frequency") == HealthCheckSchedule.Frequency.DAILY:
                 self.add_error("daily_at", "Enter the time of the daily check, e.g. 06:30.")
@@ -91,7 +92,7 @@ def page_context(form: HealthCheckForm | None = None) -> dict[str, Any]:
 
 
 @require_POST
-def save_health_check(request: HttpRequest) -> HttpResponse:
+def save_health_check(request: SignedInRequest) -> HttpResponse:
     """Save the schedule, audit it, and queue the next check by the new schedule."""
     from .forms import MailServerForm
     from .views import render_page  # the page around an invalid form

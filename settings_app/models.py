@@ -48,11 +48,11 @@ class Connection(models.TextChoices):
 
 # The console page that edits each connection: its URL name (pages, alert mails, the
 # expiry radar and the OAuth views link to it) and its title.
-CONNECTION_PAGES = {
+CONNECTION_PAGES: dict[str, str] = {
     Connection.PRIMARY: "settings_app:mail_server",
     Connection.BACKUP: "settings_app:backup_connection",
 }
-CONNECTION_PAGE_TITLES = {
+CONNECTION_PAGE_TITLES: dict[str, str] = {
     Connection.PRIMARY: "Mail Server",
     Connection.BACKUP: "Backup Connection",
 }
@@ -66,7 +66,7 @@ class CredentialType(models.TextChoices):
 
 
 # The usual port for each connection security, suggested when it changes.
-DEFAULT_PORTS = {Security.SSL: 465, Security.TLS: 587, Security.NONE: 25}
+DEFAULT_PORTS: dict[str, int] = {Security.SSL: 465, Security.TLS: 587, Security.NONE: 25}
 
 
 class MailServerConfig(models.Model):
@@ -79,7 +79,7 @@ class MailServerConfig(models.Model):
 
     SINGLETON_ID = 1
     BACKUP_ID = 2
-    ROW_IDS = {Connection.PRIMARY: SINGLETON_ID, Connection.BACKUP: BACKUP_ID}
+    ROW_IDS: dict[str, int] = {Connection.PRIMARY: SINGLETON_ID, Connection.BACKUP: BACKUP_ID}
 
     mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.SMTP)
 

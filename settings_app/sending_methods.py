@@ -90,7 +90,7 @@ class SendingMethod:
     @property
     def destination(self) -> tuple[str, ...]:
         """Every field naming where this method's credentials go (for Test Mail's audit)."""
-        names = SMTP_SERVER if self.transport == TransportKind.SMTP else ()
+        names: tuple[str, ...] = SMTP_SERVER if self.transport == TransportKind.SMTP else ()
         for fields in self.secret_destinations.values():
             names += tuple(name for name in fields if name not in names)
         return names
@@ -264,10 +264,14 @@ def method_rules(predicate: Callable[[SendingMethod], bool]) -> str:
     )
 
 
+def _is_method(key: str) -> Callable[[SendingMethod], bool]:
+    return lambda method: method.key == key
+
+
 def show_if_methods() -> dict[str, str]:
     """Per method key, its ``data-show-if`` rule; plus "grant" and "app_token" for the methods
     using a grant, or an app-only token (whichever the credential)."""
-    rules = {method.key: method_rules(lambda m, key=method.key: m.key == key) for method in METHODS}
+    rules = {method.key: method_rules(_is_method(method.key)) for method in METHODS}
     rules["grant"] = method_rules(lambda m: m.uses_grant)
     rules["app_token"] = method_rules(lambda m: m.uses_app_token)
     return rules

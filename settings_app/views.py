@@ -8,6 +8,7 @@ import json
 import logging
 import math
 from dataclasses import dataclass
+from typing import cast
 
 from django.conf import settings
 from django.contrib import messages
@@ -18,6 +19,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
+from mailconfig.signed_in import SignedInRequest
 from oauth import page as oauth_page
 from sender import permission_check
 
@@ -72,7 +74,7 @@ class ConnectionPage:
         return self.connection == Connection.BACKUP
 
 
-PAGES = {
+PAGES: dict[str, ConnectionPage] = {
     Connection.PRIMARY: ConnectionPage(
         Connection.PRIMARY,
         CONNECTION_PAGE_TITLES[Connection.PRIMARY],
@@ -93,7 +95,7 @@ PAGES = {
 # A 500 mails a report to the Admin Mail Address: typed secrets must show as stars in it.
 @sensitive_post_parameters(*TYPED_SECRETS)
 @require_http_methods(["GET", "POST"])
-def mail_server(request: HttpRequest, connection: str = Connection.PRIMARY) -> HttpResponse:
+def mail_server(request: SignedInRequest, connection: str = Connection.PRIMARY) -> HttpResponse:
     """Admin > General Settings > Mail Server (or Backup Connection): show and save it."""
     stored = MailServerConfig.load(connection)
     if request.method != "POST":
@@ -179,7 +181,9 @@ def render_page(
         "default_ports": json.dumps({str(key): port for key, port in DEFAULT_PORTS.items()}),
         "show_if": show_if_rules(),
         "switch_to": switch_to_choices(),
-        **health_check_page.page_context((extra or {}).get("health_form")),
+        **health_check_page.page_context(
+            cast("health_check_page.HealthCheckForm | None", (extra or {}).get("health_form"))
+        ),
         "show_if_method": show_if_methods(),
         "radar": expiry_alerts.with_last_alert(radar()),
     }
@@ -188,7 +192,7 @@ def render_page(
 
 @sensitive_post_parameters(*TYPED_SECRETS)
 @require_http_methods(["POST"])
-def test_mail(request: HttpRequest, connection: str = Connection.PRIMARY) -> HttpResponse:
+def test_mail(request: SignedInRequest, connection: str = Connection.PRIMARY) -> HttpResponse:
     """Send a test message with the values on the form, unsaved; blank secrets mean the
     stored ones of the page's connection (only for its saved destination).
 
@@ -246,7 +250,9 @@ def test_mail(request: HttpRequest, connection: str = Connection.PRIMARY) -> Htt
 
 @sensitive_post_parameters(*TYPED_SECRETS)
 @require_http_methods(["POST"])
-def check_permissions(request: HttpRequest, connection: str = Connection.PRIMARY) -> HttpResponse:
+def check_permissions(
+    request: SignedInRequest, connection: str = Connection.PRIMARY
+) -> HttpResponse:
     """Check what the account on the form may do, sending nothing (values unsaved, as Test Mail).
 
     Answers the list of findings to the page's script, or the whole page without JavaScript.
