@@ -156,7 +156,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("DJANGO_LOGIN_LOCKOUT_M
 # Attempts during a lockout neither count nor extend it: the time the page names holds.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 # The client address by the console's trusted-proxy rule (DJANGO_TRUSTED_PROXIES).
-AXES_CLIENT_IP_CALLABLE = "settings_app.client_address.client_ip"
+AXES_CLIENT_IP_CALLABLE = "mailconfig.client_address.client_ip"
 AXES_LOCKOUT_CALLABLE = "settings_app.sign_in.locked_out_response"
 # settings_app.sign_in logs each attempt; no start-up banner from axes on every command.
 AXES_VERBOSE = False

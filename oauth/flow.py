@@ -8,9 +8,9 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.http import HttpResponse, HttpResponseRedirect
 
+from mailconfig.client_address import client_ip
 from mailconfig.signed_in import SignedInRequest
 from sender.errors import MailError
-from settings_app.client_address import client_ip
 from settings_app.models import AuditEntry, Connection, MailServerConfig, Provider
 from settings_app.values import MailSettings
 

@@ -22,11 +22,11 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from mailconfig.client_address import client_ip
 from mailconfig.signed_in import SignedInRequest
 from sender import outbox
 from sender.models import Attempt, Incident, OutboxMessage, Status
 
-from .client_address import client_ip
 from .models import AuditEntry, MailServerConfig
 
 PAGE_SIZE = 50

@@ -11,18 +11,12 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django import forms
-from django.contrib import messages
-from django.http import HttpResponse
-from django.shortcuts import redirect
-from django.urls import reverse
+from django.contrib.auth.models import User
 from django.utils import timezone
-from django.views.decorators.http import require_POST
 
-from mailconfig.signed_in import SignedInRequest
 from sender import health_check
 
 from . import validators
-from .client_address import client_ip
 from .models import AuditEntry, HealthCheckSchedule, MailServerConfig
 
 HEALTH_CHECK_ACTION = "Saved health check"
@@ -91,31 +85,19 @@ def page_context(form: HealthCheckForm | None = None) -> dict[str, Any]:
     }
 
 
-@require_POST
-def save_health_check(request: SignedInRequest) -> HttpResponse:
-    """Save the schedule, audit it, and queue the next check by the new schedule."""
-    from .forms import MailServerForm
-    from .views import render_page  # the page around an invalid form
-
-    form = HealthCheckForm(request.POST, instance=HealthCheckSchedule.load(), prefix=PREFIX)
-    if not form.is_valid():
-        messages.error(request, "The health check was not saved: correct the fields marked below.")
-        stored = MailServerConfig.load()
-        return render_page(
-            request, MailServerForm(stored=stored), stored, extra={"health_form": form}
-        )
+def save_schedule(form: HealthCheckForm, *, user: User, source_ip: str | None) -> str:
+    """Save a valid schedule, audit it, queue the next check by it; what to tell the admin."""
     schedule = form.save(commit=False)
     schedule.updated_at = timezone.now()
     schedule.save()
     AuditEntry.objects.create(
-        user=request.user,
-        username=request.user.get_username(),
-        source_ip=client_ip(request),
+        user=user,
+        username=user.get_username(),
+        source_ip=source_ip,
         version=MailServerConfig.load().version,
         action=HEALTH_CHECK_ACTION,
         changed_fields=[form.describe()],
     )
     slot = health_check.reschedule()
     when = f" The next one runs at {timezone.localtime(slot):%Y-%m-%d %H:%M}." if slot else ""
-    messages.success(request, f"Saved: {form.describe()}.{when}")
-    return redirect(reverse("settings_app:mail_server") + "#health-check")
+    return f"Saved: {form.describe()}.{when}"

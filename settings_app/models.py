@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
+from django.utils.text import capfirst
 
 from .fields import EncryptedTextField, encrypted_field_names
 
@@ -86,21 +88,25 @@ class MailServerConfig(models.Model):
     # SMTP
     server_name = models.CharField("Server Name or IP", max_length=255, blank=True)
     port = models.PositiveIntegerField("Port Number", null=True, blank=True)
-    security = models.CharField(max_length=8, choices=Security.choices, default=Security.TLS)
-    auth = models.CharField(max_length=8, choices=Auth.choices, default=Auth.BASIC)
+    security = models.CharField(
+        "Connection Security", max_length=8, choices=Security.choices, default=Security.TLS
+    )
+    auth = models.CharField(
+        "Authentication", max_length=8, choices=Auth.choices, default=Auth.BASIC
+    )
     username = models.CharField(max_length=320, blank=True)
     password = EncryptedTextField(blank=True)
 
     # SMTP with OAuth
     oauth_provider = models.CharField(
-        max_length=16, choices=Provider.choices, default=Provider.MICROSOFT
+        "Mail Provider", max_length=16, choices=Provider.choices, default=Provider.MICROSOFT
     )
     oauth_tenant_id = models.CharField("Tenant ID", max_length=255, blank=True)
     oauth_client_id = models.CharField("Client ID", max_length=64, blank=True)
     oauth_client_secret = EncryptedTextField("Client Secret", blank=True)
     # Not secret: typed by the admin from Entra ID, read by the expiry radar.
     oauth_client_secret_expires_on = models.DateField("Secret expires on", null=True, blank=True)
-    oauth_azure_environment = models.CharField(max_length=32, default="azure")
+    oauth_azure_environment = models.CharField("Azure environment", max_length=32, default="azure")
     oauth_sign_in = models.CharField(
         "Sign-in", max_length=16, choices=SignIn.choices, default=SignIn.DELEGATED
     )
@@ -123,7 +129,7 @@ class MailServerConfig(models.Model):
 
     # API
     api_provider = models.CharField(
-        max_length=16, choices=Provider.choices, default=Provider.MICROSOFT
+        "Mail Provider", max_length=16, choices=Provider.choices, default=Provider.MICROSOFT
     )
     api_tenant_id = models.CharField("Tenant ID", max_length=255, blank=True)
     api_client_id = models.CharField("Client ID", max_length=64, blank=True)
@@ -140,7 +146,7 @@ class MailServerConfig(models.Model):
     api_certificate_thumbprint = models.CharField(max_length=40, blank=True)  # SHA-1, as Entra ID
     api_certificate_thumbprint_sha256 = models.CharField(max_length=64, blank=True)
     api_certificate_expires_at = models.DateTimeField(null=True, blank=True)
-    api_azure_environment = models.CharField(max_length=32, default="azure")
+    api_azure_environment = models.CharField("Azure environment", max_length=32, default="azure")
     service_account_key = EncryptedTextField("JSON Private Key", blank=True)
     # Not secret: shown so the admin can set up domain-wide delegation.
     service_account_email = models.CharField(max_length=320, blank=True)
@@ -312,3 +318,13 @@ class ServerCertificateSeen(models.Model):
             port=port,
             defaults={"subject": subject, "not_after": not_after, "seen_at": timezone.now()},
         )
+
+
+def config_column(name: str) -> models.Field[Any, Any]:
+    """A column of ``MailServerConfig``: forms take their labels and limits from it."""
+    return cast("models.Field[Any, Any]", MailServerConfig._meta.get_field(name))
+
+
+def config_label(name: str) -> str:
+    """How the page labels a column: its verbose name, capitalised ("Client Secret")."""
+    return capfirst(str(config_column(name).verbose_name))

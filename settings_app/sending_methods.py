@@ -215,6 +215,31 @@ METHODS: tuple[SendingMethod, ...] = (
 )
 
 # The fields that select a method, in the order the page asks for them.
+# How the change history and the conflict message name a field: the page repeats
+# "Client ID", "Client Secret", "Tenant ID" and the like per section (the methods above).
+AUDIT_NAMES = {
+    "oauth_provider": "SMTP OAuth Mail Provider",
+    "oauth_sign_in": "Microsoft OAuth Sign-in",
+    "oauth_tenant_id": "Microsoft OAuth Tenant ID",
+    "oauth_client_id": "Microsoft OAuth Client ID",
+    "oauth_credential_type": "Microsoft OAuth Credential",
+    "oauth_client_secret": "Microsoft OAuth Client Secret",
+    "oauth_certificate": "Microsoft OAuth Certificate",
+    "oauth_azure_environment": "Microsoft OAuth Azure environment",
+    "oauth_client_secret_expires_on": "Microsoft OAuth Client Secret expiry date",
+    "google_client_id": "Google OAuth Client ID",
+    "google_client_secret": "Google OAuth Client Secret",
+    "api_provider": "API Mail Provider",
+    "api_tenant_id": "Microsoft Graph Tenant ID",
+    "api_client_id": "Microsoft Graph Client ID",
+    "api_credential_type": "Microsoft Graph Credential",
+    "api_client_secret": "Microsoft Graph Client Secret",
+    "api_client_secret_expires_on": "Microsoft Graph Client Secret expiry date",
+    "api_certificate": "Microsoft Graph Certificate",
+    "api_azure_environment": "Microsoft Graph Azure environment",
+    "service_account_key": "Gmail API JSON Private Key",
+}
+
 CHOICE_FIELDS = tuple(dict.fromkeys(name for method in METHODS for name, _ in method.when))
 
 

@@ -14,17 +14,18 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.debug import sensitive_post_parameters
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
+from mailconfig.client_address import client_ip
 from mailconfig.signed_in import SignedInRequest
 from oauth import page as oauth_page
 from sender import permission_check
 
 from . import email_log, expiry_alerts, health_check_page
-from .client_address import client_ip
 from .database_faults import UNAVAILABLE_STATUS, describe_database_error
 from .expiry_radar import radar
 from .forms import TYPED_SECRETS, MailServerForm
@@ -35,6 +36,7 @@ from .models import (
     DEFAULT_PORTS,
     AuditEntry,
     Connection,
+    HealthCheckSchedule,
     MailServerConfig,
 )
 from .saving import VersionConflict, save_settings
@@ -108,8 +110,9 @@ def mail_server(request: SignedInRequest, connection: str = Connection.PRIMARY) 
         result = save_settings(form, user=request.user, source_ip=client_ip(request))
     except VersionConflict as conflict:
         # Keep every typed value; let the next save go over the newer version knowingly.
-        form.data = form.data.copy()
-        form.data["version"] = conflict.current.version
+        posted = cast(QueryDict, form.data).copy()  # a POST: mutable once copied
+        posted["version"] = str(conflict.current.version)
+        form.data = posted
         kept = (
             "Your other entries are still on the form; re-enter the secrets named below"
             if form.rejected_secrets
@@ -188,6 +191,23 @@ def render_page(
         "radar": expiry_alerts.with_last_alert(radar()),
     }
     return render(request, "settings_app/mail_server.html", context, status=status)
+
+
+@require_POST
+def save_health_check(request: SignedInRequest) -> HttpResponse:
+    """The Health check section's own Save: the schedule, audited; the page again if invalid."""
+    form = health_check_page.HealthCheckForm(
+        request.POST, instance=HealthCheckSchedule.load(), prefix=health_check_page.PREFIX
+    )
+    if not form.is_valid():
+        messages.error(request, "The health check was not saved: correct the fields marked below.")
+        stored = MailServerConfig.load()
+        return render_page(
+            request, MailServerForm(stored=stored), stored, extra={"health_form": form}
+        )
+    done = health_check_page.save_schedule(form, user=request.user, source_ip=client_ip(request))
+    messages.success(request, done)
+    return redirect(reverse("settings_app:mail_server") + "#health-check")
 
 
 @sensitive_post_parameters(*TYPED_SECRETS)
