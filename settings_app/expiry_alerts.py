@@ -25,11 +25,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from sender.alerts import CONNECTION_NAMES, AlertNotSent, console_link, send_alert
-from sender.models import ExpiryAlert
 from sender.schedules import next_daily, queued_runs
 from settings_app.values import MailSettings
 
 from .expiry_radar import Expiry, radar
+from .models import ExpiryAlert
 
 logger = logging.getLogger(__name__)
 

@@ -15,9 +15,10 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from sender import health_check
+from sender.models import HealthCheckSchedule
 
 from . import validators
-from .models import AuditEntry, HealthCheckSchedule, MailServerConfig
+from .models import AuditEntry, MailServerConfig
 
 HEALTH_CHECK_ACTION = "Saved health check"
 PREFIX = "health"  # its fields never share a name or id with the Mail Server form's

@@ -260,37 +260,6 @@ class TestMailRun(models.Model):
         return f"Test Mail by user {self.user_id} since {self.started_at:%H:%M:%S}"
 
 
-class HealthCheckSchedule(models.Model):
-    """When the scheduled health check sends a Test Mail, and to whom (one record)."""
-
-    SINGLETON_ID = 1
-
-    class Frequency(models.TextChoices):
-        OFF = "off", "Off"
-        HOURLY = "hourly", "Hourly"
-        DAILY = "daily", "Daily at"
-
-    frequency = models.CharField(max_length=8, choices=Frequency.choices, default=Frequency.OFF)
-    daily_at = models.TimeField("Time", default=datetime.time(6, 0))  # TIME_ZONE's local time
-    # Empty: the Admin Mail Address.
-    recipient = models.CharField("Send to", max_length=254, blank=True)
-    updated_at = models.DateTimeField(null=True, blank=True)
-
-    def __str__(self) -> str:
-        return f"Health check: {self.describe()}"
-
-    @classmethod
-    def load(cls) -> HealthCheckSchedule:
-        """The stored schedule, or an unsaved one that is off."""
-        return cls.objects.filter(pk=cls.SINGLETON_ID).first() or cls(pk=cls.SINGLETON_ID)
-
-    def describe(self) -> str:
-        """ "off", "hourly" or "daily at 06:00"."""
-        if self.frequency == self.Frequency.DAILY:
-            return f"daily at {self.daily_at:%H:%M}"
-        return str(self.get_frequency_display()).lower()
-
-
 class ServerCertificateSeen(models.Model):
     """The TLS certificate an SMTP server showed at the last Test Mail or permission check.
 
@@ -318,6 +287,62 @@ class ServerCertificateSeen(models.Model):
             port=port,
             defaults={"subject": subject, "not_after": not_after, "seen_at": timezone.now()},
         )
+
+
+class ExpiryAlert(models.Model):
+    """One alert mail about a credential nearing its expiry date, at one threshold.
+
+    The expiry radar's daily check (``settings_app/expiry_alerts.py``) writes one row per
+    credential, threshold and expiry date before it sends, so the mail goes once whatever
+    the number of workers and checks; a credential with a new expiry date (renewed,
+    replaced) has new rows, so its alerts start again.
+    """
+
+    class Threshold(models.TextChoices):
+        # The expiry radar's severities, in the order they are crossed.
+        NOTICE = "notice", "30 days ahead"
+        WARNING = "warning", "7 days ahead"
+        CRITICAL = "critical", "1 day ahead"
+        EXPIRED = "expired", "Expired"
+
+    class Outcome(models.TextChoices):
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Could not be sent"
+
+    # Which credential: "<connection>:<radar key>", e.g. "backup:certificate".
+    key = models.CharField(max_length=60)
+    threshold = models.CharField(max_length=10, choices=Threshold.choices)
+    expires_at = models.DateTimeField()
+    what = models.CharField(max_length=300, blank=True)  # the radar's headline when sent
+    # When the mail was (last) tried; a failed one is tried again at the next check.
+    sent_at = models.DateTimeField()
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    via = models.CharField(max_length=10, choices=Connection.choices, blank=True)
+    note = models.TextField(blank=True)  # "Sent to ...", or why not
+
+    class Meta:
+        ordering = ["-sent_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["key", "threshold", "expires_at"], name="one_expiry_alert_per_threshold"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Expiry alert {self.key} {self.threshold} ({self.outcome})"
+
+    @property
+    def summary(self) -> str:
+        """One line for the page: which threshold, when, and what became of the mail."""
+        when = timezone.localtime(self.sent_at).strftime("%Y-%m-%d %H:%M")
+        line = f"Alert mail, {self.get_threshold_display().lower()}, {when}: "
+        if self.outcome == self.Outcome.SENDING:
+            return line + "being sent."
+        line += self.note.rstrip(".") + "."
+        if self.outcome == self.Outcome.FAILED:
+            line += " It is tried again at the next daily check."
+        return line
 
 
 def config_column(name: str) -> models.Field[Any, Any]:

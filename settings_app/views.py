@@ -24,6 +24,7 @@ from mailconfig.client_address import client_ip
 from mailconfig.signed_in import SignedInRequest
 from oauth import page as oauth_page
 from sender import permission_check
+from sender.models import HealthCheckSchedule
 
 from . import email_log, expiry_alerts, health_check_page
 from .database_faults import UNAVAILABLE_STATUS, describe_database_error
@@ -36,7 +37,6 @@ from .models import (
     DEFAULT_PORTS,
     AuditEntry,
     Connection,
-    HealthCheckSchedule,
     MailServerConfig,
 )
 from .saving import VersionConflict, save_settings
