@@ -47,9 +47,16 @@ def readiness() -> HttpResponse:
     return _plain("ready", 200)
 
 
+def _metrics(request: HttpRequest) -> HttpResponse:
+    from sender.metrics import metrics_response  # imported on use: the sender's models
+
+    return metrics_response(request)
+
+
 ANSWERS: dict[str, Callable[[HttpRequest], HttpResponse]] = {
     HEALTH_PATH: lambda request: health(),
     READY_PATH: lambda request: readiness(),
+    METRICS_PATH: _metrics,
 }
 
 

@@ -377,6 +377,11 @@ MAILCONFIG_ALERT_WEBHOOK_RETRY_SCHEDULE = env_seconds(
 # Prometheus metrics at /metrics (sender/metrics.py): off (404) unless a token is set; then
 # a scrape must send "Authorization: Bearer <token>".
 MAILCONFIG_METRICS_TOKEN = os.environ.get("MAILCONFIG_METRICS_TOKEN", "").strip()
+if MAILCONFIG_METRICS_TOKEN and len(MAILCONFIG_METRICS_TOKEN) < 24:
+    raise ImproperlyConfigured(
+        "MAILCONFIG_METRICS_TOKEN is too short to keep /metrics private: use 24 characters "
+        "or more, for example from: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+    )
 
 # One row per Azure cloud: everything that changes together when the cloud changes.
 # smtp_scope: delegated SMTP OAuth (an account signs in); smtp_app_scope: app-only SMTP

@@ -9,6 +9,7 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
 from sender.errors import MailError
+from sender.metrics_counters import AUTHORIZATION_CODE, token_request
 from settings_app.client_address import client_ip
 from settings_app.models import AuditEntry, Connection, MailServerConfig, Provider
 from settings_app.values import MailSettings
@@ -98,7 +99,8 @@ def _complete(request: HttpRequest, record: AuthorizationRequest) -> Completed:
         )
     if config.version != record.config_version or config.oauth_provider != record.provider:
         raise SettingsChanged
-    tokens = consent_provider(config).redeem(flow_of(record), request.GET.dict())
+    with token_request(config.oauth_provider, AUTHORIZATION_CODE):
+        tokens = consent_provider(config).redeem(flow_of(record), request.GET.dict())
     with transaction.atomic():
         # Under the settings' lock, so a save cannot slip in between check and store.
         locked = MailServerConfig.objects.select_for_update().get(
