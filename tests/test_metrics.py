@@ -332,3 +332,52 @@ def test_promtool_accepts_the_output_with_every_metric_filled(client, stored_smt
     }
     result = promtool_check(text)
     assert result.returncode == 0 and not (result.stdout + result.stderr).strip(), result
+
+
+# --- Across processes -----------------------------------------------------------------
+
+
+@pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "").startswith("postgres"),
+    reason="worker processes writing at once: run on PostgreSQL (make test does)",
+)
+@pytest.mark.db_sensitive
+def test_two_worker_processes_add_to_the_same_totals_without_losing_a_count(
+    client, tmp_path, smtp_server_factory
+):
+    from tests.test_outbox_recovery import queue, start_worker, stop, store_plain
+
+    server = smtp_server_factory(security="plain")
+    store_plain(server)
+    rows = queue(40)
+    workers = [start_worker(tmp_path, f"worker{i}", "--batch") for i in range(2)]
+    try:
+        for worker in workers:
+            worker.wait(timeout=120)
+    finally:
+        for worker in workers:
+            stop(worker)
+    assert [worker.returncode for worker in workers] == [0, 0]
+    text = scrape(client)  # this process (the web) reads what the workers counted
+    plain = {"connection": "primary", "transport": "SMTP"}
+    assert value(text, "mailconfig_messages_sent_total", **plain) == len(rows)
+    assert value(text, "mailconfig_delivery_tries_total", **plain, outcome="sent") == len(rows)
+    assert value(text, "mailconfig_delivery_try_duration_seconds_count", **plain) == len(rows)
+
+
+def test_the_smtp_oauth_grants_requests_are_counted(client, admin_client, microsoft_fake, ca_file):
+    from oauth.grant import StoredGrantTokenProvider
+    from sender.errors import AuthenticationError
+    from tests.oauth_helpers import authorize_microsoft, stored
+
+    authorize_microsoft(admin_client, microsoft_fake, ca_file)  # the code's redemption
+    StoredGrantTokenProvider(stored()).get_token(force=True)  # a refresh
+    microsoft_fake.revoke_refresh_tokens()
+    with pytest.raises(AuthenticationError):
+        StoredGrantTokenProvider(stored()).get_token(force=True)  # a refused refresh
+    text = scrape(client)
+    ms = {"provider": "microsoft"}
+    total = "mailconfig_token_requests_total"
+    assert value(text, total, **ms, grant="authorization_code", outcome="issued") == 1
+    assert value(text, total, **ms, grant="refresh_token", outcome="issued") == 1
+    assert value(text, total, **ms, grant="refresh_token", outcome="failed") == 1
