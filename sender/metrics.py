@@ -35,6 +35,7 @@ from prometheus_client.registry import Collector
 from .delivery import claimable
 from .metrics_counters import DURATION_BUCKETS_MS
 from .models import (
+    Connection,
     DeliveryTotals,
     Incident,
     OutboxMessage,
@@ -155,8 +156,8 @@ class OutboxCollector(Collector):
             .annotate(n=Count("pk"))
             .values_list("connection", "n")
         )
-        for connection in ("primary", "backup"):
-            family.add_metric([connection], counts.get(connection, 0))
+        for connection in Connection:
+            family.add_metric([connection.value], counts.get(connection.value, 0))
         return family
 
     @staticmethod
