@@ -11,6 +11,7 @@ from django.http import HttpResponse, HttpResponseRedirect
 from mailconfig.client_address import client_ip
 from mailconfig.signed_in import SignedInRequest
 from sender.errors import MailError
+from sender.metrics_counters import AUTHORIZATION_CODE, token_request
 from settings_app.models import AuditEntry, Connection, MailServerConfig, Provider
 from settings_app.values import MailSettings
 
@@ -99,7 +100,8 @@ def _complete(request: SignedInRequest, record: AuthorizationRequest) -> Complet
         )
     if config.version != record.config_version or config.oauth_provider != record.provider:
         raise SettingsChanged
-    tokens = consent_provider(config).redeem(flow_of(record), request.GET.dict())
+    with token_request(config.oauth_provider, AUTHORIZATION_CODE):
+        tokens = consent_provider(config).redeem(flow_of(record), request.GET.dict())
     with transaction.atomic():
         # Under the settings' lock, so a save cannot slip in between check and store.
         locked = MailServerConfig.objects.select_for_update().get(

@@ -18,11 +18,13 @@ from settings_app.models import Connection
 __all__ = [
     "Attempt",
     "Connection",
+    "DeliveryTotals",
     "HealthCheckRun",
     "HealthCheckSchedule",
     "Incident",
     "OutboxMessage",
     "Status",
+    "TokenRequestTotal",
     "WorkerHeartbeat",
 ]
 
@@ -269,3 +271,66 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"Worker {self.host}:{self.pid} (last seen {self.last_seen:%Y-%m-%d %H:%M:%S})"
+
+
+class DeliveryTotals(models.Model):
+    """Running totals of delivery through one connection and transport, for ``/metrics``.
+
+    Only ever incremented (``F() + n``), by the worker in the transaction that records the
+    outcomes (``sender/metrics_counters.py``): the totals survive restarts and the Email
+    Log's retention purge, and every process reads the same numbers. Attempt durations
+    are a histogram with fixed buckets: ``le_<n>ms`` counts the tries that took at most
+    n ms (cumulative, as Prometheus expects); ``duration_count`` is the +Inf bucket.
+    """
+
+    connection = models.CharField(max_length=10, choices=Connection.choices)
+    transport = models.CharField(max_length=40, blank=True)  # "" when not known
+    messages_sent = models.PositiveBigIntegerField(default=0)
+    messages_failed = models.PositiveBigIntegerField(default=0)
+    tries_sent = models.PositiveBigIntegerField(default=0)
+    tries_transient = models.PositiveBigIntegerField(default=0)
+    tries_permanent = models.PositiveBigIntegerField(default=0)
+    duration_count = models.PositiveBigIntegerField(default=0)
+    duration_sum_ms = models.PositiveBigIntegerField(default=0)
+    le_100ms = models.PositiveBigIntegerField(default=0)
+    le_250ms = models.PositiveBigIntegerField(default=0)
+    le_500ms = models.PositiveBigIntegerField(default=0)
+    le_1000ms = models.PositiveBigIntegerField(default=0)
+    le_2500ms = models.PositiveBigIntegerField(default=0)
+    le_5000ms = models.PositiveBigIntegerField(default=0)
+    le_10000ms = models.PositiveBigIntegerField(default=0)
+    le_30000ms = models.PositiveBigIntegerField(default=0)
+    le_60000ms = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "transport"], name="one_delivery_totals_per_transport"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Totals {self.connection} {self.transport or '(unknown)'}"
+
+
+class TokenRequestTotal(models.Model):
+    """How many requests this installation made to a token endpoint, for ``/metrics``.
+
+    Counted by whichever process made the request (a worker sending, the web server for
+    Test Mail), only ever incremented.
+    """
+
+    provider = models.CharField(max_length=20)  # "microsoft", "google"
+    grant = models.CharField(max_length=30)  # "client_credentials", "service_account", ...
+    outcome = models.CharField(max_length=10)  # "issued" or "failed"
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "grant", "outcome"], name="one_token_request_total_per_kind"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Token requests {self.provider} {self.grant} {self.outcome}: {self.count}"
