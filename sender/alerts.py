@@ -31,7 +31,7 @@ from .stored import backup_settings, current_settings
 
 logger = logging.getLogger(__name__)
 
-CONNECTION_NAMES = {Connection.PRIMARY: "primary", Connection.BACKUP: "backup"}
+CONNECTION_NAMES: dict[str, str] = {Connection.PRIMARY: "primary", Connection.BACKUP: "backup"}
 
 
 def console_link(url_name: str) -> str:
@@ -88,8 +88,8 @@ def alert_route(failing: str) -> tuple[str, MailSettings]:
 class NoAlertRoute(ConfigurationError):
     """No connection may carry the alert: ``via`` is the refused one it would have taken."""
 
-    def __init__(self, via: str, message: str, **details: str) -> None:
-        super().__init__(message, **details)
+    def __init__(self, via: str, message: str, *, code: str, hint: str) -> None:
+        super().__init__(message, code=code, hint=hint)
         self.via = via
 
 

@@ -34,7 +34,7 @@ from .stored import backup_settings
 
 logger = logging.getLogger(__name__)
 
-CONNECTION_NAMES = {Connection.PRIMARY: "primary", Connection.BACKUP: "backup"}
+CONNECTION_NAMES: dict[str, str] = {Connection.PRIMARY: "primary", Connection.BACKUP: "backup"}
 RESUMES_WHEN = (
     "Sending resumes when the connection's settings are saved, when a Test Mail or health "
     "check through it succeeds, or when Retry now is pressed on the banner."

@@ -14,17 +14,18 @@ from django.shortcuts import redirect
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from mailconfig.client_address import client_ip
+from mailconfig.signed_in import SignedInRequest
 from sender import pauses
 from sender.models import Incident
 
-from .client_address import client_ip
 from .models import AuditEntry, MailServerConfig
 
 RETRY_NOW_ACTION = "Retried sending now"
 
 
 @require_POST
-def retry_now(request: HttpRequest, pk: int) -> HttpResponse:
+def retry_now(request: SignedInRequest, pk: int) -> HttpResponse:
     """Resume sending through the connection of open incident ``pk``; back to the page."""
     incident = Incident.objects.filter(pk=pk, closed_at__isnull=True).first()
     if incident is None:

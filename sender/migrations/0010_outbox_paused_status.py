@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("sender", "0006_incident_refusals"),
+        ("sender", "0009_incident_refusals"),
     ]
 
     operations = [
