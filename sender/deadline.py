@@ -46,6 +46,13 @@ MESSAGE = LimitKind(
     setting="MAILCONFIG_SEND_TIMEOUT",
     advice="run Test Mail to see which step is slow.",
 )
+WEBHOOK = LimitKind(
+    subject="The incident webhook's POST",
+    scope="One POST of the incident webhook",
+    setting="MAILCONFIG_ALERT_WEBHOOK_TIMEOUT",
+    advice="check that the receiver answers promptly (it may queue its own work and answer "
+    "202 at once).",
+)
 
 
 @dataclass(frozen=True)
