@@ -329,6 +329,10 @@ MAILCONFIG_TIMEOUT = float(os.environ.get("MAILCONFIG_TIMEOUT", "15"))
 # Seconds one message may take in normal sending, every step included (connecting,
 # signing in, the token, the message), however slowly the server answers.
 MAILCONFIG_SEND_TIMEOUT = float(os.environ.get("MAILCONFIG_SEND_TIMEOUT", "60"))
+# Seconds an SMTP server may take to confirm a message after its last line (RFC 5321
+# suggests 10 minutes: servers check content then). Still within MAILCONFIG_SEND_TIMEOUT
+# for the whole message, so with the defaults the wait ends when the message's 60 s do.
+MAILCONFIG_DATA_TIMEOUT = float(os.environ.get("MAILCONFIG_DATA_TIMEOUT", "600"))
 # Public base URL of this console (https://mail.example.com/console), used to build
 # the OAuth redirect URI instead of trusting the request's Host header.
 MAILCONFIG_PUBLIC_URL = os.environ.get("MAILCONFIG_PUBLIC_URL") or None
