@@ -8,6 +8,7 @@ provider endpoint is written out below so it can be overridden in one place
 
 import ipaddress
 import os
+import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -335,6 +336,43 @@ MAILCONFIG_SEND_TIMEOUT = float(os.environ.get("MAILCONFIG_SEND_TIMEOUT", "60"))
 # Public base URL of this console (https://mail.example.com/console), used to build
 # the OAuth redirect URI instead of trusting the request's Host header.
 MAILCONFIG_PUBLIC_URL = os.environ.get("MAILCONFIG_PUBLIC_URL") or None
+
+
+# A host name (letters, digits, hyphens; dot-separated labels) or an address literal.
+EHLO_HOST_NAME = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
+)
+
+
+def is_ehlo_name(value: str) -> bool:
+    """A host name, or an address literal: ``[192.0.2.1]``, ``[IPv6:2001:db8::1]`` (RFC 5321)."""
+    if value.startswith("[") and value.endswith("]"):
+        literal = value[1:-1]
+        try:
+            if literal[:5].lower() == "ipv6:":
+                ipaddress.IPv6Address(literal[5:])
+            else:
+                ipaddress.IPv4Address(literal)
+        except ValueError:
+            return False
+        return True
+    return bool(EHLO_HOST_NAME.fullmatch(value))
+
+
+def env_ehlo_name(name: str) -> str | None:
+    """Read the name to give in SMTP EHLO (None: not set)."""
+    value = os.environ.get(name, "").strip()
+    if value and not is_ehlo_name(value):
+        raise ImproperlyConfigured(
+            f"{name} must be a host name (mail.example.com) or an address literal "
+            f"([192.0.2.1], [IPv6:2001:db8::1]), not {value!r}."
+        )
+    return value or None
+
+
+# The name the SMTP transport gives in EHLO; empty: this machine's name, looked up once.
+MAILCONFIG_EHLO_NAME = env_ehlo_name("MAILCONFIG_EHLO_NAME")
 
 
 def env_days(name: str, default: int) -> int:
