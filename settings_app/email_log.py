@@ -47,7 +47,9 @@ SENT_NOT_KEPT = "The content of delivered messages is not kept, for privacy."
 
 
 class LogFilterForm(forms.Form):
-    """The log's filters, read from the query string; an invalid value is simply not applied."""
+    """The log's filters, read from the query string. An invalid value (a search over 200
+    characters, an unknown status) shows its field error and no rows: the whole log in its
+    place would look like the answer to the search."""
 
     status = forms.ChoiceField(
         choices=[
@@ -68,8 +70,9 @@ class LogFilterForm(forms.Form):
     )
 
     def apply(self, rows: QuerySet[OutboxMessage], now: datetime) -> QuerySet[OutboxMessage]:
-        """The rows that match every valid filter."""
-        self.is_valid()  # fills cleaned_data with the valid fields only
+        """The rows that match every filter; none when a filter is not valid."""
+        if not self.is_valid():
+            return rows.none()
         values = self.cleaned_data
         if values.get("status") == WAITING:
             rows = rows.filter(status__in=IN_FLIGHT)
@@ -87,7 +90,7 @@ class LogFilterForm(forms.Form):
     @property
     def active(self) -> bool:
         """Whether any filter narrows the list (to say "no match" rather than "no mail")."""
-        return any(self.cleaned_data.get(name) for name in self.fields)
+        return bool(self.errors) or any(self.cleaned_data.get(name) for name in self.fields)
 
 
 def log_rows() -> QuerySet[OutboxMessage]:
