@@ -416,7 +416,17 @@ class MailServerForm(SecretsForm):
         except ValidationError as err:
             self.add_error("username", err)
             return
-        if self._choice("auth") != Auth.BASIC or username:
+        if self._choice("auth") != Auth.BASIC:
+            return
+        if username:
+            if "password" not in self.errors and not self._will_have("password"):
+                # Signing in with an empty password fails at best, and counts as a failed
+                # sign-in on servers that lock accounts.
+                self.add_error(
+                    "password",
+                    "Enter the password for this username, or clear the Username to send "
+                    "without authentication.",
+                )
             return
         if self._new_secret("password"):
             self.add_error("username", "Enter the username that goes with this password.")
@@ -427,6 +437,10 @@ class MailServerForm(SecretsForm):
                 "Enter the username, or tick Clear the stored password to send without "
                 "authentication.",
             )
+
+    def _will_have(self, name: str) -> bool:
+        """The secret is typed now, or stored and kept (not cleared)."""
+        return self._new_secret(name) or self._keeps_stored(name)
 
     def _new_secret(self, name: str) -> bool:
         return bool(self.cleaned_data.get(name))

@@ -220,11 +220,21 @@ def test_test_mail_on_the_backup_page_never_uses_the_primarys_password(
     store_smtp(smtp_starttls)  # the primary's password is stored for this very server
     post = backup_post(smtp_starttls, password="", username="alice@example.com")
     body = admin_client.post(BACKUP_TEST_URL, post, **FETCH).content.decode()
-    # The backup has no stored password: the login goes without one and is refused.
-    assert "The server rejected the username and password" in body
-    assert smtp_starttls.auth_failures == 1 and smtp_starttls.messages == []
-    entry = AuditEntry.objects.get(action="Test Mail")
-    assert "no stored secret used" in entry.changed_fields
+    # The backup has no stored password, and a sign-in without one is not even tried.
+    assert "Nothing was sent" in body
+    assert "Enter the password for this username" in body
+    assert smtp_starttls.connections == 0 and smtp_starttls.auth_failures == 0
+
+
+@pytest.mark.parametrize("url", [BACKUP_TEST_URL, BACKUP_URL])
+def test_a_username_with_a_blank_password_is_refused_on_the_backup_page(
+    admin_client, smtp_starttls, url
+):
+    post = backup_post(smtp_starttls, password="", username="alice@example.com")
+    response = admin_client.post(url, post, **FETCH)
+    assert "Enter the password for this username" in response.content.decode()
+    assert smtp_starttls.connections == 0
+    assert backup().username == ""  # nothing saved
 
 
 # OAuth consent ----------------------------------------------------------------------
