@@ -236,8 +236,12 @@ class MailServerForm(SecretsForm):
         "service_account_key": "Gmail API JSON Private Key",
     }
 
-    def __init__(self, *args: Any, stored: MailServerConfig, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, stored: MailServerConfig, signs_in_now: bool = False, **kwargs: Any
+    ) -> None:
         self.stored = stored
+        # Test Mail and Check permissions sign in with these values at once.
+        self.signs_in_now = signs_in_now
         if not args and "data" not in kwargs:
             kwargs.setdefault("initial", self.initial_from(stored))
         super().__init__(*args, **kwargs)
@@ -419,7 +423,11 @@ class MailServerForm(SecretsForm):
         if self._choice("auth") != Auth.BASIC:
             return
         if username:
-            if "password" not in self.errors and not self._will_have("password"):
+            if (
+                self.signs_in_now
+                and "password" not in self.errors
+                and not self._will_have("password")
+            ):
                 # Signing in with an empty password fails at best, and counts as a failed
                 # sign-in on servers that lock accounts.
                 self.add_error(
