@@ -17,7 +17,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from mailconfig.admins import StoredAdmins
-from mailconfig.keyfile import read_or_create
+from mailconfig.keyfile import keep_private, private_directory, read_or_create
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -37,7 +37,7 @@ def env_list(name: str, default: str = "") -> list[str]:
 
 # Data directory: SQLite database, generated secret key and encryption key file.
 DATA_DIR = Path(os.environ.get("MAILCONFIG_DATA_DIR", BASE_DIR / "data")).resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+private_directory(DATA_DIR)  # 0700: the database and keys are nobody else's business
 
 
 # Generated once so sessions survive restarts; 0600 because it signs sessions.
@@ -133,6 +133,10 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # `manage.py migrate` (run by `make run`) creates it, so a file gone missing later is
     # an error page, not a new empty database that looks like "nothing configured".
     _sqlite_name = str(DATABASES["default"].get("NAME") or "")
+    if _sqlite_name and _sqlite_name != ":memory:" and not _sqlite_name.startswith("file:"):
+        # 0600, with the journal files SQLite makes beside it (migrate creates it so).
+        for _suffix in ("", "-wal", "-shm"):
+            keep_private(Path(_sqlite_name + _suffix))
     if _sqlite_name and _sqlite_name != ":memory:" and not _sqlite_name.startswith("file:"):
         DATABASES["default"]["NAME"] = Path(_sqlite_name).resolve().as_uri() + "?mode=rw"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
