@@ -19,6 +19,7 @@ from django.db import transaction
 from django.db.models import BooleanField, Count, ExpressionWrapper, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
@@ -44,6 +45,9 @@ PERIODS: dict[str, tuple[str, timedelta | None]] = {
 }
 
 SENT_NOT_KEPT = "The content of delivered messages is not kept, for privacy."
+# A second copy of one message within this many seconds needs its own confirmation: two
+# presses, or two admins at once, are far likelier than a wish for two copies.
+RECENT_COPY_SECONDS = 10
 
 
 class LogFilterForm(forms.Form):
@@ -144,6 +148,8 @@ def email_log_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "copy_allowed": row.body_kept,
         "not_kept_reason": "" if row.body_kept else not_kept_reason(row),
         "in_flight": row.status in IN_FLIGHT,
+        # The confirm step of Resend a copy ("again": a copy was queued moments ago).
+        "confirm_copy": request.GET.get("confirm", "") if row.body_kept else "",
     }
     return render(request, "settings_app/email_log_detail.html", context)
 
@@ -168,6 +174,10 @@ class ResendRefused(Exception):
     """Resend is not possible for this message now; the text says why, for the admin."""
 
 
+class RecentCopy(ResendRefused):
+    """A copy of this message was queued moments ago; another needs its own confirmation."""
+
+
 @require_POST
 def email_log_resend(request: HttpRequest, pk: int) -> HttpResponse:
     """Resend a Failed message as it was ("requeue"), or queue a copy of any message ("copy")."""
@@ -175,8 +185,17 @@ def email_log_resend(request: HttpRequest, pk: int) -> HttpResponse:
     if action not in ("requeue", "copy"):
         messages.error(request, "Nothing was sent: unknown Resend action.")
         return redirect("settings_app:email_log_detail", pk=pk)
+    if action == "copy" and request.POST.get("confirmed") != "yes":
+        # The button opens the confirm step; only its own button sends.
+        return redirect(reverse("settings_app:email_log_detail", args=[pk]) + "?confirm=copy")
     try:
-        queued = resend(pk, copy=action == "copy", user=request.user, source_ip=client_ip(request))
+        queued = resend(
+            pk,
+            copy=action == "copy",
+            user=request.user,
+            source_ip=client_ip(request),
+            again=request.POST.get("again") == "yes",
+        )
     except OutboxMessage.DoesNotExist:
         messages.error(
             request,
@@ -184,6 +203,9 @@ def email_log_resend(request: HttpRequest, pk: int) -> HttpResponse:
             f"for {settings.MAILCONFIG_LOG_RETENTION_DAYS} days).",
         )
         return redirect("settings_app:email_log")
+    except RecentCopy as refused:
+        messages.error(request, f"Nothing was sent. {refused}")
+        return redirect(reverse("settings_app:email_log_detail", args=[pk]) + "?confirm=again")
     except ResendRefused as refused:
         messages.error(request, f"Nothing was sent. {refused}")
         return redirect("settings_app:email_log_detail", pk=pk)
@@ -196,13 +218,29 @@ def email_log_resend(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("settings_app:email_log_detail", pk=queued.pk)
 
 
-def resend(pk: int, *, copy: bool, user: AbstractBaseUser, source_ip: str | None) -> OutboxMessage:
+def resend(
+    pk: int,
+    *,
+    copy: bool,
+    user: AbstractBaseUser,
+    source_ip: str | None,
+    again: bool = False,
+) -> OutboxMessage:
     """Queue message ``pk`` again (or a copy of it) and audit it; return the row that will go.
 
-    The row is locked so two admins pressing Resend at once cannot send a Failed message twice.
+    The row is locked so two admins pressing Resend at once cannot send a Failed message
+    twice, nor queue two copies within ``RECENT_COPY_SECONDS`` unless ``again`` confirms it
+    (the lock makes the second press wait, then see the first one's copy).
     """
     with transaction.atomic():
         row = OutboxMessage.objects.select_for_update().get(pk=pk)
+        recent = timezone.now() - timedelta(seconds=RECENT_COPY_SECONDS)
+        latest = row.resends.filter(queued_at__gte=recent).order_by("-pk").first()
+        if copy and not again and latest is not None:
+            raise RecentCopy(
+                f"A copy of message #{pk} was queued moments ago (#{latest.pk}). Confirm "
+                "below to send one more."
+            )
         if not outbox.has_body(row):
             raise ResendRefused(not_kept_reason(row))
         if not copy and row.status != Status.FAILED:

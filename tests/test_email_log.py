@@ -60,7 +60,7 @@ def test_users_without_the_permission_get_403(client, path):
     logged_message()
     client.force_login(get_user_model().objects.create_user("viewer", password="pass-12345"))
     for method in (client.get, client.post):
-        assert method(path, {"action": "copy"}).status_code == 403
+        assert method(path, {"action": "copy", "confirmed": "yes"}).status_code == 403
 
 
 def test_the_settings_permission_opens_the_log(client):
