@@ -34,7 +34,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django_tasks_db.compat import TaskResultStatus
 
-from sender.errors import ConfigurationError, MailError
+from sender.errors import ConfigurationError, MailError, RefusedRecipient
 from sender.models import Attempt, Connection, OutboxMessage, Status
 from settings_app.models import Auth, Mode, Provider
 from settings_app.values import MailSettings
@@ -42,8 +42,9 @@ from settings_app.values import MailSettings
 from . import incidents, outbox, retries
 from .deadline import MESSAGE, time_limit
 from .factory import build_transport
+from .metrics_counters import MESSAGE_FAILED, MESSAGE_SENT, DeliveryOutcome, count_outcomes
 from .stored import backup_settings, current_settings
-from .transports.base import Transport
+from .transports.base import Accepted, Transport
 from .transports.http_api import HttpApiTransport
 
 logger = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def deliver(message_pk: int) -> str:
     email: outbox.StoredEmail | None = None
     try:
         email = outbox.StoredEmail(outbox.stored_body(row))
-        reply = _send_through(connections, email)
+        accepted = _send_through(connections, email)
     except MailError as error:
         connections.discard()
         backup = backup_settings() if email is not None else None
@@ -93,7 +94,7 @@ def deliver(message_pk: int) -> str:
         connections.discard()
         logger.exception("Sending message %s failed unexpectedly", row.message_id)
         raise
-    record_success(row, reply, started, _elapsed_ms(clock), connections.label)
+    record_success(row, accepted, started, _elapsed_ms(clock), connections.label)
     return "sent"
 
 
@@ -103,8 +104,8 @@ def _send_through(
     config: MailSettings | None = None,
     *,
     own_sender: bool = False,
-) -> str:
-    """Send ``email`` with the connection's open transport; the server's reply.
+) -> Accepted:
+    """Send ``email`` with the connection's open transport; what the server accepted.
 
     ``own_sender``: send from the connection's From Address (the backup, for a message
     that was queued from the primary's).
@@ -152,7 +153,7 @@ def _deliver_through_backup(
     primary_error, primary_started, primary_ms, primary_label = primary
     started, clock = timezone.now(), time.monotonic()
     try:
-        reply = _send_through(
+        accepted = _send_through(
             backup_connections, email, backup, own_sender=_from_the_product(email)
         )
     except MailError as error:
@@ -183,7 +184,7 @@ def _deliver_through_backup(
     )
     record_success(
         row,
-        reply,
+        accepted,
         started,
         _elapsed_ms(clock),
         backup_connections.label,
@@ -238,12 +239,13 @@ def _record_abandoned_attempt(row: OutboxMessage, now: datetime) -> None:
     hint = "The server may have received it: a copy would have the same Message-ID. " + (
         "Check the workers' logs." if gave_up else "It is tried again."
     )
+    outcome = Attempt.Outcome.PERMANENT if gave_up else Attempt.Outcome.TRANSIENT
     Attempt.objects.create(
         message=row,
         started_at=started,
         transport="",
         connection=Connection.PRIMARY,
-        outcome=Attempt.Outcome.PERMANENT if gave_up else Attempt.Outcome.TRANSIENT,
+        outcome=outcome,
         error=message,
         error_code="WORKER-STOPPED",
         hint=hint,
@@ -256,6 +258,9 @@ def _record_abandoned_attempt(row: OutboxMessage, now: datetime) -> None:
             last_error_code="WORKER-STOPPED",
             last_error_hint=hint,
         )
+    count_outcomes(
+        [DeliveryOutcome(Connection.PRIMARY, "", outcome, MESSAGE_FAILED if gave_up else "")]
+    )
 
 
 def _reschedule_if_early(message_pk: int, now: datetime) -> None:
@@ -276,7 +281,7 @@ def _reschedule_if_early(message_pk: int, now: datetime) -> None:
 
 def record_success(
     row: OutboxMessage,
-    reply: str,
+    accepted: Accepted,
     started: datetime,
     duration_ms: int,
     transport: str,
@@ -284,7 +289,8 @@ def record_success(
     connection: str = Connection.PRIMARY,
 ) -> None:
     """Sent (through ``connection``): keep the metadata and the server's reply, drop the
-    message's content."""
+    message's content, unless some recipients were refused: then it is kept (like a
+    failed message's) so it can be resent to them."""
     now = timezone.now()
     with transaction.atomic():
         _still_ours(row).update(
@@ -293,7 +299,8 @@ def record_success(
             lease_until=None,
             next_attempt_at=None,
             connection=connection,
-            body="",
+            refused_count=len(accepted.refused),
+            **({} if accepted.refused else {"body": ""}),
             last_error="",
             last_error_code="",
             last_error_hint="",
@@ -305,7 +312,15 @@ def record_success(
             transport=transport,
             connection=connection,
             outcome=Attempt.Outcome.SENT,
-            reply=reply[:2000],
+            reply=accepted.reply[:2000],
+            refused=refused_json(accepted.refused),
+        )
+        count_outcomes(
+            [
+                DeliveryOutcome(
+                    connection, transport, Attempt.Outcome.SENT, MESSAGE_SENT, duration_ms
+                )
+            ]
         )
     # Mail goes through again: an open incident of this connection closes.
     _tell_incidents(incidents.delivered, f"Message #{row.pk} delivered", connection=connection)
@@ -335,9 +350,13 @@ def record_failure(
             last_error_code=error.code[:100],
             last_error_hint=error.hint,
         )
-        _log_failed_attempt(row, error, started, duration_ms, transport, connection, transient)
+        outcome = _log_failed_attempt(
+            row, error, started, duration_ms, transport, connection, transient
+        )
         if retry_at is not None and updated:
             outbox.schedule(row, retry_at)
+        settled = MESSAGE_FAILED if retry_at is None and updated else ""
+        count_outcomes([DeliveryOutcome(connection, transport, outcome, settled, duration_ms)])
     _count_failure(row, error, started, connection, transient)
 
 
@@ -349,19 +368,28 @@ def _log_failed_attempt(
     transport: str,
     connection: str,
     transient: bool,
-) -> None:
+) -> str:
+    """Log a failed try; return its outcome (transient or permanent)."""
+    outcome = Attempt.Outcome.TRANSIENT if transient else Attempt.Outcome.PERMANENT
     Attempt.objects.create(
         message=row,
         started_at=started,
         duration_ms=duration_ms,
         transport=transport,
         connection=connection,
-        outcome=Attempt.Outcome.TRANSIENT if transient else Attempt.Outcome.PERMANENT,
+        outcome=outcome,
         reply=error.provider_text[:2000],
         error=error.message,
         error_code=error.code[:100],
         hint=error.hint,
+        refused=refused_json(error.refused),
     )
+    return outcome
+
+
+def refused_json(refused: tuple[RefusedRecipient, ...]) -> list[dict[str, str]]:
+    """Refused recipients as the Attempt row stores them."""
+    return [{"address": item.address, "reply": item.reply[:1000]} for item in refused]
 
 
 def _count_failure(
@@ -400,7 +428,11 @@ def log_failed_try(
     """Log one failed try of a failover attempt (the message's status is the other try's);
     it counts towards its connection's incident like any failure."""
     transient = retries.is_transient(error)
-    _log_failed_attempt(row, error, started, duration_ms, transport, connection, transient)
+    with transaction.atomic():
+        outcome = _log_failed_attempt(
+            row, error, started, duration_ms, transport, connection, transient
+        )
+        count_outcomes([DeliveryOutcome(connection, transport, outcome, "", duration_ms)])
     _count_failure(row, error, started, connection, transient)
 
 

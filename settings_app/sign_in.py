@@ -22,7 +22,8 @@ from django.db.models import Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from .client_address import client_ip
+from mailconfig.client_address import client_ip
+
 from .forms import LoginForm
 
 logger = logging.getLogger(__name__)

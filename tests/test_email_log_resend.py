@@ -94,7 +94,9 @@ def test_a_copy_can_be_sent_of_a_message_still_on_its_way(admin_client, stored_s
 def test_resend_is_in_the_change_history(admin_client, stored_smtp):
     row = failed_message(stored_smtp)
     admin_client.post(resend_url(row.pk), {"action": "requeue"}, REMOTE_ADDR="192.0.2.7")
-    admin_client.post(resend_url(row.pk), {"action": "copy", "confirmed": "yes"}, REMOTE_ADDR="192.0.2.7")
+    admin_client.post(
+        resend_url(row.pk), {"action": "copy", "confirmed": "yes"}, REMOTE_ADDR="192.0.2.7"
+    )
     copy = OutboxMessage.objects.exclude(pk=row.pk).get()
     copied, requeued = AuditEntry.objects.all()[:2]
     assert (requeued.action, requeued.username, requeued.source_ip) == (
@@ -116,7 +118,9 @@ def test_a_delivered_message_cannot_be_resent_and_the_page_says_why(admin_client
     page = admin_client.get(f"{LOG_URL}{row.pk}/").content.decode()
     assert "The content of delivered messages is not kept, for privacy." in page
     assert 'data-testid="resend-copy" disabled' in page
-    response = admin_client.post(resend_url(row.pk), {"action": "copy", "confirmed": "yes"}, follow=True)
+    response = admin_client.post(
+        resend_url(row.pk), {"action": "copy", "confirmed": "yes"}, follow=True
+    )
     assert "Nothing was sent. The content of delivered messages is not kept" in (
         response.content.decode()
     )
@@ -153,7 +157,9 @@ def test_a_failed_message_is_resent_once_when_the_button_is_pressed_twice(
 
 
 def test_resending_a_message_no_longer_in_the_log_is_not_an_error(admin_client):
-    response = admin_client.post(resend_url(424242), {"action": "copy", "confirmed": "yes"}, follow=True)
+    response = admin_client.post(
+        resend_url(424242), {"action": "copy", "confirmed": "yes"}, follow=True
+    )
     assert response.status_code == 200
     assert "message #424242 is no longer in the Email Log" in response.content.decode()
 
@@ -175,14 +181,18 @@ def test_resend_needs_the_csrf_token():
     client = Client(enforce_csrf_checks=True)
     client.force_login(admin)
     row = logged_message(status=Status.FAILED)
-    assert client.post(resend_url(row.pk), {"action": "copy", "confirmed": "yes"}).status_code == 403
+    assert (
+        client.post(resend_url(row.pk), {"action": "copy", "confirmed": "yes"}).status_code == 403
+    )
     assert OutboxMessage.objects.count() == 1
 
 
 def test_resend_needs_the_permission(client):
     row = logged_message(status=Status.FAILED)
     client.force_login(get_user_model().objects.create_user("viewer", password="pass-12345"))
-    assert client.post(resend_url(row.pk), {"action": "copy", "confirmed": "yes"}).status_code == 403
+    assert (
+        client.post(resend_url(row.pk), {"action": "copy", "confirmed": "yes"}).status_code == 403
+    )
     assert OutboxMessage.objects.count() == 1 and not AuditEntry.objects.exists()
 
 
@@ -196,7 +206,7 @@ def test_two_admins_resending_one_failed_message_at_once_send_it_once():
     def press_resend() -> None:
         try:
             start.wait()
-            resend(row.pk, copy=False, user=admin, source_ip=None)
+            resend(row.pk, action="requeue", user=admin, source_ip=None)
             outcomes.append("queued")
         except ResendRefused:
             outcomes.append("refused")

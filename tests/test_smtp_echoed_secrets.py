@@ -210,7 +210,9 @@ def test_a_success_reply_echoing_the_credentials_comes_back_scrubbed(scripted_sm
     echoing_final_reply(scripted_smtp)
     config = smtp_config(scripted_smtp, security="none", password=PASSWORD)
     with SmtpTransport(config) as transport:  # no transcript: as the worker sends
-        reply = transport.send(EmailMessage("S", "B", "alice@example.com", ["bob@example.com"]))
+        reply = transport.send(
+            EmailMessage("S", "B", "alice@example.com", ["bob@example.com"])
+        ).reply
     assert reply.startswith("250 ") and reply.endswith("OK queued as ECHO42")
     assert HIDDEN in reply and not reveals_credentials(reply)
 

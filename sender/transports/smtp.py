@@ -8,6 +8,7 @@ import contextlib
 import logging
 import re
 import smtplib
+import ssl
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -22,6 +23,7 @@ from sender.errors import (
     MailConnectionError,
     MailError,
     RecipientsRefused,
+    RefusedRecipient,
     TLSError,
 )
 from sender.network import (
@@ -38,10 +40,10 @@ from sender.redaction import Redactor
 from sender.smtp_replies import smtp_reply_error
 from sender.tokens import TokenProvider
 from sender.transcript import Transcript
-from settings_app.models import Provider, Security, ServerCertificateSeen
+from settings_app.models import DEFAULT_PORTS, Provider, Security, ServerCertificateSeen
 from settings_app.values import MailSettings
 
-from .base import Transport
+from .base import Accepted, Transport
 from .smtp_connection import BoundedReplies, ResolvedSMTP, ResolvedSMTP_SSL
 
 logger = logging.getLogger(__name__)
@@ -104,9 +106,7 @@ class SmtpTransport(Transport):
 
     @property
     def port(self) -> int:
-        return self.config.port or {Security.SSL: 465, Security.TLS: 587}.get(
-            self.config.security, 25
-        )
+        return self.config.port or DEFAULT_PORTS.get(self.config.security, 25)
 
     def open(self) -> None:
         if self.connection is not None:
@@ -176,7 +176,7 @@ class SmtpTransport(Transport):
             )
         if implicit_tls:
             with self.transcript.step("TLS") as step:
-                step.details.extend(describe_tls(connection.sock))
+                step.details.extend(describe_tls(_tls_socket(connection)))
                 self._saw_certificate(connection)
         elif self.config.security != Security.TLS:
             with self.transcript.step("TLS") as step:
@@ -216,7 +216,7 @@ class SmtpTransport(Transport):
                 raise smtp_reply_error("STARTTLS", err.smtp_code, err.smtp_error) from err
             except (OSError, smtplib.SMTPException) as err:
                 raise self._failure("STARTTLS", err) from err
-            step.details.extend(describe_tls(connection.sock))
+            step.details.extend(describe_tls(_tls_socket(connection)))
             self._saw_certificate(connection)
             step.details.append("Server offers after STARTTLS: " + _capabilities(connection))
 
@@ -235,7 +235,7 @@ class SmtpTransport(Transport):
 
     def _saw_certificate(self, connection: BoundedReplies) -> None:
         # Kept for Test Mail and Check permissions, which record it for the expiry radar.
-        self.peer_certificate = peer_certificate(connection.sock, self.host, self.port)
+        self.peer_certificate = peer_certificate(_tls_socket(connection), self.host, self.port)
 
     def _authenticate(self, connection: BoundedReplies) -> None:
         if self.config.uses_xoauth2:
@@ -358,16 +358,24 @@ class SmtpTransport(Transport):
             # A hostile or careless server may echo what it was sent; never pass that on.
             raise _scrubbed(smtp_reply_error("Authenticate", code, reply), self.redactor)
 
-    def send(self, message: EmailMessage) -> str:
-        """Send one message; the server's reply, and any error, with every secret hidden."""
+    def send(self, message: EmailMessage) -> Accepted:
+        """Send one message; the server's replies, and any error, with every secret hidden."""
         try:
-            return self.redactor.redact(self._send(message))
+            accepted = self._send(message)
         except MailError as error:
             # A careless or hostile server may echo the credentials in any reply.
             _scrubbed(error, self.redactor)
             raise
+        return Accepted(
+            self.redactor.redact(accepted.reply), self._scrubbed_refusals(accepted.refused)
+        )
 
-    def _send(self, message: EmailMessage) -> str:
+    def _scrubbed_refusals(
+        self, refused: tuple[RefusedRecipient, ...]
+    ) -> tuple[RefusedRecipient, ...]:
+        return tuple(RefusedRecipient(r.address, self.redactor.redact(r.reply)) for r in refused)
+
+    def _send(self, message: EmailMessage) -> Accepted:
         if self.connection is not None and self.connection.sock is None:
             # The last message's reply was cut short (time limit, too long) or the server
             # hung up: this message gets a new connection rather than a dead one.
@@ -383,9 +391,9 @@ class SmtpTransport(Transport):
             # Normal sending keeps no transcript: skip the step's bookkeeping per message.
             return self._transaction(self.connection, sender, recipients, data, [])
         with self.transcript.step("Send message") as step:
-            reply = self._transaction(self.connection, sender, recipients, data, step.details)
-            step.details.append(f"Accepted by the server: {reply}")
-        return reply
+            accepted = self._transaction(self.connection, sender, recipients, data, step.details)
+            step.details.append(f"Accepted by the server: {accepted.reply}")
+        return accepted
 
     def _transaction(
         self,
@@ -394,8 +402,11 @@ class SmtpTransport(Transport):
         recipients: list[str],
         data: bytes,
         details: list[str],
-    ) -> str:
-        """MAIL, RCPT for each recipient (Bcc included: envelope only), DATA; like sendmail()."""
+    ) -> Accepted:
+        """MAIL, RCPT for each recipient (Bcc included: envelope only), DATA; like sendmail().
+
+        A recipient the server refuses is returned with its reply while the others get the
+        message; when it refuses them all, the error names each one."""
         if not recipients:
             raise RecipientsRefused(
                 "The message has no recipients.",
@@ -409,19 +420,22 @@ class SmtpTransport(Transport):
             code, reply = connection.mail(sender, options)
             if code != 250:
                 raise smtp_reply_error("Sender", code, reply)
-            refused: list[str] = []
+            refused: list[RefusedRecipient] = []
             last_refusal: MailError | None = None
             for recipient in recipients:
                 self._limit(connection, "Recipients")
                 code, reply = connection.rcpt(recipient)
                 if code not in (250, 251):
-                    refused.append(recipient)
                     last_refusal = smtp_reply_error("Recipients", code, reply)
+                    refused.append(
+                        RefusedRecipient(recipient, f"{code} {last_refusal.provider_text}")
+                    )
             if last_refusal is not None and len(refused) == len(recipients):
+                last_refusal.refused = tuple(refused)
                 raise last_refusal
             if refused:
                 # Like smtplib.sendmail: the others still get the message.
-                details.append(f"Refused recipients: {', '.join(refused)}")
+                details.append(f"Refused recipients: {', '.join(item.address for item in refused)}")
             code, reply = self._data(connection, data)
             if code != 250:
                 raise smtp_reply_error("Message data", code, reply)
@@ -435,7 +449,7 @@ class SmtpTransport(Transport):
             raise smtp_reply_error("Send message", err.smtp_code, err.smtp_error) from err
         except (OSError, smtplib.SMTPException) as err:
             raise self._failure("Send message", err) from err
-        return f"{code} {reply.decode('utf-8', 'replace')}"
+        return Accepted(f"{code} {reply.decode('utf-8', 'replace')}", tuple(refused))
 
     def _data(self, connection: BoundedReplies, data: bytes) -> tuple[int, bytes]:
         """DATA as ``smtplib.SMTP.data()`` does it, giving each wait only the time left.
@@ -499,6 +513,9 @@ def _scrubbed(error: MailError, redactor: Redactor) -> MailError:
     its texts, however the server cut them up in its reply."""
     error.message = redactor.redact(error.message)
     error.provider_text = redactor.redact(error.provider_text)
+    error.refused = tuple(
+        RefusedRecipient(item.address, redactor.redact(item.reply)) for item in error.refused
+    )
     error.args = (error.message,)
     return error
 
@@ -528,3 +545,11 @@ def _quietly_close(connection: BoundedReplies, *, polite: bool = False) -> None:
         pass
     finally:
         connection.close()
+
+
+def _tls_socket(connection: smtplib.SMTP) -> ssl.SSLSocket:
+    """The connection's socket once TLS is up (implicit TLS, or after STARTTLS)."""
+    sock = connection.sock
+    if not isinstance(sock, ssl.SSLSocket):
+        raise TypeError("The SMTP connection is not encrypted.")  # a bug: callers check first
+    return sock
