@@ -263,3 +263,16 @@ def test_test_mail_shows_no_credentials_echoed_in_the_final_reply(admin_client, 
 def test_a_secret_in_another_letter_case_is_hidden():
     redacted = Redactor([PASSWORD]).redact(f"250 ok {PASSWORD.upper()} and {PASSWORD.lower()}")
     assert redacted == f"250 ok {HIDDEN} and {HIDDEN}"
+
+
+def test_refused_recipients_replies_echoing_the_password_come_back_scrubbed(scripted_smtp):
+    scripted_smtp.replies["EHLO"] = b"250-scripted.test\r\n250 AUTH PLAIN\r\n"
+    scripted_smtp.replies["RCPT"] = f"550 5.1.1 unknown; you sent {PASSWORD}\r\n".encode()
+    config = smtp_config(scripted_smtp, security="none", password=PASSWORD)
+    with SmtpTransport(config) as transport, pytest.raises(MailError) as caught:
+        transport.send(
+            EmailMessage("S", "B", "alice@example.com", ["bob@example.com", "eve@x.org"])
+        )
+    assert [item.address for item in caught.value.refused] == ["bob@example.com", "eve@x.org"]
+    assert all(HIDDEN in item.reply for item in caught.value.refused)
+    assert not any(reveals_credentials(item.reply) for item in caught.value.refused)
