@@ -340,13 +340,17 @@ MAILCONFIG_TIMEOUT = float(os.environ.get("MAILCONFIG_TIMEOUT", "15"))
 # Seconds one message may take in normal sending, every step included (connecting,
 # signing in, the token, the message), however slowly the server answers.
 MAILCONFIG_SEND_TIMEOUT = float(os.environ.get("MAILCONFIG_SEND_TIMEOUT", "60"))
+# Seconds an SMTP server may take to confirm a message after its last line (RFC 5321
+# suggests 10 minutes: servers check content then). Still within MAILCONFIG_SEND_TIMEOUT
+# for the whole message, so with the defaults the wait ends when the message's 60 s do.
+MAILCONFIG_DATA_TIMEOUT = float(os.environ.get("MAILCONFIG_DATA_TIMEOUT", "600"))
 # Public base URL of this console (https://mail.example.com/console), used to build
 # the OAuth redirect URI instead of trusting the request's Host header.
 MAILCONFIG_PUBLIC_URL = os.environ.get("MAILCONFIG_PUBLIC_URL") or None
 
 
 # A host name (letters, digits, hyphens; dot-separated labels) or an address literal.
-EHLO_HOST_NAME = re.compile(
+_EHLO_HOST_NAME = re.compile(
     r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
 )
@@ -364,7 +368,7 @@ def is_ehlo_name(value: str) -> bool:
         except ValueError:
             return False
         return True
-    return bool(EHLO_HOST_NAME.fullmatch(value))
+    return bool(_EHLO_HOST_NAME.fullmatch(value))
 
 
 def env_ehlo_name(name: str) -> str | None:
