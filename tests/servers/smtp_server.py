@@ -136,6 +136,7 @@ class _Handler:
         self, smtp: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
     ) -> list[str]:
         session.host_name = hostname  # what aiosmtpd does itself when there is no hook
+        self.server.ehlo_names.append(hostname)
         if self.server.injections.offer_auth:
             return responses
         return [line for line in responses if not line[4:].upper().startswith("AUTH")]
@@ -213,6 +214,7 @@ class SmtpTestServer:
         self.auth_mechanisms: list[str] = []
         self.auth_failures = 0
         self.auth_commands = 0  # every AUTH command, accepted or refused: each is a sign-in
+        self.ehlo_names: list[str] = []  # the name each EHLO gave, in order
         self._lock = threading.Lock()
 
         server_context = None
@@ -268,6 +270,7 @@ class SmtpTestServer:
             self.auth_mechanisms.clear()
             self.auth_failures = 0
             self.auth_commands = 0
+            self.ehlo_names.clear()
         self.injections = Injections()
 
     # Called from the server thread -----------------------------------------
