@@ -360,7 +360,7 @@ MAILCONFIG_ALERT_AFTER_TRANSIENT_FAILURES = env_count(
     "MAILCONFIG_ALERT_AFTER_TRANSIENT_FAILURES", 3
 )
 # An optional webhook: a signed JSON POST when an incident opens and when it closes
-# (sender/webhook.py; the README says how to verify the signature).
+# (sender/webhook.py; docs/operations.md says how to verify the signature).
 MAILCONFIG_ALERT_WEBHOOK_URL = os.environ.get("MAILCONFIG_ALERT_WEBHOOK_URL") or None
 MAILCONFIG_ALERT_WEBHOOK_SECRET = os.environ.get("MAILCONFIG_ALERT_WEBHOOK_SECRET") or ""
 # Seconds one POST may take; then seconds before each retry of a failed POST.
