@@ -95,7 +95,7 @@ class Environment:
         if number is not None and (number >= 0 if zero else number > 0) and number <= maximum:
             return number
         low = "from 0" if zero else "more than 0"
-        raise BadVariable(name, value, f"a number of seconds {low} and at most {maximum:g}")
+        raise BadVariable(name, value, f"a number of seconds {low} and at most {_plain(maximum)}")
 
     def seconds_list(self, name: str, default: str, *, maximum: float) -> list[float]:
         """Comma-separated numbers of seconds, each from 0 to ``maximum``. Unlike other
@@ -108,7 +108,7 @@ class Environment:
         raise BadVariable(
             name,
             value or "",
-            f"comma-separated numbers of seconds from 0 to {maximum:g}, for example 60,300,900",
+            f"comma-separated numbers of seconds from 0 to {_plain(maximum)}, for example 60,300,900",
         )
 
     def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
@@ -268,3 +268,8 @@ def _number(value: str) -> float | None:
     except ValueError:
         return None
     return number if math.isfinite(number) else None
+
+
+def _plain(number: float) -> str:
+    """10000000, not 1e+07; 2.5 as it is."""
+    return str(int(number)) if number == int(number) else str(number)

@@ -24,24 +24,14 @@ from sender.models import Attempt, OutboxMessage, Status
 from sender.tasks import recover_outbox
 from tests.factories import store
 from tests.outbox_helpers import (
-    forget_worker_connection,
     pending_deliveries,
     run_due_tasks,
     travel,
 )
 from tests.servers.smtp_server import SmtpTestServer
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("queued_backend")]
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(autouse=True)
-def queued_backend(settings):
-    settings.EMAIL_BACKEND = "sender.backend.EmailBackend"
-    settings.MAILCONFIG_DELIVERY = "queued"
-    forget_worker_connection()
-    yield
-    forget_worker_connection()
 
 
 @pytest.fixture
