@@ -55,6 +55,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: /healthz, /readyz and /metrics answer a probe addressed to this server's IP
+    # over plain HTTP, before the HTTPS redirect and the ALLOWED_HOSTS check (docs/operations.md).
+    "mailconfig.probes.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -151,7 +154,7 @@ AXES_COOLOFF_TIME = timedelta(
 # Attempts during a lockout neither count nor extend it: the time the page names holds.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 # The client address by the console's trusted-proxy rule (DJANGO_TRUSTED_PROXIES).
-AXES_CLIENT_IP_CALLABLE = "settings_app.client_address.client_ip"
+AXES_CLIENT_IP_CALLABLE = "mailconfig.client_address.client_ip"
 AXES_LOCKOUT_CALLABLE = "settings_app.sign_in.locked_out_response"
 # settings_app.sign_in logs each attempt; no start-up banner from axes on every command.
 AXES_VERBOSE = False
@@ -331,6 +334,11 @@ MAILCONFIG_ALERT_WEBHOOK_TIMEOUT = env.seconds(
 MAILCONFIG_ALERT_WEBHOOK_RETRY_SCHEDULE = env.seconds_list(
     "MAILCONFIG_ALERT_WEBHOOK_RETRY_SCHEDULE", "30,120,600,1800", maximum=10**7
 )
+
+# Prometheus metrics at /metrics (sender/metrics.py): off (404) unless a token is set; then
+# a scrape must send "Authorization: Bearer <token>".
+# 24 characters at least, or it would not keep /metrics private.
+MAILCONFIG_METRICS_TOKEN = env.text("MAILCONFIG_METRICS_TOKEN", min_length=24, secret=True)
 
 # One row per Azure cloud: everything that changes together when the cloud changes.
 # smtp_scope: delegated SMTP OAuth (an account signs in); smtp_app_scope: app-only SMTP

@@ -54,12 +54,14 @@ BAD = {
     "MAILCONFIG_ALERT_WEBHOOK_SECRET": ("tiny-s3cret", "at least 16 characters"),
     "MAILCONFIG_ALERT_WEBHOOK_TIMEOUT": ("inf", "a number of seconds more than 0"),
     "MAILCONFIG_ALERT_WEBHOOK_RETRY_SCHEDULE": ("30,-1", "comma-separated numbers of seconds"),
+    "MAILCONFIG_METRICS_TOKEN": ("s3cret-but-short", "at least 24 characters"),
 }
 SECRETS = {
     "DATABASE_URL",
     "DJANGO_SECRET_KEY",
     "MAILCONFIG_ENCRYPTION_KEYS",
     "MAILCONFIG_ALERT_WEBHOOK_SECRET",
+    "MAILCONFIG_METRICS_TOKEN",
 }
 
 
