@@ -300,6 +300,10 @@ MAILCONFIG_TIMEOUT = env.seconds("MAILCONFIG_TIMEOUT", 15.0, maximum=3600)
 # Seconds one message may take in normal sending, every step included (connecting,
 # signing in, the token, the message), however slowly the server answers.
 MAILCONFIG_SEND_TIMEOUT = env.seconds("MAILCONFIG_SEND_TIMEOUT", 60.0, maximum=3600)
+# Seconds an SMTP server may take to confirm a message after its last line (RFC 5321
+# suggests 10 minutes: servers check content then). Still within MAILCONFIG_SEND_TIMEOUT
+# for the whole message, so with the defaults the wait ends when the message's 60 s do.
+MAILCONFIG_DATA_TIMEOUT = env.seconds("MAILCONFIG_DATA_TIMEOUT", 600.0, maximum=3600)
 # Public base URL of this console (https://mail.example.com/console), used to build
 # the OAuth redirect URI instead of trusting the request's Host header.
 MAILCONFIG_PUBLIC_URL = env.url("MAILCONFIG_PUBLIC_URL")

@@ -55,6 +55,7 @@ BAD = {
     "MAILCONFIG_ALERT_WEBHOOK_TIMEOUT": ("inf", "a number of seconds more than 0"),
     "MAILCONFIG_ALERT_WEBHOOK_RETRY_SCHEDULE": ("30,-1", "comma-separated numbers of seconds"),
     "MAILCONFIG_METRICS_TOKEN": ("s3cret-but-short", "at least 24 characters"),
+    "MAILCONFIG_DATA_TIMEOUT": ("10m", "a number of seconds more than 0 and at most 3600"),
 }
 SECRETS = {
     "DATABASE_URL",

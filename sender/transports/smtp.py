@@ -13,6 +13,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
+from django.conf import settings
 from django.core.mail import EmailMessage
 from django.core.mail.message import sanitize_address
 from django.db import DatabaseError
@@ -90,9 +91,14 @@ class SmtpTransport(Transport):
         transcript: Transcript | None = None,
         timeout: float | None = None,
         ca_file: str | None = None,
+        data_timeout: float | None = None,
     ) -> None:
         super().__init__(config, timeout=timeout, ca_file=ca_file, transcript=transcript)
         self.token_provider = token_provider
+        # The wait for the reply to the final dot, instead of ``timeout`` (see _data()).
+        self.data_timeout = (
+            data_timeout if data_timeout is not None else settings.MAILCONFIG_DATA_TIMEOUT
+        )
         self.connection: BoundedReplies | None = None
         self._size_extension = False
         # The server's TLS certificate, once a TLS handshake succeeded.
@@ -126,13 +132,15 @@ class SmtpTransport(Transport):
         self._size_extension = connection.has_extn("size")
         self.connection = connection
 
-    def _limit(self, connection: BoundedReplies, step: str) -> None:
-        """Give the next command the step's timeout, or less when the time limit runs out.
+    def _limit(self, connection: BoundedReplies, step: str, timeout: float | None = None) -> None:
+        """Give the next command the step's timeout (``self.timeout`` unless given), or less
+        when the time limit runs out.
 
         The connection asks again before each read of the reply (``BoundedReplies``).
         """
         connection.step = step
-        connection.use_timeout(deadline.remaining(self.timeout, step))
+        connection.step_timeout = timeout if timeout is not None else self.timeout
+        connection.use_timeout(deadline.remaining(connection.step_timeout, step))
 
     def _resolve(self) -> list[AddressInfo]:
         with self.transcript.step("Resolve host") as step:
@@ -432,6 +440,8 @@ class SmtpTransport(Transport):
 
         smtplib sends the message on the socket timeout set for the go-ahead, so near the
         deadline sending could outlast it; each reply is bounded by ``BoundedReplies``.
+        The reply to the final dot may take ``data_timeout`` (within the time limit); a
+        failure after the dot says the server may already have the message.
         """
         self._limit(connection, "Message data")
         connection.putcmd("data")
@@ -444,8 +454,30 @@ class SmtpTransport(Transport):
             payload += b"\r\n"
         self._limit(connection, "Message data")
         connection.send(payload + b".\r\n")
-        self._limit(connection, "Message data")
-        return connection.getreply()
+        # RFC 5321 4.5.3.2.6: a server may take minutes to accept a message after the dot
+        # (content checks), and giving up earlier sends the whole message again.
+        self._limit(connection, "Message data", self.data_timeout)
+        try:
+            return connection.getreply()
+        except MailConnectionError as err:  # the message's time limit
+            raise _unconfirmed(err, deadline.limit_sentence()) from err
+        except smtplib.SMTPServerDisconnected as err:
+            if "timed out" in str(err):
+                error: MailError = MailConnectionError(
+                    f"The server did not confirm the message within {self.data_timeout:g} "
+                    "seconds after it was sent.",
+                    step="Message data",
+                    code="TIMEOUT",
+                )
+                limit = (
+                    f"The wait for the server's confirmation is limited to "
+                    f"{self.data_timeout:g} seconds (MAILCONFIG_DATA_TIMEOUT)."
+                )
+            else:
+                error, limit = self._failure("Message data", err), ""
+            raise _unconfirmed(error, limit) from err
+        finally:
+            connection.step_timeout = self.timeout
 
     def close(self) -> None:
         if self.connection is not None:
@@ -466,6 +498,26 @@ class SmtpTransport(Transport):
         if isinstance(err, smtplib.SMTPResponseException):
             return smtp_reply_error(step, err.smtp_code, err.smtp_error)
         return network_error(step, err, self.host, self.port, self.timeout)
+
+
+# What every failure after the whole message was sent must say.
+MAY_HAVE_IT = (
+    "The whole message was sent, but the server did not confirm it: it may already have "
+    "the message, and sending it again (the retry, or a resend) can deliver a duplicate "
+    "with the same Message-ID."
+)
+
+
+def _unconfirmed(error: MailError, limit: str) -> MailConnectionError:
+    """``error`` (a timeout or a lost connection after the final dot) with a hint that says
+    the server may have the message."""
+    return MailConnectionError(
+        error.message,
+        step="Message data",
+        code=error.code,
+        provider_text=error.provider_text,
+        hint=" ".join(part for part in (MAY_HAVE_IT, limit) if part),
+    )
 
 
 def _envelope(address: Any, encoding: str, step: str) -> str:
