@@ -4,7 +4,7 @@
 
     {"event": "incident.opened" | "incident.closed", "incident": {...}, "console": "<url>"}
 
-with these headers (the README shows how to verify them):
+with these headers (docs/operations.md shows how to verify them):
 
 - ``X-Mailconfig-Event``: the event, as in the body;
 - ``X-Mailconfig-Delivery``: the same on every retry of one event ("12-opened"), for

@@ -8,6 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.db import connection as db
+from pytest_django.asserts import assertInHTML
 
 from oauth.grant import StoredGrantTokenProvider, grant_state
 from oauth.models import AuthorizationRequest, OAuthGrant
@@ -67,9 +68,16 @@ def test_the_backup_page_has_every_label_of_the_mail_server_page_and_the_failove
 def test_the_mail_server_page_and_the_navigation_link_to_the_backup_page(admin_client):
     primary = admin_client.get(PAGE_URL).content.decode()
     assert 'data-testid="backup-link"' in primary and f'href="{BACKUP_URL}"' in primary
-    assert "Backup connection:</strong>\n  none." in primary
+    assertInHTML(
+        f"""<p class="small mb-2" data-testid="backup-status">
+        <strong>Backup connection:</strong> none.
+        <a href="{BACKUP_URL}" data-testid="backup-link">Set up a backup connection</a></p>""",
+        primary,
+    )
     page = admin_client.get(BACKUP_URL).content.decode()
-    assert f'class="nav-link nav-link-sub active"\n         href="{BACKUP_URL}"' in page
+    assertInHTML(
+        f'<a class="nav-link nav-link-sub active" href="{BACKUP_URL}">Backup Connection</a>', page
+    )
 
 
 def test_the_mail_server_page_says_when_the_backup_stands_by(admin_client, smtp_starttls):

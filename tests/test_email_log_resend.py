@@ -14,26 +14,11 @@ from django.test import Client
 from sender.models import OutboxMessage, Status
 from settings_app.email_log import ResendRefused, resend
 from settings_app.models import AuditEntry
-from tests.factories import PAGE_URL, store_smtp
+from tests.factories import PAGE_URL
 from tests.log_rows import LOG_URL, logged_message
-from tests.outbox_helpers import forget_worker_connection, run_due_tasks
+from tests.outbox_helpers import run_due_tasks
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def queued_backend(settings):
-    settings.EMAIL_BACKEND = "sender.backend.EmailBackend"
-    settings.MAILCONFIG_DELIVERY = "queued"
-    forget_worker_connection()
-    yield
-    forget_worker_connection()
-
-
-@pytest.fixture
-def stored_smtp(smtp_starttls, trust_test_ca):
-    store_smtp(smtp_starttls, from_address="Alerts <alice@example.com>")
-    return smtp_starttls
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("queued_backend")]
 
 
 def failed_message(server) -> OutboxMessage:

@@ -21,7 +21,6 @@ from sender.models import Attempt, OutboxMessage, Status
 from sender.tasks import recover_outbox
 from tests.factories import store
 from tests.outbox_helpers import (
-    forget_worker_connection,
     pending_deliveries,
     run_due_tasks,
     travel,
@@ -29,16 +28,7 @@ from tests.outbox_helpers import (
 from tests.servers.smtp_server import SmtpTestServer
 from tests.worker_processes import start_worker, stop, wait_for
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def queued_backend(settings):
-    settings.EMAIL_BACKEND = "sender.backend.EmailBackend"
-    settings.MAILCONFIG_DELIVERY = "queued"
-    forget_worker_connection()
-    yield
-    forget_worker_connection()
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("queued_backend")]
 
 
 @pytest.fixture

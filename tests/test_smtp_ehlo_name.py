@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mailconfig.settings import is_ehlo_name
+from mailconfig.environment import is_ehlo_name
 from tests.test_smtp_transport import send, smtp_config
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,4 +1,4 @@
-"""A local HTTP server that receives the incident webhook and verifies it as the README says."""
+"""A local HTTP server that receives the incident webhook and verifies it as docs/operations.md says."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ class ReceivedPost:
 
 
 def verify(secret: str, headers: dict[str, str], body: bytes, max_age: float = 300) -> bool:
-    """What a receiver does (README, "Incident webhook"): recompute the HMAC over
+    """What a receiver does (docs/operations.md, "Incident webhook"): recompute the HMAC over
     ``<timestamp>.<raw body>``, compare in constant time, refuse stale timestamps."""
     timestamp = headers.get("X-Mailconfig-Timestamp", "")
     signature = headers.get("X-Mailconfig-Signature", "")
