@@ -83,4 +83,4 @@ def test_an_invalid_ehlo_name_stops_the_start_with_a_clear_error(tmp_path):
         [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert result.returncode != 0
-    assert "MAILCONFIG_EHLO_NAME must be a host name" in result.stderr
+    assert "MAILCONFIG_EHLO_NAME: 'not valid' is not a host name" in result.stderr
