@@ -13,11 +13,13 @@ is mail to drain". A drain repeats, while messages are due:
    and attempts) and tell the incidents (``incident_reports.py``).
 
 Outcomes are recorded at the end of a batch, or sooner once the messages sent
-since the last record took ``RECORD_EVERY`` (a slow server): a worker killed
-mid-batch has sent at most that much, or one message, without recording it, and
-those are sent again after the lease, with the same Message-ID. Recording also
-renews the lease of the batch's unsent messages, so each message has the whole
-lease for itself.
+since the last record took ``RECORD_EVERY`` (a slow server), or ten times what the
+last record took if that is longer (a slow database: recording stays a tenth of
+the time). A worker killed mid-batch has sent that much, or one message, without
+recording it; those are sent again after the lease, with the same Message-ID.
+Recording also renews the lease of the batch's unsent messages once half of it is
+used, so each message has a whole lease for itself. The incidents hear of the
+batch once, at its end.
 
 One drain runs at most ``DRAIN_SECONDS``, then wakes a worker to go on (so a
 worker's other tasks get their turn and a stopping worker stops soon). When the
@@ -96,6 +98,7 @@ def deliver_batch(batch: Sequence[OutboxMessage], until: float) -> list[outcomes
     done: list[outcomes.Delivery] = []
     pending: list[outcomes.Delivery] = []
     since = time.monotonic()
+    record_every = RECORD_EVERY
     index = 0
     try:
         for index, row in enumerate(batch):
@@ -104,8 +107,10 @@ def deliver_batch(batch: Sequence[OutboxMessage], until: float) -> list[outcomes
                 claims.release(batch[index:])
                 break
             pending.append(sending.send(row, config))
-            if time.monotonic() - since >= RECORD_EVERY:
-                _record(pending, renew=batch[index + 1 :])
+            if time.monotonic() - since >= record_every:
+                took = _record(pending, renew=batch[index + 1 :])
+                # Recording at most a tenth of the time, whatever the database's speed.
+                record_every = max(RECORD_EVERY, 10 * took)
                 done += pending
                 pending, since = [], time.monotonic()
     except BaseException:
@@ -116,12 +121,15 @@ def deliver_batch(batch: Sequence[OutboxMessage], until: float) -> list[outcomes
     finally:
         _record(pending)  # what was sent is recorded, whatever happened next
         done += pending
+        incident_reports.report(done)
     return done
 
 
-def _record(deliveries: list[outcomes.Delivery], *, renew: Sequence[OutboxMessage] = ()) -> None:
+def _record(deliveries: list[outcomes.Delivery], *, renew: Sequence[OutboxMessage] = ()) -> float:
+    """Record ``deliveries``; the seconds it took."""
+    started = time.monotonic()
     outcomes.record(deliveries, renew=renew)
-    incident_reports.report(deliveries)
+    return time.monotonic() - started
 
 
 def _saved_configuration() -> MailSettings | None:

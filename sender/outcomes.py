@@ -86,21 +86,32 @@ def record(deliveries: Sequence[Delivery], *, renew: Sequence[OutboxMessage] = (
             retry_at = retries.next_attempt_at(now, delivery.row.attempts, deciding.error)
             failed.append((delivery, _Failure(delivery.row, deciding.error, retry_at)))
     with transaction.atomic():
-        ours = _still_ours([d.row for d in deliveries])
         for connection, rows in sent.items():
-            _mark_sent([row for row in rows if row.pk in ours], connection, now)
-        _mark_failed([(d, f) for d, f in failed if d.row.pk in ours])
+            _mark_sent(rows, connection, now)
+        if failed:
+            ours = _still_ours([delivery.row for delivery, _ in failed])
+            failed = [(d, f) for d, f in failed if d.row.pk in ours]
+            _mark_failed(failed)
         _write_attempts(
             [(delivery.row, item) for delivery in deliveries for item in delivery.tries]
         )
-        if renew:
-            lease = timezone.now() + _lease()
-            OutboxMessage.objects.filter(
-                pk__in=[row.pk for row in renew], status=Status.SENDING
-            ).update(lease_until=lease)
-        retry_times = [f.retry_at for d, f in failed if f.retry_at and d.row.pk in ours]
+        _renew_lease(renew, now)
+        retry_times = [f.retry_at for _, f in failed if f.retry_at]
         if retry_times:
             wakeups.wake_after_commit(min(retry_times))
+
+
+def _renew_lease(rows: Sequence[OutboxMessage], now: datetime) -> None:
+    # The batch's unsent messages keep a whole lease each: renewed once half of it is used.
+    lease = _lease()
+    expiring = [row for row in rows if row.lease_until and row.lease_until - now < lease / 2]
+    if not expiring:
+        return
+    OutboxMessage.objects.filter(pk__in=[row.pk for row in expiring], status=Status.SENDING).update(
+        lease_until=now + lease
+    )
+    for row in expiring:
+        row.lease_until = now + lease
 
 
 def record_abandoned(rows: Sequence[OutboxMessage], now: datetime) -> list[OutboxMessage]:
@@ -173,8 +184,6 @@ def _outcome(item: Try) -> str:
 
 def _still_ours(rows: Sequence[OutboxMessage]) -> set[int]:
     """The pks among ``rows`` still Sending under this claim (same attempt number)."""
-    if not rows:
-        return set()
     expected = {row.pk: row.attempts for row in rows}
     current = OutboxMessage.objects.filter(pk__in=list(expected), status=Status.SENDING)
     return {
@@ -183,24 +192,24 @@ def _still_ours(rows: Sequence[OutboxMessage]) -> set[int]:
 
 
 def _mark_sent(rows: Sequence[OutboxMessage], connection: str, now: datetime) -> None:
-    """Sent: keep the metadata, drop the message's content."""
-    if not rows:
-        return
-    OutboxMessage.objects.filter(pk__in=[row.pk for row in rows]).update(
-        status=Status.SENT,
-        sent_at=now,
-        lease_until=None,
-        claimed_at=None,
-        sending_through="",
-        next_attempt_at=None,
-        connection=connection,
-        body="",
-        last_error="",
-        last_error_code="",
-        last_error_hint="",
-    )
+    """Sent: keep the metadata, drop the message's content (rows still under this claim)."""
+    by_attempt: dict[int, list[int]] = defaultdict(list)
     for row in rows:
-        row.status = Status.SENT
+        by_attempt[row.attempts].append(row.pk)
+    for attempts, pks in by_attempt.items():
+        OutboxMessage.objects.filter(pk__in=pks, status=Status.SENDING, attempts=attempts).update(
+            status=Status.SENT,
+            sent_at=now,
+            lease_until=None,
+            claimed_at=None,
+            sending_through="",
+            next_attempt_at=None,
+            connection=connection,
+            body="",
+            last_error="",
+            last_error_code="",
+            last_error_hint="",
+        )
 
 
 def _mark_failed(failures: Sequence[tuple[Delivery, _Failure]]) -> None:
