@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from sender.errors import MailError
+from sender.errors import MailError, RefusedRecipient
 from sender.models import Attempt, Connection, OutboxMessage, Status
 
 from . import retries, wakeups
@@ -41,6 +41,8 @@ class Try:
     duration_ms: int
     reply: str = ""
     error: MailError | None = None
+    # Recipients the server refused while it took the message for the others.
+    refused: tuple[RefusedRecipient, ...] = ()
 
     @property
     def sent(self) -> bool:
@@ -75,19 +77,19 @@ def record(deliveries: Sequence[Delivery], *, renew: Sequence[OutboxMessage] = (
     if not deliveries and not renew:
         return
     now = timezone.now()
-    sent: dict[str, list[OutboxMessage]] = defaultdict(list)
+    sent: dict[tuple[str, int], list[OutboxMessage]] = defaultdict(list)
     failed: list[tuple[Delivery, _Failure]] = []
     for delivery in deliveries:
         deciding = delivery.deciding
         assert deciding is not None, "a delivery is recorded once it has been tried"
         if deciding.error is None:
-            sent[deciding.connection].append(delivery.row)
+            sent[(deciding.connection, len(deciding.refused))].append(delivery.row)
         else:
             retry_at = retries.next_attempt_at(now, delivery.row.attempts, deciding.error)
             failed.append((delivery, _Failure(delivery.row, deciding.error, retry_at)))
     with transaction.atomic():
-        for connection, rows in sent.items():
-            _mark_sent(rows, connection, now)
+        for (connection, refused), rows in sent.items():
+            _mark_sent(rows, connection, refused, now)
         if failed:
             ours = _still_ours([delivery.row for delivery, _ in failed])
             failed = [(d, f) for d, f in failed if d.row.pk in ours]
@@ -170,10 +172,16 @@ def _write_attempts(tries: Sequence[tuple[OutboxMessage, Try]]) -> None:
                 error=item.error.message if item.error else "",
                 error_code=item.error.code[:100] if item.error else "",
                 hint=item.error.hint if item.error else "",
+                refused=refused_json(item.error.refused if item.error else item.refused),
             )
             for row, item in tries
         ]
     )
+
+
+def refused_json(refused: Sequence[RefusedRecipient]) -> list[dict[str, str]]:
+    """Refused recipients as the Attempt row stores them."""
+    return [{"address": item.address, "reply": item.reply[:1000]} for item in refused]
 
 
 def _outcome(item: Try) -> str:
@@ -191,8 +199,10 @@ def _still_ours(rows: Sequence[OutboxMessage]) -> set[int]:
     }
 
 
-def _mark_sent(rows: Sequence[OutboxMessage], connection: str, now: datetime) -> None:
-    """Sent: keep the metadata, drop the message's content (rows still under this claim)."""
+def _mark_sent(rows: Sequence[OutboxMessage], connection: str, refused: int, now: datetime) -> None:
+    """Sent (rows still under this claim): keep the metadata and drop the message's
+    content, unless ``refused`` recipients were refused: then it is kept (like a failed
+    message's) so it can be resent to them."""
     by_attempt: dict[int, list[int]] = defaultdict(list)
     for row in rows:
         by_attempt[row.attempts].append(row.pk)
@@ -205,7 +215,8 @@ def _mark_sent(rows: Sequence[OutboxMessage], connection: str, now: datetime) ->
             sending_through="",
             next_attempt_at=None,
             connection=connection,
-            body="",
+            refused_count=refused,
+            **({} if refused else {"body": ""}),
             last_error="",
             last_error_code="",
             last_error_hint="",

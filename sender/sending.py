@@ -29,6 +29,7 @@ from . import outbox, retries, worker_connections
 from .deadline import MESSAGE, time_limit
 from .outcomes import Delivery, Try
 from .stored import backup_settings, current_settings
+from .transports.base import Accepted
 from .worker_connections import WorkerConnections
 
 logger = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ def _try(
 ) -> Try:
     started, clock = timezone.now(), time.monotonic()
     try:
-        reply = _send_through(through, email, config, own_sender=own_sender)
+        accepted = _send_through(through, email, config, own_sender=own_sender)
     except MailError as error:
         through.discard()
         return Try(connection, through.label, started, _elapsed_ms(clock), error=error)
@@ -113,7 +114,14 @@ def _try(
             connection,
         )
         raise
-    return Try(connection, through.label, started, _elapsed_ms(clock), reply=reply)
+    return Try(
+        connection,
+        through.label,
+        started,
+        _elapsed_ms(clock),
+        reply=accepted.reply,
+        refused=accepted.refused,
+    )
 
 
 def _send_through(
@@ -122,8 +130,8 @@ def _send_through(
     config: MailSettings | None,
     *,
     own_sender: bool = False,
-) -> str:
-    """Send ``email`` with the connection's open transport; the server's reply.
+) -> Accepted:
+    """Send ``email`` with the connection's open transport; what the server accepted.
 
     ``own_sender``: send from the connection's From Address (the backup, for a message
     that was queued from the primary's).
