@@ -1,6 +1,6 @@
 """Incidents: when mail through a connection stops being delivered, and when it starts again.
 
-The worker reports each recorded attempt here (``sender/delivery.py``), the health
+The worker reports each recorded batch here (``sender/incident_reports.py``), the health
 check each run (``sender/health_check.py``). An incident opens at:
 
 - a permanent failure (credentials, TLS, permission, a configuration that cannot work),
@@ -31,7 +31,7 @@ from sender.models import Attempt, Connection, Incident, OutboxMessage
 
 logger = logging.getLogger(__name__)
 
-# Error codes of failures that concern one message only (see sender/delivery.py).
+# Error codes of failures that concern one message only (see sender/sending.py, outcomes.py).
 MESSAGE_ONLY_CODES = frozenset({"NO-BODY", "WORKER-STOPPED"})
 # A stored OAuth grant the provider refused (oauth/grant.py), or none for these settings.
 GRANT_CODES = frozenset({"invalid_grant", "NO-GRANT"})
