@@ -22,7 +22,6 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.core.mail.backends.base import BaseEmailBackend
-from django.db import transaction
 
 from sender.errors import MailError
 from settings_app.values import MailSettings
@@ -115,10 +114,8 @@ class EmailBackend(BaseEmailBackend):
 
     @staticmethod
     def _queue(email_messages: Sequence[EmailMessage]) -> int:
-        # One transaction for the batch: all of it is queued, or (on error) none of it.
-        with transaction.atomic():
-            queued = outbox.enqueue_many([m for m in email_messages if m.recipients()])
-        return len(queued)
+        # One INSERT for the batch: all of it is queued, or (on error) none of it.
+        return len(outbox.enqueue_many([m for m in email_messages if m.recipients()]))
 
     @staticmethod
     def _fill_sender(message: EmailMessage, config: MailSettings) -> None:

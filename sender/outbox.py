@@ -160,9 +160,14 @@ def enqueue_many(
         rows.append(_new_row(message, resend_of))
     if not rows:
         return []
-    created = OutboxMessage.objects.bulk_create(rows)
+    if len(rows) == 1:
+        # One INSERT, committed by itself outside a transaction: bulk_create would wrap
+        # it in one of its own (two more round trips on the caller's time).
+        rows[0].save(force_insert=True)
+    else:
+        rows = OutboxMessage.objects.bulk_create(rows)  # one INSERT, all or nothing
     wakeups.wake_after_commit()
-    return created
+    return rows
 
 
 def _new_row(message: EmailMessage, resend_of: OutboxMessage | None) -> OutboxMessage:
