@@ -87,6 +87,8 @@ def record(deliveries: Sequence[Delivery], *, renew: Sequence[OutboxMessage] = (
         else:
             retry_at = retries.next_attempt_at(now, delivery.row.attempts, deciding.error)
             failed.append((delivery, _Failure(delivery.row, deciding.error, retry_at)))
+    # One transaction: whatever must agree with the recorded outcomes (counters of sent
+    # and failed messages) is written in it too.
     with transaction.atomic():
         for (connection, refused), rows in sent.items():
             _mark_sent(rows, connection, refused, now)
