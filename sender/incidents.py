@@ -76,7 +76,9 @@ def delivery_failed(
     if transient and not needs_authorization(error):
         needed = settings.MAILCONFIG_ALERT_AFTER_TRANSIENT_FAILURES
         recent = list(
-            Attempt.objects.filter(connection=connection)
+            # Up to this try: the attempts of a whole batch are recorded before its
+            # tries are reported, one by one, in order.
+            Attempt.objects.filter(connection=connection, started_at__lte=started)
             .exclude(error_code__in=MESSAGE_ONLY_CODES)
             .order_by("-started_at", "-pk")
             .values_list("outcome", "message_id", "started_at")[:needed]
