@@ -27,6 +27,7 @@ from sender.errors import MailError, RefusedRecipient
 from sender.models import Attempt, Connection, OutboxMessage, Status
 
 from . import retries, wakeups
+from .metrics_counters import MESSAGE_FAILED, MESSAGE_SENT, DeliveryOutcome, count_outcomes
 
 REPLY_KEPT = 2000  # characters of a server reply kept on an attempt
 
@@ -100,9 +101,30 @@ def record(deliveries: Sequence[Delivery], *, renew: Sequence[OutboxMessage] = (
             [(delivery.row, item) for delivery in deliveries for item in delivery.tries]
         )
         _renew_lease(renew, now)
+        count_outcomes(_counted(deliveries, {d.row.pk for d, _ in failed}))  # last: it locks
         retry_times = [f.retry_at for _, f in failed if f.retry_at]
         if retry_times:
             wakeups.wake_after_commit(min(retry_times))
+
+
+def _counted(deliveries: Sequence[Delivery], failed_ours: set[int]) -> list[DeliveryOutcome]:
+    """The tries as the metrics count them; the deciding try settles its message when it
+    was sent, or failed for good (and the row was still this claim's)."""
+    counted = []
+    for delivery in deliveries:
+        for item in delivery.tries:
+            settled = ""
+            if item is delivery.deciding:
+                if item.error is None:
+                    settled = MESSAGE_SENT
+                elif delivery.row.pk in failed_ours and delivery.row.status == Status.FAILED:
+                    settled = MESSAGE_FAILED
+            counted.append(
+                DeliveryOutcome(
+                    item.connection, item.transport, _outcome(item), settled, item.duration_ms
+                )
+            )
+    return counted
 
 
 def _renew_lease(rows: Sequence[OutboxMessage], now: datetime) -> None:
@@ -146,6 +168,14 @@ def record_abandoned(rows: Sequence[OutboxMessage], now: datetime) -> list[Outbo
         if final:
             gave_up.append(row)
     _write_attempts(tries)
+    count_outcomes(
+        [
+            DeliveryOutcome(
+                item.connection, "", _outcome(item), "" if item.transient else MESSAGE_FAILED
+            )
+            for _, item in tries
+        ]
+    )
     if gave_up:
         OutboxMessage.objects.filter(pk__in=[row.pk for row in gave_up]).update(
             status=Status.FAILED,

@@ -35,18 +35,21 @@ def wake_after_commit(run_after: datetime | None = None) -> None:
     per transaction: a second call while one is registered adds nothing."""
     connection = transaction.get_connection()
     if connection.in_atomic_block:
-        for _savepoints, callback, _robust in connection.run_on_commit:
-            waiting = getattr(callback, "wakes_at", _NOT_A_WAKEUP)
-            if waiting is _NOT_A_WAKEUP:
+        for _savepoints, registered, _robust in connection.run_on_commit:
+            if not isinstance(registered, _WakeUp):
                 continue
-            if waiting is None or (run_after is not None and waiting <= run_after):
+            if registered.run_after is None or (
+                run_after is not None and registered.run_after <= run_after
+            ):
                 return  # one that runs no later is already registered
-
-    def callback() -> None:
-        wake(run_after)
-
-    callback.wakes_at = run_after  # type: ignore[attr-defined]
-    transaction.on_commit(callback)
+    transaction.on_commit(_WakeUp(run_after))
 
 
-_NOT_A_WAKEUP = object()
+class _WakeUp:
+    """A wake-up waiting for the commit (recognisable among the commit's callbacks)."""
+
+    def __init__(self, run_after: datetime | None) -> None:
+        self.run_after = run_after
+
+    def __call__(self) -> None:
+        wake(self.run_after)

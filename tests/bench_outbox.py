@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -208,7 +209,7 @@ def commit_to_250(samples: int, env: dict[str, str], log_dir: str) -> list[float
             time.sleep(random.uniform(0.3, 1.2))
             with transaction.atomic():
                 subject = f"Latency {i}"
-                transaction.on_commit(lambda s=subject: committed.__setitem__(s, time.time()))
+                transaction.on_commit(partial(stamp, committed, subject))
                 send_mail(subject, "Body", USER, [RECIPIENT])
         deadline = time.monotonic() + 60
         while OutboxMessage.objects.exclude(status=Status.SENT).exists():
@@ -224,6 +225,10 @@ def commit_to_250(samples: int, env: dict[str, str], log_dir: str) -> list[float
         answered = (started_at + timedelta(milliseconds=ms)).timestamp()
         latencies.append(answered - committed[subject])
     return sorted(latencies)
+
+
+def stamp(committed: dict[str, float], subject: str) -> None:
+    committed[subject] = time.time()
 
 
 def _middle_rate(times: list) -> float:

@@ -20,7 +20,10 @@ It replaces the command of the same name (``sender`` comes before
   come back through the lease. Messages are queued by the web process, whose
   commits stay synchronous, so a queued message is never lost this way;
 - on PostgreSQL, the task table's planner statistics are refreshed (``ANALYZE``):
-  a worker often starts against a backlog that arrived faster than autovacuum looks.
+  a worker often starts against a backlog that arrived faster than autovacuum looks;
+- a database fault (locked, I/O error, connection lost, server restarted) does not
+  stop the worker: it waits and starts again (``sender/worker_faults.py``), and a
+  SQLite file replaced under it stops it for its supervisor to restart.
 
 On SIGTERM or SIGINT the worker stops gracefully: the drain it runs finishes the
 message it is sending, records it, gives back the rest of its batch
@@ -35,7 +38,7 @@ from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 
-from sender import drain, recovery, schedules, task_engine
+from sender import drain, recovery, schedules, task_engine, worker_faults
 
 
 def _worker_session(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
@@ -49,6 +52,7 @@ class Command(task_engine.WorkerCommandBase):
         "Run a worker that sends queued mail (django-tasks-db's db_worker), after "
         "waking a worker for messages whose worker stopped."
     )
+    started = False  # the start-up steps have run once
 
     def handle(self, *args: Any, **options: Any) -> None:
         for connection in connections.all():
@@ -56,8 +60,18 @@ class Command(task_engine.WorkerCommandBase):
             connection.settings_dict["CONN_MAX_AGE"] = None  # kept; reopened after errors
         connection_created.connect(_worker_session)
         recovery.warn_if_lease_short()
-        task_engine.refresh_queue_statistics()
+        with worker_faults.watch_sqlite_file():
+            worker_faults.run_through_database_faults(
+                self.start_up, lambda: task_engine.run_worker(self, drain.request_stop, **options)
+            )
+
+    def start_up(self) -> None:
+        """Before the loop; after a database fault, the recovery steps again (they write, so
+        they also prove the database takes the worker's writes again)."""
+        if not self.started:
+            task_engine.refresh_queue_statistics()
         recovery.recover()
         recovery.ensure_sweep_scheduled()
-        schedules.start_schedules()
-        task_engine.run_worker(self, drain.request_stop, **options)
+        if not self.started:
+            schedules.start_schedules()  # once per process: the expiry radar's check
+        self.started = True
