@@ -287,6 +287,12 @@ MAILCONFIG_RETRY_SCHEDULE = env.seconds_list(
 # A worker holds a message this long while sending it; after that (the worker died),
 # the message is tried again.
 MAILCONFIG_SEND_LEASE = env.seconds("MAILCONFIG_SEND_LEASE", 300.0, maximum=86400)
+# Messages a worker claims, sends over its open connection and records at a time. A
+# worker killed mid-batch may send again the batch's messages it sent but had not
+# recorded (at most 50 ms' worth); chosen by measurement (docs/development.md).
+MAILCONFIG_BATCH_SIZE = env.integer(
+    "MAILCONFIG_BATCH_SIZE", 50, minimum=1, maximum=10000, unit="messages"
+)
 # MAILCONFIG_FAILED_BODY_DAYS (how long a Failed message keeps its body): with the
 # Email Log's retention below.
 

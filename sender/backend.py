@@ -1,8 +1,8 @@
 """The Django email backend: every ``send_mail()`` goes through the stored configuration.
 
-With ``MAILCONFIG_DELIVERY = "queued"`` (the default) it stores each message in the
-outbox and queues one task for it, in the caller's transaction, and returns at
-once; a worker sends it (``sender/delivery.py``). With ``"immediate"`` (or
+With ``MAILCONFIG_DELIVERY = "queued"`` (the default) it stores the messages in the
+outbox (one INSERT) in the caller's transaction, wakes a worker when it commits, and
+returns at once; a worker sends them (``sender/drain.py``). With ``"immediate"`` (or
 ``EmailBackend(immediate=True)``) it sends within the call, shaped like Django's
 SMTP backend: one transport (connection, token) per batch, ``fail_silently``,
 ``open()``/``close()`` usable as a context manager so callers can reuse one
@@ -23,7 +23,7 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.core.mail.backends.base import BaseEmailBackend
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError
 
 from sender.errors import MailError
 from settings_app.values import MailSettings
@@ -126,10 +126,8 @@ class EmailBackend(BaseEmailBackend):
 
     @staticmethod
     def _queue(email_messages: Sequence[EmailMessage]) -> int:
-        # One transaction for the batch: all of it is queued, or (on error) none of it.
-        with transaction.atomic():
-            queued = [outbox.enqueue(m) for m in email_messages if m.recipients()]
-        return len(queued)
+        # One INSERT for the batch: all of it is queued, or (on error) none of it.
+        return len(outbox.enqueue_many([m for m in email_messages if m.recipients()]))
 
     @staticmethod
     def _fill_sender(message: EmailMessage, config: MailSettings) -> None:

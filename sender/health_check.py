@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.mail import EmailMessage
@@ -28,17 +27,13 @@ from sender.errors import ConfigurationError, MailError
 from sender.models import Connection, HealthCheckRun, HealthCheckSchedule
 from settings_app.values import MailSettings
 
-from . import incidents
+from . import incidents, task_engine
 from .alerts import admin_address
 from .deadline import MESSAGE, time_limit
-from .delivery import transport_label
 from .factory import build_transport
-from .schedules import next_daily, queued_runs
-
-if TYPE_CHECKING:
-    from django.db.models import QuerySet
-    from django_tasks_db.models import DBTaskResult
+from .schedules import next_daily
 from .stored import backup_settings, current_settings
+from .worker_connections import transport_label
 
 logger = logging.getLogger(__name__)
 
@@ -59,19 +54,13 @@ def next_run(schedule: HealthCheckSchedule, after: datetime) -> datetime | None:
     return None
 
 
-def _queued_checks() -> QuerySet[DBTaskResult]:
-    from .tasks import scheduled_health_check
-
-    return queued_runs(scheduled_health_check)
-
-
 def ensure_scheduled(now: datetime | None = None) -> datetime | None:
     """Queue the next check if the schedule is on and none is queued; return its slot."""
     from .tasks import scheduled_health_check
 
     schedule = HealthCheckSchedule.load()
     slot = next_run(schedule, now or timezone.now())
-    if slot is None or _queued_checks().exists():
+    if slot is None or task_engine.has_queued_run(scheduled_health_check):
         return None
     scheduled_health_check.using(run_after=slot).enqueue(slot.isoformat())
     return slot
@@ -79,7 +68,9 @@ def ensure_scheduled(now: datetime | None = None) -> datetime | None:
 
 def reschedule(now: datetime | None = None) -> datetime | None:
     """The schedule changed: drop the queued check and queue the new schedule's next one."""
-    _queued_checks().delete()
+    from .tasks import scheduled_health_check
+
+    task_engine.drop_queued_runs(scheduled_health_check)
     return ensure_scheduled(now)
 
 

@@ -1,6 +1,6 @@
 """Incidents: when mail through a connection stops being delivered, and when it starts again.
 
-The worker reports each recorded attempt here (``sender/delivery.py``), the health
+The worker reports each recorded batch here (``sender/incident_reports.py``), the health
 check each run (``sender/health_check.py``). An incident opens at:
 
 - a permanent failure (credentials, TLS, permission, a configuration that cannot work),
@@ -65,7 +65,9 @@ def delivery_failed(
     if transient and not error.needs_reauthorization:
         needed = settings.MAILCONFIG_ALERT_AFTER_TRANSIENT_FAILURES
         recent = list(
-            Attempt.objects.filter(connection=connection)
+            # Up to this try: the attempts of a whole batch are recorded before its
+            # tries are reported, one by one, in order.
+            Attempt.objects.filter(connection=connection, started_at__lte=started)
             .exclude(error_code__in=MESSAGE_ONLY_CODES)
             .order_by("-started_at", "-pk")
             .values_list("outcome", "message_id", "started_at")[:needed]

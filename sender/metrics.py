@@ -32,7 +32,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from .delivery import claimable
+from .claims import claimable
 from .metrics_counters import DURATION_BUCKETS_MS
 from .models import (
     Connection,

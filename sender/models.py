@@ -51,6 +51,10 @@ class OutboxMessage(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     # While Sending: a worker holds the message until then; after it, another may take it.
     lease_until = models.DateTimeField(null=True, blank=True)
+    # While Sending: when the worker claimed it and the connection it goes through, so an
+    # attempt its worker abandoned (killed mid-send) is logged as it really was.
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sending_through = models.CharField(max_length=10, choices=Connection.choices, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     connection = models.CharField(
         "Connection used", max_length=10, choices=Connection.choices, blank=True

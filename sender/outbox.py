@@ -1,10 +1,11 @@
 """The outbox's public interface: queue a message, queue it again, resend a copy.
 
-A queued message is one ``OutboxMessage`` row (the truth the Email Log reads) and
-one task on Django's tasks framework that a worker (``manage.py db_worker``) runs
-to send it. Both are written in the caller's transaction: the row at once, the
-task when the transaction commits (``transaction.on_commit``), so a rolled-back
-request sends nothing and a worker never looks for a row it cannot see yet.
+A queued message is one ``OutboxMessage`` row (the truth the Email Log reads);
+the rows are the queue. Many messages are stored with one INSERT in the caller's
+transaction, and when it commits (``transaction.on_commit``) one wake-up task tells
+the workers (``manage.py db_worker``) there is mail to drain (``wakeups.py``; none
+is queued when one already waits). A rolled-back request sends nothing, and a
+worker never looks for a row it cannot see yet.
 
 The message is stored as the exact bytes to send (with its Message-ID and Date
 fixed), so every attempt sends the same message and a rare duplicate after a
@@ -17,8 +18,8 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from email.generator import BytesGenerator
 from email.message import Message
 from email.utils import make_msgid
@@ -27,11 +28,11 @@ from typing import Any, cast
 
 from django.core.mail import EmailMessage
 from django.core.mail.utils import DNS_NAME
-from django.db import transaction
 
 from sender.errors import ConfigurationError
 from sender.models import Attempt, OutboxMessage, Status
 
+from . import wakeups
 from .stored import current_settings
 
 
@@ -139,13 +140,41 @@ def stored_body(row: OutboxMessage) -> StoredBody:
 
 
 def enqueue(message: EmailMessage, *, resend_of: OutboxMessage | None = None) -> OutboxMessage:
-    """Store ``message`` in the outbox and queue it for a worker (when the transaction commits).
+    """Store ``message`` in the outbox and wake a worker (when the transaction commits).
 
     Gives the message a Message-ID if it has none; the ID stays the same on every attempt.
     """
-    ensure_message_id(message)
-    if not message.from_email:
-        message.from_email = _configured_from_address()
+    (row,) = enqueue_many([message], resend_of=resend_of)
+    return row
+
+
+def enqueue_many(
+    messages: Sequence[EmailMessage], *, resend_of: OutboxMessage | None = None
+) -> list[OutboxMessage]:
+    """Store ``messages`` with one INSERT and wake a worker once, when the transaction
+    commits (see ``enqueue``)."""
+    configured_from: str | None = None
+    rows = []
+    for message in messages:
+        ensure_message_id(message)
+        if not message.from_email:
+            if configured_from is None:
+                configured_from = _configured_from_address()
+            message.from_email = configured_from
+        rows.append(_new_row(message, resend_of))
+    if not rows:
+        return []
+    if len(rows) == 1:
+        # One INSERT, committed by itself outside a transaction: bulk_create would wrap
+        # it in one of its own (two more round trips on the caller's time).
+        rows[0].save(force_insert=True)
+    else:
+        rows = OutboxMessage.objects.bulk_create(rows)  # one INSERT, all or nothing
+    wakeups.wake_after_commit()
+    return rows
+
+
+def _new_row(message: EmailMessage, resend_of: OutboxMessage | None) -> OutboxMessage:
     mime = message.message().as_bytes(linesep="\r\n")
     body = StoredBody(
         from_email=message.from_email or "",
@@ -153,7 +182,7 @@ def enqueue(message: EmailMessage, *, resend_of: OutboxMessage | None = None) ->
         bcc=[str(address) for address in message.bcc],
         mime=mime,
     )
-    row = OutboxMessage.objects.create(
+    return OutboxMessage(
         message_id=_header(message, "Message-ID"),
         status=Status.QUEUED,
         from_address=str(message.from_email or "")[:254],
@@ -164,8 +193,6 @@ def enqueue(message: EmailMessage, *, resend_of: OutboxMessage | None = None) ->
         body=body.to_json(),
         resend_of=resend_of,
     )
-    schedule(row)
-    return row
 
 
 def requeue(row: OutboxMessage) -> None:
@@ -179,7 +206,7 @@ def requeue(row: OutboxMessage) -> None:
     if not updated:
         raise ValueError("The message is no longer failed (it was queued again meanwhile).")
     row.status, row.next_attempt_at, row.lease_until = Status.QUEUED, None, None
-    schedule(row)
+    wakeups.wake_after_commit()
 
 
 def resend_copy(row: OutboxMessage) -> OutboxMessage:
@@ -204,7 +231,7 @@ def resend_copy(row: OutboxMessage) -> OutboxMessage:
         ).to_json(),
         resend_of=row,
     )
-    schedule(copy)
+    wakeups.wake_after_commit()
     return copy
 
 
@@ -230,7 +257,7 @@ def resend_to_refused(row: OutboxMessage) -> OutboxMessage:
         ).to_json(),
         resend_of=row,
     )
-    schedule(copy)
+    wakeups.wake_after_commit()
     return copy
 
 
@@ -240,16 +267,6 @@ def refused_recipients(row: OutboxMessage) -> list[str]:
         return []
     sent = row.tries.filter(outcome=Attempt.Outcome.SENT).order_by("-started_at", "-pk").first()
     return [item["address"] for item in (sent.refused if sent else [])]
-
-
-def schedule(row: OutboxMessage, run_after: datetime | None = None) -> None:
-    """Enqueue the task that sends ``row`` once the current transaction commits."""
-    # Imported here: the task module imports the delivery engine, which imports this one.
-    from .tasks import deliver_message
-
-    task = deliver_message.using(run_after=run_after) if run_after else deliver_message
-    pk = row.pk
-    transaction.on_commit(lambda: task.enqueue(pk))
 
 
 def ensure_message_id(message: EmailMessage) -> str:

@@ -26,9 +26,10 @@ from __future__ import annotations
 import logging
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from . import outbox
+from . import wakeups
 from .models import Connection, Incident, OutboxMessage, Status
 from .stored import backup_settings
 
@@ -72,18 +73,12 @@ def waiting_reason() -> str:
     return " ".join(reason(incident) for incident in paused)
 
 
-def hold(row: OutboxMessage) -> bool:
-    """Put a message a worker has just claimed to wait, Paused, as if it had not been
-    claimed (nothing was tried); False if it is no longer this worker's."""
-    held = OutboxMessage.objects.filter(
-        pk=row.pk, status=Status.SENDING, attempts=row.attempts
-    ).update(
-        status=Status.PAUSED,
-        attempts=max(0, row.attempts - 1),
-        lease_until=None,
-        next_attempt_at=None,
+def hold(rows: Q) -> int:
+    """Put the messages ``rows`` selects to wait, Paused, with nothing tried (a worker's
+    claim finds sending paused and no backup to carry them); how many."""
+    return OutboxMessage.objects.filter(rows).update(
+        status=Status.PAUSED, lease_until=None, next_attempt_at=None
     )
-    return bool(held)
 
 
 def resume(connection: str, how: str) -> int:
@@ -105,7 +100,7 @@ def resume(connection: str, how: str) -> int:
 
 
 def release_waiting() -> int:
-    """Queue again every Paused message, each with a wake-up once this commits.
+    """Queue again every Paused message, with one wake-up once this commits.
 
     All of them, whichever connection paused them: a message whose connection is still
     paused goes to the backup, or waits again at its first claim, without signing in.
@@ -120,8 +115,8 @@ def release_waiting() -> int:
             row.status = Status.RETRYING if row.attempts else Status.QUEUED
             row.next_attempt_at = timezone.now()
         OutboxMessage.objects.bulk_update(rows, ["status", "next_attempt_at"])
-        for row in rows:
-            outbox.schedule(row)
+        if rows:
+            wakeups.wake_after_commit()
     return len(rows)
 
 

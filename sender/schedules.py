@@ -15,14 +15,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
-from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
-from django_tasks_db.compat import TaskResultStatus
-
-if TYPE_CHECKING:
-    from django.db.models import QuerySet
-    from django_tasks_db.models import DBTaskResult
 
 logger = logging.getLogger(__name__)
 
@@ -61,14 +55,6 @@ def start_schedules() -> None:
     for name, schedule in list(_schedules.items()):
         if schedule.at_worker_start is not None:
             _call(name, schedule.at_worker_start)
-
-
-def queued_runs(task: Any) -> QuerySet[DBTaskResult]:
-    """The runs of ``task`` (a ``@task`` function) waiting in the queue, not yet taken by a
-    worker: a periodic task queues its next run only when there is none."""
-    from django_tasks_db.models import DBTaskResult
-
-    return DBTaskResult.objects.filter(task_path=task.module_path, status=TaskResultStatus.READY)
 
 
 def next_daily(at: time, after: datetime) -> datetime:

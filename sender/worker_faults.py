@@ -12,7 +12,7 @@ when the database becomes unavailable and once when it is back (not at every try
 Each new try starts with the start-up steps, which write to the database, so the
 worker only goes on when it can claim work again. A message that was being sent
 when the error came stays Sending until its lease runs out, and is then sent again
-(``sender.delivery``), as after a worker that died.
+(``sender/claims.py``), as after a worker that died.
 
 ``watch_sqlite_file()`` notices a SQLite file that was deleted or replaced (a
 restored backup, a new ``migrate``) while the worker had it open: the worker would

@@ -25,7 +25,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from sender.alerts import CONNECTION_NAMES, AlertNotSent, console_link, send_alert
-from sender.schedules import next_daily, queued_runs
+from sender.schedules import next_daily
+from sender.task_engine import has_queued_run
 from settings_app.values import MailSettings
 
 from .expiry_radar import Expiry, radar
@@ -138,7 +139,7 @@ def ensure_scheduled(now: datetime | None = None) -> datetime | None:
     """Queue the next daily check unless one is queued; return its time (None: was queued)."""
     from .tasks import expiry_alert_check
 
-    if queued_runs(expiry_alert_check).exists():
+    if has_queued_run(expiry_alert_check):
         return None
     slot = next_check(now or timezone.now())
     expiry_alert_check.using(run_after=slot).enqueue()

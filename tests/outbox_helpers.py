@@ -9,9 +9,9 @@ from django.utils import timezone
 from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 
-from sender import delivery
+from sender import worker_connections
 from sender.models import OutboxMessage
-from sender.tasks import deliver_message
+from sender.tasks import drain_outbox
 
 
 def run_due_tasks(limit: int = 1000) -> int:
@@ -38,9 +38,9 @@ def run_due_tasks(limit: int = 1000) -> int:
 
 
 def pending_deliveries() -> list[DBTaskResult]:
-    """The deliver_message tasks not yet run, soonest first."""
+    """The outbox's wake-ups (drain_outbox tasks) not yet run, soonest first."""
     return list(
-        DBTaskResult.objects.filter(task_path=deliver_message.module_path, status="READY").order_by(
+        DBTaskResult.objects.filter(task_path=drain_outbox.module_path, status="READY").order_by(
             "run_after"
         )
     )
@@ -64,8 +64,7 @@ def travel(seconds: float) -> None:
 
 
 def forget_worker_connection() -> None:
-    """Close the in-process worker's kept transports, primary and backup (servers differ
-    between tests)."""
-    delivery.connections.discard()
-    delivery.backup_connections.discard()
+    """Close the in-process worker's kept transports (servers differ between tests)."""
+    worker_connections.primary.discard()
+    worker_connections.backup.discard()
     assert timezone.now()

@@ -12,7 +12,7 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from sender import delivery, health_check
+from sender import health_check, worker_connections
 from sender.models import Attempt, Connection, Incident, OutboxMessage, Status
 from sender.stored import backup_settings
 from tests.backup_helpers import BACKUP_USER, backup_server_users, store_backup
@@ -197,12 +197,12 @@ def test_the_worker_keeps_the_backups_connection_open_across_messages(
 ):
     store_backup(backup_server)
     send_one()
-    kept = delivery.backup_connections.current
+    kept = worker_connections.backup.current
     assert kept is not None
     mail.send_mail("Two", "Body", None, ["bob@example.com"])
     run_due_tasks()
     assert OutboxMessage.objects.filter(status=Status.SENT, connection="backup").count() == 2
-    assert delivery.backup_connections.current is kept  # the same open transport
+    assert worker_connections.backup.current is kept  # the same open transport
 
 
 # The Email Log -------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from sender import delivery
+from sender import claims, recovery
 from sender.models import Attempt, OutboxMessage, Status
 from sender.tasks import recover_outbox
 from tests.factories import store
@@ -67,10 +67,10 @@ def received_ids(server) -> Counter[str]:
 def test_a_message_whose_worker_died_is_sent_after_its_lease(settings, plain_smtp):
     (row,) = queue(1)
     DBTaskResult.objects.all().delete()  # the task was taken by the worker that then died
-    assert delivery.claim(row.pk, row.queued_at) is not None  # ...after claiming the row
-    assert delivery.recover() == 0  # its lease still runs
+    assert claims.claim_batch(row.queued_at, 1) == [row]  # ...after claiming the row
+    assert recovery.recover() == 0  # its lease still runs
     travel(settings.MAILCONFIG_SEND_LEASE + 1)
-    assert delivery.recover() == 1
+    assert recovery.recover() == 1
     run_due_tasks()
     row.refresh_from_db()
     assert row.status == Status.SENT and row.attempts == 2
@@ -83,12 +83,12 @@ def test_a_message_whose_worker_died_is_sent_after_its_lease(settings, plain_smt
 def test_a_queued_message_whose_task_was_never_enqueued_is_recovered(plain_smtp):
     (row,) = queue(1)
     DBTaskResult.objects.all().delete()  # the process stopped between commit and enqueue
-    assert delivery.recover() == 0  # not overdue yet
-    travel(delivery.OVERDUE_GRACE.total_seconds() + 1)
+    assert recovery.recover() == 0  # not overdue yet
+    travel(recovery.OVERDUE_GRACE.total_seconds() + 1)
     OutboxMessage.objects.filter(pk=row.pk).update(
-        queued_at=row.queued_at - delivery.OVERDUE_GRACE * 2
+        queued_at=row.queued_at - recovery.OVERDUE_GRACE * 2
     )
-    assert delivery.recover() == 1
+    assert recovery.recover() == 1
     run_due_tasks()
     assert OutboxMessage.objects.get().status == Status.SENT
 
@@ -96,17 +96,18 @@ def test_a_queued_message_whose_task_was_never_enqueued_is_recovered(plain_smtp)
 def test_the_sweep_does_not_queue_a_message_that_has_its_task(plain_smtp):
     (row,) = queue(1)
     OutboxMessage.objects.filter(pk=row.pk).update(
-        queued_at=row.queued_at - delivery.OVERDUE_GRACE * 2
+        queued_at=row.queued_at - recovery.OVERDUE_GRACE * 2
     )
-    assert delivery.recover() == 0  # a backlog is not a lost message
+    assert recovery.recover() == 0  # a backlog is not a lost message
     assert len(pending_deliveries()) == 1
 
 
-def test_two_tasks_for_one_message_send_it_once(plain_smtp):
+def test_two_wake_ups_send_a_message_once(plain_smtp):
     (row,) = queue(1)
-    from sender.tasks import deliver_message
+    from sender.tasks import deliver_message, drain_outbox
 
-    deliver_message.enqueue(row.pk)  # e.g. queued again by a sweep while the first ran
+    drain_outbox.enqueue()  # e.g. queued again by a sweep while the first ran
+    deliver_message.enqueue(row.pk)  # and a per-message task queued before an upgrade
     run_due_tasks()
     assert received_ids(plain_smtp) == {row.message_id: 1}
 
@@ -116,19 +117,19 @@ def test_a_message_whose_workers_keep_dying_fails_in_the_end(settings, plain_smt
     (row,) = queue(1)
     DBTaskResult.objects.all().delete()
     for _ in range(2):
-        assert delivery.claim(row.pk, row.queued_at) is not None
+        assert claims.claim_batch(row.queued_at, 1) == [row]
         travel(settings.MAILCONFIG_SEND_LEASE + 1)
-    assert delivery.claim(row.pk, row.queued_at + delivery.OVERDUE_GRACE) is None
+    assert claims.claim_batch(row.queued_at + recovery.OVERDUE_GRACE, 1) == []
     row.refresh_from_db()
     assert row.status == Status.FAILED and row.last_error_code == "WORKER-STOPPED"
 
 
 def test_one_recovery_sweep_is_kept_queued():
-    delivery.ensure_sweep_scheduled()
-    delivery.ensure_sweep_scheduled()
+    recovery.ensure_sweep_scheduled()
+    recovery.ensure_sweep_scheduled()
     sweeps = DBTaskResult.objects.filter(task_path=recover_outbox.module_path)
     assert sweeps.count() == 1
-    travel(delivery.sweep_interval() + 1)
+    travel(recovery.sweep_interval() + 1)
     run_due_tasks()  # the sweep runs and queues the next one
     assert sweeps.filter(status="SUCCESSFUL").count() == 1
     assert sweeps.filter(status="READY").count() == 1
@@ -208,21 +209,31 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_a_duplicate_has_the_same_me
     "was left unusable for the tests after it; run on PostgreSQL (make test does)",
 )
 @pytest.mark.db_sensitive
-def test_two_workers_draining_one_queue_send_every_message_exactly_once(tmp_path, plain_smtp):
-    rows = queue(60)
-    workers = [start_worker(tmp_path, f"worker{i}", "--batch") for i in range(2)]
+@pytest.mark.parametrize("workers", [2, 4])
+def test_workers_draining_one_backlog_claim_every_message_exactly_once(
+    tmp_path, plain_smtp, workers
+):
+    rows = queue(80)
+    plain_smtp.injections.delays["DATA"] = 0.02  # each batch takes a while: others join
+    small_batches = {"MAILCONFIG_BATCH_SIZE": "5"}
+    processes = [start_worker(tmp_path, f"worker{i}", **small_batches) for i in range(workers)]
     try:
-        for worker in workers:
-            worker.wait(timeout=120)
+        wait_for(
+            lambda: not OutboxMessage.objects.exclude(status=Status.SENT).exists(),
+            120,
+            "every message to be sent",
+        )
     finally:
-        for worker in workers:
-            stop(worker)
-    assert [w.returncode for w in workers] == [0, 0]
+        for process in processes:
+            stop(process)
+    assert [process.returncode for process in processes] == [0] * workers  # stopped gracefully
     assert received_ids(plain_smtp) == {row.message_id: 1 for row in rows}
-    assert set(OutboxMessage.objects.values_list("status", flat=True)) == {Status.SENT}
-    # Both took part (each task records the worker that ran it).
-    worker_ids = {tuple(ids) for ids in DBTaskResult.objects.values_list("worker_ids", flat=True)}
-    assert len({ids[0] for ids in worker_ids if ids}) == 2
+    # One claim per message: one attempt each, the first.
+    assert set(OutboxMessage.objects.values_list("attempts", flat=True)) == {1}
+    assert Attempt.objects.count() == len(rows)
+    # A full batch wakes another worker: more than one shared the backlog.
+    drains = DBTaskResult.objects.filter(task_path="sender.tasks.drain_outbox")
+    assert len({ids[0] for ids in drains.values_list("worker_ids", flat=True) if ids}) >= 2
 
 
 @pytest.mark.db_sensitive
@@ -246,12 +257,12 @@ def test_a_message_locked_by_one_worker_is_skipped_by_another_not_waited_for(pla
     try:
         assert locked.wait(10)
         started = time.monotonic()
-        assert delivery.claim(row.pk, timezone.now()) is None
+        assert claims.claim_batch(timezone.now(), 1) == []
         assert time.monotonic() - started < 5  # skipped, not waited for
     finally:
         release.set()
         holder.join()
-    assert delivery.claim(row.pk, timezone.now()) is not None
+    assert claims.claim_batch(timezone.now(), 1) == [row]
 
 
 @pytest.mark.django_db
@@ -278,5 +289,5 @@ def test_finished_task_records_of_every_task_are_pruned_after_a_day():
         record("sender.tasks.deliver_message", "SUCCESSFUL", 2),
         record("settings_app.tasks.expiry_alert_check", "READY", None),
     ]
-    assert delivery.prune_task_results(now) == len(old)
+    assert recovery.prune_task_results(now) == len(old)
     assert set(DBTaskResult.objects.values_list("pk", flat=True)) == {item.pk for item in kept}
