@@ -39,7 +39,7 @@ from sender.models import Attempt, Connection, OutboxMessage, Status
 from settings_app.models import Auth, Mode, Provider
 from settings_app.values import MailSettings
 
-from . import incidents, outbox, retries
+from . import heartbeats, incidents, outbox, retries
 from .deadline import MESSAGE, time_limit
 from .factory import build_transport
 from .stored import backup_settings, current_settings
@@ -307,6 +307,7 @@ def record_success(
             outcome=Attempt.Outcome.SENT,
             reply=reply[:2000],
         )
+        heartbeats.count_sent()
     # Mail goes through again: an open incident of this connection closes.
     _tell_incidents(incidents.delivered, f"Message #{row.pk} delivered", connection=connection)
 

@@ -22,7 +22,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from sender import outbox
+from sender import heartbeats, outbox
 from sender.models import Attempt, Incident, OutboxMessage, Status
 
 from .client_address import client_ip
@@ -118,8 +118,19 @@ def email_log(request: HttpRequest) -> HttpResponse:
         "retention_days": settings.MAILCONFIG_LOG_RETENTION_DAYS,
         "summary": delivery_summary(now),
         "incidents": Incident.objects.all()[:INCIDENTS_SHOWN],
+        **workers_context(now),
     }
     return render(request, "settings_app/email_log.html", context)
+
+
+def workers_context(now: datetime) -> dict[str, object]:
+    """The running mail workers and their hosts, or when one was last seen."""
+    workers = heartbeats.running(now)
+    return {
+        "workers": workers,
+        "worker_hosts": sorted({worker.host for worker in workers}),
+        "worker_last_seen": None if workers else heartbeats.last_seen(),
+    }
 
 
 @require_GET
