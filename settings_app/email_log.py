@@ -130,6 +130,8 @@ def email_log(request: HttpRequest) -> HttpResponse:
 def workers_context(now: datetime) -> dict[str, object]:
     """The running mail workers and their hosts, or when one was last seen."""
     workers = heartbeats.running(now)
+    for worker in workers:  # workers beat every few seconds: "12 s ago", not "0 minutes ago"
+        worker.seen_seconds_ago = max(0, int((now - worker.last_seen).total_seconds()))
     return {
         "workers": workers,
         "worker_hosts": sorted({worker.host for worker in workers}),
