@@ -119,8 +119,16 @@ def notice(found: Alarm, now: datetime | None = None) -> Incident | None:
     except IntegrityError:
         return None  # another web process opened it a moment ago, and announces it
     logger.error("%s", incident.error)
-    transaction.on_commit(lambda: post_opened(incident))
+    transaction.on_commit(lambda: _post_opened_on_a_page(incident))
     return incident
+
+
+def _post_opened_on_a_page(incident: Incident) -> None:
+    try:
+        post_opened(incident)
+    except Exception:
+        # The page that noticed must render whatever the webhook does.
+        logger.exception("The webhook of incident %s failed unexpectedly", incident.pk)
 
 
 def post_opened(incident: Incident) -> str:
