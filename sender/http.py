@@ -13,7 +13,10 @@ A response's body is read here, piece by piece, checking the time left between
 pieces: requests' read timeout applies to each read from the socket, so a server
 that trickles its answer a byte at a time would otherwise hold a Test Mail or a
 worker far past its limit. A body larger than ``MAX_RESPONSE_BYTES`` is not read
-to the end (no provider answer comes near it).
+to the end (no provider answer comes near it). What goes wrong while reading it is
+raised as requests' errors, which every caller handles: an answer cut short (the
+server closed the connection before the length it announced) is ``AnswerCutShort``,
+not urllib3's ``ProtocolError`` or ``http.client.IncompleteRead``.
 
 Redirects are never followed: a token endpoint that answers 307 would otherwise
 have the client secret, an authorization code or a PKCE verifier posted again to
@@ -24,12 +27,14 @@ naming where it pointed, and nothing is sent there.
 
 from __future__ import annotations
 
+import http.client
 import os
 import threading
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3.exceptions
 from django.conf import settings
 
 from .deadline import expired, remaining
@@ -96,7 +101,11 @@ class VerifiedSession(requests.Session):
         self.max_redirects = 0
         self.hooks["response"].append(refuse_redirects)
 
-    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:
+    # Every option is passed by keyword (requests' own post(), get()... do), so **kwargs
+    # stands for Session.request's long list of named parameters.
+    def request(  # type: ignore[override]
+        self, method: str | bytes, url: str | bytes, **kwargs: Any
+    ) -> requests.Response:
         kwargs["verify"] = self.ca_file or True
         kwargs["allow_redirects"] = False
         try:
@@ -106,10 +115,22 @@ class VerifiedSession(requests.Session):
             # our callers handle it as one (and name the step they were at).
             raise requests.Timeout(err.message) from err
         if kwargs.pop("stream", False):
-            return super().request(method, url, *args, stream=True, **kwargs)
-        response = super().request(method, url, *args, stream=True, **kwargs)
+            return super().request(method, url, stream=True, **kwargs)
+        response = super().request(method, url, stream=True, **kwargs)
         _read_body(response)
         return response
+
+
+class AnswerCutShort(requests.ConnectionError):
+    """The server closed the connection before its whole answer arrived."""
+
+    def __init__(self, url: str, received: int) -> None:
+        self.url = url
+        self.received = received
+        super().__init__(
+            f"The answer from {_shown(url)} was cut short: the connection closed after "
+            f"{received} bytes, before the whole answer arrived."
+        )
 
 
 # Provider answers are tokens, small JSON documents and error bodies: kilobytes.
@@ -135,11 +156,25 @@ def _read_body(response: requests.Response) -> None:
                     f"The answer from {_shown(response.url)} was still arriving when the "
                     "time limit ran out."
                 )
+    except (urllib3.exceptions.ProtocolError, http.client.IncompleteRead) as err:
+        response.close()
+        raise AnswerCutShort(response.url, size) from err
+    except urllib3.exceptions.ReadTimeoutError as err:
+        response.close()
+        raise requests.exceptions.ReadTimeout(
+            f"The answer from {_shown(response.url)} stopped arriving for longer than the "
+            "read timeout."
+        ) from err
+    except urllib3.exceptions.HTTPError as err:
+        response.close()
+        raise requests.ConnectionError(
+            f"Reading the answer from {_shown(response.url)} failed: {type(err).__name__}."
+        ) from err
     except BaseException:
         response.close()  # the connection is not reused with half an answer in it
         raise
     response._content = b"".join(pieces)
-    response._content_consumed = True
+    response._content_consumed = True  # type: ignore[attr-defined]  # requests' own flag
 
 
 def requests_ca_file(ca_file: str | None) -> str:

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from django import forms
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.paginator import Page, Paginator
 from django.db import transaction
 from django.db.models import BooleanField, Count, ExpressionWrapper, Q, QuerySet
@@ -22,10 +22,11 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from mailconfig.client_address import client_ip
+from mailconfig.signed_in import SignedInRequest
 from sender import heartbeats, outbox
 from sender.models import Attempt, Incident, OutboxMessage, Status
 
-from .client_address import client_ip
 from .models import AuditEntry, MailServerConfig
 
 PAGE_SIZE = 50
@@ -131,7 +132,8 @@ def workers_context(now: datetime) -> dict[str, object]:
     """The running mail workers and their hosts, or when one was last seen."""
     workers = heartbeats.running(now)
     for worker in workers:  # workers beat every few seconds: "12 s ago", not "0 minutes ago"
-        worker.seen_seconds_ago = max(0, int((now - worker.last_seen).total_seconds()))
+        seconds = max(0, int((now - worker.last_seen).total_seconds()))
+        worker.seen_seconds_ago = seconds  # type: ignore[attr-defined]  # for _workers.html
     return {
         "workers": workers,
         "worker_hosts": sorted({worker.host for worker in workers}),
@@ -150,6 +152,7 @@ def email_log_detail(request: HttpRequest, pk: int) -> HttpResponse:
             {"retention_days": settings.MAILCONFIG_LOG_RETENTION_DAYS},
             status=404,
         )
+    body_kept: bool = row.body_kept  # type: ignore[attr-defined]  # annotated by log_rows()
     attempts = [_with_duration_text(attempt) for attempt in row.tries.all()]
     # The try that sent the message says whom the server refused.
     sent = [attempt for attempt in attempts if attempt.outcome == Attempt.Outcome.SENT]
@@ -158,11 +161,11 @@ def email_log_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "row": row,
         "attempts": attempts,
         "refused": refused,
-        "refused_resend_allowed": bool(refused) and row.body_kept,
+        "refused_resend_allowed": bool(refused) and body_kept,
         "resends": row.resends.order_by("queued_at", "pk").only("pk", "queued_at", "status"),
-        "requeue_allowed": row.status == Status.FAILED and row.body_kept,
-        "copy_allowed": row.body_kept,
-        "not_kept_reason": "" if row.body_kept else not_kept_reason(row),
+        "requeue_allowed": row.status == Status.FAILED and body_kept,
+        "copy_allowed": body_kept,
+        "not_kept_reason": "" if body_kept else not_kept_reason(row),
         "in_flight": row.status in IN_FLIGHT,
     }
     return render(request, "settings_app/email_log_detail.html", context)
@@ -189,7 +192,7 @@ class ResendRefused(Exception):
 
 
 @require_POST
-def email_log_resend(request: HttpRequest, pk: int) -> HttpResponse:
+def email_log_resend(request: SignedInRequest, pk: int) -> HttpResponse:
     """Resend a Failed message as it was ("requeue"), or queue a copy of any message ("copy")."""
     action = request.POST.get("action", "")
     if action not in ("requeue", "copy", "refused"):
@@ -222,7 +225,7 @@ def email_log_resend(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("settings_app:email_log_detail", pk=queued.pk)
 
 
-def resend(pk: int, *, action: str, user: AbstractBaseUser, source_ip: str | None) -> OutboxMessage:
+def resend(pk: int, *, action: str, user: User, source_ip: str | None) -> OutboxMessage:
     """Queue message ``pk`` again ("requeue"), a copy of it ("copy"), or the same message to
     the recipients the server refused ("refused"); audit it; return the row that will go.
 

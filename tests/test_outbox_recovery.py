@@ -9,7 +9,6 @@ import threading
 import time
 from collections import Counter
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.core import mail
@@ -31,7 +30,6 @@ from tests.servers.smtp_server import SmtpTestServer
 from tests.worker_processes import start_worker, stop, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)

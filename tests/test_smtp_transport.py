@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import socket
 import time
+from typing import Any
 
 import pytest
 from django.core.mail import EmailMessage
@@ -23,14 +24,17 @@ from sender.tokens import AccessToken
 from sender.transcript import Transcript
 from sender.transports.smtp import SmtpTransport
 from settings_app.values import MailSettings
+from tests.servers.scripted_smtp import ScriptedSmtpServer
 from tests.servers.smtp_server import BlackHoleServer, SmtpTestServer, refused_port
 
 SECURITY = {"ssl": "ssl", "starttls": "tls", "plain": "none"}
 
 
-def smtp_config(server: SmtpTestServer | None = None, **overrides) -> MailSettings:
+def smtp_config(
+    server: SmtpTestServer | ScriptedSmtpServer | None = None, **overrides: Any
+) -> MailSettings:
     """Settings pointing at a test server, signed in as the test user."""
-    values = {
+    values: dict[str, Any] = {
         "mode": "smtp",
         "server_name": "localhost",
         "port": server.port if server else refused_port(),
@@ -418,11 +422,11 @@ def test_certificate_is_checked_for_the_configured_name_not_the_address(
 
 
 def test_a_server_that_stops_answering_mid_message_times_out(smtp_starttls, trust_test_ca):
-    smtp_starttls.injections.delays["DATA"] = 60
+    smtp_starttls.injections.delays["DATA"] = 60  # its reply to the end of the data
     started = time.monotonic()
-    error = failing(smtp_config(smtp_starttls), MailConnectionError, timeout=0.5)
-    assert error.code == "TIMEOUT" and error.step == "Send message"
-    assert "within 0.5 seconds" in error.message
+    error = failing(smtp_config(smtp_starttls), MailConnectionError, timeout=0.5, data_timeout=1.0)
+    assert error.code == "TIMEOUT" and error.step == "Message data"
+    assert "did not confirm the message within 1 seconds" in error.message
     assert time.monotonic() - started < 3
 
 

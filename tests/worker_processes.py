@@ -1,4 +1,4 @@
-"""Real ``manage.py db_worker`` processes for tests, against the test database."""
+"""Real ``manage.py db_worker`` processes for tests, on the test process's own database."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from django.db import connection
@@ -27,7 +28,7 @@ def database_url() -> str:
 
 
 def start_worker(tmp_path: Path, name: str, *options: str, **env: str) -> subprocess.Popen:
-    """A db_worker polling every 0.2 s, its output in ``tmp_path/<name>.log``."""
+    """Start a worker whose output goes to ``tmp_path/<name>.log`` (see ``worker_log``)."""
     log = (tmp_path / f"{name}.log").open("w")
     return subprocess.Popen(
         [
@@ -51,7 +52,13 @@ def start_worker(tmp_path: Path, name: str, *options: str, **env: str) -> subpro
     )
 
 
-def wait_for(condition, timeout: float, what: str) -> None:
+def worker_log(tmp_path: Path, name: str) -> str:
+    """What the worker started as ``name`` has written so far."""
+    return (tmp_path / f"{name}.log").read_text()
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str) -> None:
+    """Poll ``condition`` every 0.1 s; fail the test after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -60,7 +67,7 @@ def wait_for(condition, timeout: float, what: str) -> None:
 
 
 def stop(worker: subprocess.Popen) -> None:
-    """SIGTERM, as a graceful stop; killed if still there 20 s later."""
+    """Stop the worker as a supervisor would (SIGTERM), killing it if it hangs."""
     if worker.poll() is None:
         worker.send_signal(signal.SIGTERM)
         try:

@@ -8,10 +8,12 @@ import contextlib
 import logging
 import re
 import smtplib
+import ssl
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
+from django.conf import settings
 from django.core.mail import EmailMessage
 from django.core.mail.message import sanitize_address
 from django.db import DatabaseError
@@ -39,7 +41,7 @@ from sender.redaction import Redactor
 from sender.smtp_replies import smtp_reply_error
 from sender.tokens import TokenProvider
 from sender.transcript import Transcript
-from settings_app.models import Provider, Security, ServerCertificateSeen
+from settings_app.models import DEFAULT_PORTS, Provider, Security, ServerCertificateSeen
 from settings_app.values import MailSettings
 
 from .base import Accepted, Transport
@@ -89,9 +91,14 @@ class SmtpTransport(Transport):
         transcript: Transcript | None = None,
         timeout: float | None = None,
         ca_file: str | None = None,
+        data_timeout: float | None = None,
     ) -> None:
         super().__init__(config, timeout=timeout, ca_file=ca_file, transcript=transcript)
         self.token_provider = token_provider
+        # The wait for the reply to the final dot, instead of ``timeout`` (see _data()).
+        self.data_timeout = (
+            data_timeout if data_timeout is not None else settings.MAILCONFIG_DATA_TIMEOUT
+        )
         self.connection: BoundedReplies | None = None
         self._size_extension = False
         # The server's TLS certificate, once a TLS handshake succeeded.
@@ -103,9 +110,7 @@ class SmtpTransport(Transport):
 
     @property
     def port(self) -> int:
-        return self.config.port or {Security.SSL: 465, Security.TLS: 587}.get(
-            self.config.security, 25
-        )
+        return self.config.port or DEFAULT_PORTS.get(self.config.security, 25)
 
     def open(self) -> None:
         if self.connection is not None:
@@ -127,13 +132,15 @@ class SmtpTransport(Transport):
         self._size_extension = connection.has_extn("size")
         self.connection = connection
 
-    def _limit(self, connection: BoundedReplies, step: str) -> None:
-        """Give the next command the step's timeout, or less when the time limit runs out.
+    def _limit(self, connection: BoundedReplies, step: str, timeout: float | None = None) -> None:
+        """Give the next command the step's timeout (``self.timeout`` unless given), or less
+        when the time limit runs out.
 
         The connection asks again before each read of the reply (``BoundedReplies``).
         """
         connection.step = step
-        connection.use_timeout(deadline.remaining(self.timeout, step))
+        connection.step_timeout = timeout if timeout is not None else self.timeout
+        connection.use_timeout(deadline.remaining(connection.step_timeout, step))
 
     def _resolve(self) -> list[AddressInfo]:
         with self.transcript.step("Resolve host") as step:
@@ -172,7 +179,7 @@ class SmtpTransport(Transport):
             )
         if implicit_tls:
             with self.transcript.step("TLS") as step:
-                step.details.extend(describe_tls(connection.sock))
+                step.details.extend(describe_tls(_tls_socket(connection)))
                 self._saw_certificate(connection)
         elif self.config.security != Security.TLS:
             with self.transcript.step("TLS") as step:
@@ -212,7 +219,7 @@ class SmtpTransport(Transport):
                 raise smtp_reply_error("STARTTLS", err.smtp_code, err.smtp_error) from err
             except (OSError, smtplib.SMTPException) as err:
                 raise self._failure("STARTTLS", err) from err
-            step.details.extend(describe_tls(connection.sock))
+            step.details.extend(describe_tls(_tls_socket(connection)))
             self._saw_certificate(connection)
             step.details.append("Server offers after STARTTLS: " + _capabilities(connection))
 
@@ -231,7 +238,7 @@ class SmtpTransport(Transport):
 
     def _saw_certificate(self, connection: BoundedReplies) -> None:
         # Kept for Test Mail and Check permissions, which record it for the expiry radar.
-        self.peer_certificate = peer_certificate(connection.sock, self.host, self.port)
+        self.peer_certificate = peer_certificate(_tls_socket(connection), self.host, self.port)
 
     def _authenticate(self, connection: BoundedReplies) -> None:
         if self.config.uses_xoauth2:
@@ -433,6 +440,8 @@ class SmtpTransport(Transport):
 
         smtplib sends the message on the socket timeout set for the go-ahead, so near the
         deadline sending could outlast it; each reply is bounded by ``BoundedReplies``.
+        The reply to the final dot may take ``data_timeout`` (within the time limit); a
+        failure after the dot says the server may already have the message.
         """
         self._limit(connection, "Message data")
         connection.putcmd("data")
@@ -445,8 +454,30 @@ class SmtpTransport(Transport):
             payload += b"\r\n"
         self._limit(connection, "Message data")
         connection.send(payload + b".\r\n")
-        self._limit(connection, "Message data")
-        return connection.getreply()
+        # RFC 5321 4.5.3.2.6: a server may take minutes to accept a message after the dot
+        # (content checks), and giving up earlier sends the whole message again.
+        self._limit(connection, "Message data", self.data_timeout)
+        try:
+            return connection.getreply()
+        except MailConnectionError as err:  # the message's time limit
+            raise _unconfirmed(err, deadline.limit_sentence()) from err
+        except smtplib.SMTPServerDisconnected as err:
+            if "timed out" in str(err):
+                error: MailError = MailConnectionError(
+                    f"The server did not confirm the message within {self.data_timeout:g} "
+                    "seconds after it was sent.",
+                    step="Message data",
+                    code="TIMEOUT",
+                )
+                limit = (
+                    f"The wait for the server's confirmation is limited to "
+                    f"{self.data_timeout:g} seconds (MAILCONFIG_DATA_TIMEOUT)."
+                )
+            else:
+                error, limit = self._failure("Message data", err), ""
+            raise _unconfirmed(error, limit) from err
+        finally:
+            connection.step_timeout = self.timeout
 
     def close(self) -> None:
         if self.connection is not None:
@@ -467,6 +498,26 @@ class SmtpTransport(Transport):
         if isinstance(err, smtplib.SMTPResponseException):
             return smtp_reply_error(step, err.smtp_code, err.smtp_error)
         return network_error(step, err, self.host, self.port, self.timeout)
+
+
+# What every failure after the whole message was sent must say.
+MAY_HAVE_IT = (
+    "The whole message was sent, but the server did not confirm it: it may already have "
+    "the message, and sending it again (the retry, or a resend) can deliver a duplicate "
+    "with the same Message-ID."
+)
+
+
+def _unconfirmed(error: MailError, limit: str) -> MailConnectionError:
+    """``error`` (a timeout or a lost connection after the final dot) with a hint that says
+    the server may have the message."""
+    return MailConnectionError(
+        error.message,
+        step="Message data",
+        code=error.code,
+        provider_text=error.provider_text,
+        hint=" ".join(part for part in (MAY_HAVE_IT, limit) if part),
+    )
 
 
 def _envelope(address: Any, encoding: str, step: str) -> str:
@@ -520,3 +571,11 @@ def _quietly_close(connection: BoundedReplies, *, polite: bool = False) -> None:
         pass
     finally:
         connection.close()
+
+
+def _tls_socket(connection: smtplib.SMTP) -> ssl.SSLSocket:
+    """The connection's socket once TLS is up (implicit TLS, or after STARTTLS)."""
+    sock = connection.sock
+    if not isinstance(sock, ssl.SSLSocket):
+        raise TypeError("The SMTP connection is not encrypted.")  # a bug: callers check first
+    return sock

@@ -52,6 +52,10 @@ class WebhookReceiver:
     delays: list[float] = field(default_factory=list)
     received: list[ReceivedPost] = field(default_factory=list)
     redirect_to: str = ""  # the Location of a 3xx answer
+    answer: bytes = b""  # the body of every answer
+    trickle: float = 0.0  # seconds between the answer's bytes (each within any read timeout)
+    # Announce twice the answer's length and close after it: an answer cut short.
+    cut_short: bool = False
 
     def __post_init__(self) -> None:
         receiver = self
@@ -72,8 +76,13 @@ class WebhookReceiver:
                     self.send_response(status)
                     if 300 <= status < 400 and receiver.redirect_to:
                         self.send_header("Location", receiver.redirect_to)
-                    self.send_header("Content-Length", "0")
+                    announced = len(receiver.answer) * (2 if receiver.cut_short else 1)
+                    self.send_header("Content-Length", str(announced))
                     self.end_headers()
+                    for index in range(len(receiver.answer)):
+                        self.wfile.write(receiver.answer[index : index + 1])
+                        self.wfile.flush()
+                        time.sleep(receiver.trickle)
                 except OSError:
                     pass  # the sender gave up waiting and closed the connection
 

@@ -22,6 +22,9 @@ It replaces the command of the same name (``sender`` comes before
   when the table was nearly empty, PostgreSQL picks each next task by reading and
   sorting the whole queue instead of the library's partial index, 6 ms instead of
   0.3 ms per message at 6,000 queued;
+- a database fault (locked, I/O error, connection lost, server restarted) does not
+  stop the worker: it waits and starts again (``sender/worker_faults.py``), and a
+  SQLite file replaced under it stops it for its supervisor to restart;
 - the worker records its heartbeat (``sender/heartbeats.py``): when its loop starts, as it
   polls an empty queue and after each task, at most every few seconds, and its stop.
 """
@@ -40,7 +43,7 @@ from django_tasks_db.management.commands.db_worker import Command as DatabaseWor
 from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 
-from sender import delivery, heartbeats, schedules
+from sender import delivery, heartbeats, schedules, worker_faults
 
 
 def _worker_session(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
@@ -90,17 +93,28 @@ class Command(DatabaseWorkerCommand):
         "Run a worker that sends queued mail (django-tasks-db's db_worker), after "
         "queueing again messages whose worker stopped."
     )
+    started = False  # the start-up steps have run once
 
     def handle(self, *args: Any, **options: Any) -> None:
         for connection in connections.all():
             connection.close()  # opened by the system checks with the web's settings
             connection.settings_dict["CONN_MAX_AGE"] = None  # kept; reopened after errors
         connection_created.connect(_worker_session)
-        _refresh_queue_statistics()
+        with worker_faults.watch_sqlite_file():
+            worker_faults.run_through_database_faults(
+                self.start_up, lambda: self.run_worker(**options)
+            )
+
+    def start_up(self) -> None:
+        """Before the loop; after a database fault, the recovery steps again (they write, so
+        they also prove the database takes the worker's writes again)."""
+        if not self.started:
+            _refresh_queue_statistics()
         delivery.recover()
         delivery.ensure_sweep_scheduled()
-        schedules.start_schedules()
-        self.run_worker(**options)
+        if not self.started:
+            schedules.start_schedules()  # once per process: the expiry radar's check
+        self.started = True
 
     def run_worker(
         self,
