@@ -8,6 +8,7 @@ provider endpoint is written out below so it can be overridden in one place
 
 import ipaddress
 import os
+import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -16,7 +17,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from mailconfig.admins import StoredAdmins
-from mailconfig.keyfile import read_or_create
+from mailconfig.keyfile import keep_private, private_directory, read_or_create
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -36,7 +37,7 @@ def env_list(name: str, default: str = "") -> list[str]:
 
 # Data directory: SQLite database, generated secret key and encryption key file.
 DATA_DIR = Path(os.environ.get("MAILCONFIG_DATA_DIR", BASE_DIR / "data")).resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+private_directory(DATA_DIR)  # 0700: the database and keys are nobody else's business
 
 
 # Generated once so sessions survive restarts; 0600 because it signs sessions.
@@ -138,6 +139,10 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # an error page, not a new empty database that looks like "nothing configured".
     _sqlite_name = str(DATABASES["default"].get("NAME") or "")
     if _sqlite_name and _sqlite_name != ":memory:" and not _sqlite_name.startswith("file:"):
+        # 0600, with the journal files SQLite makes beside it (migrate creates it so).
+        for _suffix in ("", "-wal", "-shm"):
+            keep_private(Path(_sqlite_name + _suffix))
+    if _sqlite_name and _sqlite_name != ":memory:" and not _sqlite_name.startswith("file:"):
         DATABASES["default"]["NAME"] = Path(_sqlite_name).resolve().as_uri() + "?mode=rw"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -155,8 +160,14 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one reaching the limit locks
+# A username is locked from one address only, so nobody elsewhere can lock the admin out;
+# an address is locked for every username after its own, higher limit (settings_app.sign_in).
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_HANDLER = "settings_app.sign_in.PairAndAddressLockout"
 AXES_FAILURE_LIMIT = int(os.environ.get("DJANGO_LOGIN_FAILURE_LIMIT", "5"))
+MAILCONFIG_LOGIN_ADDRESS_FAILURE_LIMIT = int(
+    os.environ.get("DJANGO_LOGIN_ADDRESS_FAILURE_LIMIT", "20")
+)
 AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("DJANGO_LOGIN_LOCKOUT_MINUTES", "15")))
 # Attempts during a lockout neither count nor extend it: the time the page names holds.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
@@ -341,6 +352,43 @@ MAILCONFIG_DATA_TIMEOUT = float(os.environ.get("MAILCONFIG_DATA_TIMEOUT", "600")
 # Public base URL of this console (https://mail.example.com/console), used to build
 # the OAuth redirect URI instead of trusting the request's Host header.
 MAILCONFIG_PUBLIC_URL = os.environ.get("MAILCONFIG_PUBLIC_URL") or None
+
+
+# A host name (letters, digits, hyphens; dot-separated labels) or an address literal.
+_EHLO_HOST_NAME = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
+)
+
+
+def is_ehlo_name(value: str) -> bool:
+    """A host name, or an address literal: ``[192.0.2.1]``, ``[IPv6:2001:db8::1]`` (RFC 5321)."""
+    if value.startswith("[") and value.endswith("]"):
+        literal = value[1:-1]
+        try:
+            if literal[:5].lower() == "ipv6:":
+                ipaddress.IPv6Address(literal[5:])
+            else:
+                ipaddress.IPv4Address(literal)
+        except ValueError:
+            return False
+        return True
+    return bool(_EHLO_HOST_NAME.fullmatch(value))
+
+
+def env_ehlo_name(name: str) -> str | None:
+    """Read the name to give in SMTP EHLO (None: not set)."""
+    value = os.environ.get(name, "").strip()
+    if value and not is_ehlo_name(value):
+        raise ImproperlyConfigured(
+            f"{name} must be a host name (mail.example.com) or an address literal "
+            f"([192.0.2.1], [IPv6:2001:db8::1]), not {value!r}."
+        )
+    return value or None
+
+
+# The name the SMTP transport gives in EHLO; empty: this machine's name, looked up once.
+MAILCONFIG_EHLO_NAME = env_ehlo_name("MAILCONFIG_EHLO_NAME")
 
 
 def env_days(name: str, default: int) -> int:

@@ -31,6 +31,9 @@ def network_error(step: str, err: BaseException, host: str, port: int, timeout: 
             code="DNS",
             provider_text=str(err),
             hint="Check the spelling of Server Name or IP, and that this server can resolve it.",
+            # "Temporary failure in name resolution" (EAI_AGAIN) passes; a name that does
+            # not exist is a wrong Server Name, and waiting will not create it.
+            transient=err.errno not in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None)),
         )
     if isinstance(err, ssl.SSLCertVerificationError):
         return certificate_error(step, err, host)
@@ -161,12 +164,11 @@ def _root_cause(err: BaseException) -> BaseException | None:
 def identity_platform_unavailable(step: str, detail: str, provider: str) -> MailError:
     """The token endpoint answered 5xx (MSAL raises, rather than returning an error):
     a temporary failure, tried again later by the outbox."""
-    error = ProviderError(
+    return ProviderError(
         f"{provider}'s token endpoint is not answering normally ({detail}).",
         step=step,
         code="TOKEN-ENDPOINT-UNAVAILABLE",
         provider_text=detail,
         hint="This is usually temporary. If it lasts, check the provider's service status.",
+        transient=True,
     )
-    error.transient = True
-    return error

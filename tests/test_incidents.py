@@ -221,6 +221,37 @@ def test_a_refused_recipient_is_the_messages_problem_and_opens_no_incident(prima
 # One incident, one alert ---------------------------------------------------------------
 
 
+def test_an_alert_never_repeats_a_refused_sign_in(admin_client, primary, webhook):
+    # With no backup, the alert could only go through the primary, whose server just
+    # refused the credentials: trying would be a second failed sign-in for one message.
+    primary.injections.auth_reply = "535 5.7.3 Authentication unsuccessful"
+    send_reports(1)
+    run_due_tasks()
+
+    assert primary.auth_commands == 1
+    incident = Incident.objects.get()
+    assert incident.alert_mail == Incident.AlertMail.FAILED
+    assert incident.alert_connection == "primary"
+    assert incident.alert_note.startswith("Not sent: The primary connection's last attempt")
+    assert "The server rejected the sign-in" in incident.alert_note
+    assert webhook.events() == ["incident.opened"]
+    assert 'data-testid="incident-banner"' in admin_client.get(PAGE_URL).content.decode()
+
+
+def test_a_refused_sign_in_on_the_primary_sends_the_alert_through_the_backup(
+    primary, smtp_server_factory
+):
+    backup = smtp_server_factory(security="starttls", users={"alice@example.com": "s3cret"})
+    assert turn_on_backup(backup)
+    primary.injections.auth_reply = "535 5.7.3 Authentication unsuccessful"
+    send_reports(1)  # refused by the primary, delivered by the backup
+
+    assert primary.auth_commands == 1
+    assert Incident.objects.get(connection="primary").alert_connection == "backup"
+    (alert,) = alerts_received(backup)
+    assert "The server rejected the sign-in" in alert.message["Subject"]
+
+
 def test_many_failed_messages_make_one_incident_and_one_alert_mail(primary, webhook):
     primary.injections.data_replies_for = {REPORT: "554 5.7.1 Message refused"}
     send_reports(10)

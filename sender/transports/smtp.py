@@ -103,6 +103,8 @@ class SmtpTransport(Transport):
         self._size_extension = False
         # The server's TLS certificate, once a TLS handshake succeeded.
         self.peer_certificate: PeerCertificate | None = None
+        # Hides the secrets, and what was sent for them at AUTH, in every reply passed on.
+        self.redactor = Redactor(config.secret_values)
 
     @property
     def host(self) -> str:
@@ -119,6 +121,9 @@ class SmtpTransport(Transport):
             raise ConfigurationError(
                 "No Server Name or IP is configured.", step="Connect", hint="Enter the SMTP server."
             )
+        # Anew for each connection: a long-lived transport would otherwise collect every
+        # token it ever sent.
+        self.redactor = Redactor(self.config.secret_values)
         addresses = self._resolve()
         connection = self._connect(addresses)
         try:
@@ -336,6 +341,7 @@ class SmtpTransport(Transport):
         """
         sent = [_b64(initial) or "="]  # RFC 4954: "=" is an empty initial response
         self.transcript.hide(secret, sent[0])
+        self.redactor.add(secret, sent[0])
         try:
             self._limit(connection, "Authenticate")
             code, reply = connection.docmd("AUTH", f"{mechanism} {sent[0]}")
@@ -351,15 +357,33 @@ class SmtpTransport(Transport):
                     )
                 sent.append(_b64(answer(_unb64(reply))))
                 self.transcript.hide(sent[-1])
+                self.redactor.add(sent[-1])
                 self._limit(connection, "Authenticate")
                 code, reply = connection.docmd(sent[-1])
         except (OSError, smtplib.SMTPException) as err:
             raise self._failure("Authenticate", err) from err
         if code != 235:
             # A hostile or careless server may echo what it was sent; never pass that on.
-            raise _scrubbed(smtp_reply_error("Authenticate", code, reply), [secret, *sent])
+            raise _scrubbed(smtp_reply_error("Authenticate", code, reply), self.redactor)
 
     def send(self, message: EmailMessage) -> Accepted:
+        """Send one message; the server's replies, and any error, with every secret hidden."""
+        try:
+            accepted = self._send(message)
+        except MailError as error:
+            # A careless or hostile server may echo the credentials in any reply.
+            _scrubbed(error, self.redactor)
+            raise
+        return Accepted(
+            self.redactor.redact(accepted.reply), self._scrubbed_refusals(accepted.refused)
+        )
+
+    def _scrubbed_refusals(
+        self, refused: tuple[RefusedRecipient, ...]
+    ) -> tuple[RefusedRecipient, ...]:
+        return tuple(RefusedRecipient(r.address, self.redactor.redact(r.reply)) for r in refused)
+
+    def _send(self, message: EmailMessage) -> Accepted:
         if self.connection is not None and self.connection.sock is None:
             # The last message's reply was cut short (time limit, too long) or the server
             # hung up: this message gets a new connection rather than a dead one.
@@ -536,12 +560,14 @@ def _envelope(address: Any, encoding: str, step: str) -> str:
         ) from err
 
 
-def _scrubbed(error: MailError, sent: list[str]) -> MailError:
+def _scrubbed(error: MailError, redactor: Redactor) -> MailError:
     """The error without the secrets or anything the client sent (base64 credentials) in
     its texts, however the server cut them up in its reply."""
-    redactor = Redactor(sent)
     error.message = redactor.redact(error.message)
     error.provider_text = redactor.redact(error.provider_text)
+    error.refused = tuple(
+        RefusedRecipient(item.address, redactor.redact(item.reply)) for item in error.refused
+    )
     error.args = (error.message,)
     return error
 
