@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 export PORT
 
-.PHONY: run test lint format bench screenshot docs docs-build venv venv-dev clean
+.PHONY: run dev prepare test lint format bench screenshot docs docs-build venv venv-dev clean
 
 # Stamp files: reinstall only when the requirement files change.
 $(VENV)/.runtime: requirements.txt scripts/bootstrap_venv.py
@@ -20,11 +20,18 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 venv: $(VENV)/.runtime
 venv-dev: $(VENV)/.dev
 
-run: venv
+prepare: venv
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py ensure_admin
 	$(PY) manage.py purge_email_log  # retention; in production, daily from cron (docs/operations.md)
-	$(PY) scripts/serve.py  # the web server on $(PORT) and one mail worker
+
+# gunicorn on 127.0.0.1:$(PORT) and $$MAILCONFIG_WORKERS (1) mail workers, restarted when they die.
+run: prepare
+	$(PY) scripts/serve.py
+
+# For changing the code: runserver with autoreload, and workers that reload too.
+dev: prepare
+	$(PY) scripts/serve.py --dev
 
 test: venv-dev
 	$(VENV)/bin/ruff check .

@@ -91,6 +91,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 # The "Mail is not being delivered" banner on every console page.
                 "settings_app.context_processors.mail_incident",
+                # "No mail worker is running" while mail waits, on every console page.
+                "settings_app.context_processors.no_worker",
                 "settings_app.context_processors.basic_auth_sunset",
                 # The expiry radar's banner on every console page.
                 "settings_app.context_processors.expiry_banner",
@@ -305,6 +307,9 @@ MAILCONFIG_FAILOVER_AFTER = env.seconds(
 TASKS = {
     "default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]},
 }
+# A worker not seen for this many seconds has stopped: when mail waits and none is seen,
+# every console page says so (sender/worker_outage.py). Workers beat every few seconds.
+MAILCONFIG_WORKER_STALE_AFTER = env.seconds("MAILCONFIG_WORKER_STALE_AFTER", 120.0, maximum=86400)
 
 # Fernet keys for stored secrets, newest first. Unset: a key file in DATA_DIR.
 MAILCONFIG_ENCRYPTION_KEYS = env.fernet_keys("MAILCONFIG_ENCRYPTION_KEYS")

@@ -44,8 +44,9 @@ def open_incident(connection: str = Connection.PRIMARY) -> Incident | None:
 
 
 def open_incidents() -> list[Incident]:
-    """Every open incident, the primary's first (what the banner shows)."""
-    rows = Incident.objects.filter(closed_at__isnull=True)
+    """Every open incident of a connection, the primary's first (what the banner shows)."""
+    # Not the no-worker one: its own banner says more (sender/worker_outage.py).
+    rows = Incident.objects.filter(closed_at__isnull=True).exclude(cause=Incident.Cause.NO_WORKER)
     return sorted(rows, key=lambda incident: incident.connection != Connection.PRIMARY)
 
 

@@ -139,6 +139,8 @@ class Incident(models.Model):
     Opened by a permanent failure, a grant that needs authorization again, a run of
     temporary failures or a failed health check (``sender/incidents.py``); closed by the
     next successful delivery through that connection. At most one is open per connection.
+    One more kind has no connection (``connection`` is empty): mail waited while no worker
+    ran (``sender/worker_outage.py``), closed when a worker is seen again.
     """
 
     class Cause(models.TextChoices):
@@ -146,6 +148,8 @@ class Incident(models.Model):
         TRANSIENT = "transient", "Repeated temporary failures"
         GRANT = "grant", "Authorization needed again"
         HEALTH_CHECK = "health_check", "Health check failed"
+        # Mail waited and no worker ran (sender/worker_outage.py); it has no connection.
+        NO_WORKER = "no_worker", "No mail worker running"
 
     class AlertMail(models.TextChoices):
         SENT = "sent", "Sent"

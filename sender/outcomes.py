@@ -26,7 +26,7 @@ from django.utils import timezone
 from sender.errors import MailError, RefusedRecipient
 from sender.models import Attempt, Connection, OutboxMessage, Status
 
-from . import retries, wakeups
+from . import heartbeats, retries, wakeups
 from .metrics_counters import MESSAGE_FAILED, MESSAGE_SENT, DeliveryOutcome, count_outcomes
 
 REPLY_KEPT = 2000  # characters of a server reply kept on an attempt
@@ -101,6 +101,8 @@ def record(deliveries: Sequence[Delivery], *, renew: Sequence[OutboxMessage] = (
             [(delivery.row, item) for delivery in deliveries for item in delivery.tries]
         )
         _renew_lease(renew, now)
+        if sent:
+            heartbeats.count_sent(sum(len(rows) for rows in sent.values()))
         count_outcomes(_counted(deliveries, {d.row.pk for d, _ in failed}))  # last: it locks
         retry_times = [f.retry_at for _, f in failed if f.retry_at]
         if retry_times:

@@ -15,6 +15,7 @@ import logging
 import os
 from collections.abc import Callable, Generator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from types import FrameType
 from typing import Any
@@ -84,22 +85,64 @@ def claim_transaction(using: str | None = None) -> Generator[None, None, None]:
 WorkerCommandBase = library_worker.Command
 
 
-class _StoppingWorker(library_worker.Worker):
-    """The library's worker, which also tells ``on_stop`` when it is asked to stop."""
+def _nothing() -> None:
+    return None
 
-    def __init__(self, *, on_stop: Callable[[], object], **options: Any) -> None:
+
+@dataclass(frozen=True)
+class WorkerHooks:
+    """What the worker command does around the library's loop: when it starts, as it
+    polls or finishes a task (the heartbeat), when it is asked to stop, and when it ends."""
+
+    on_start: Callable[[], object] = _nothing
+    on_beat: Callable[[], object] = _nothing
+    on_stop: Callable[[], object] = _nothing
+    on_exit: Callable[[], object] = _nothing
+
+
+class _HookedWorker(library_worker.Worker):
+    """The library's worker, calling the ``WorkerHooks`` without copying its loop."""
+
+    def __init__(self, *, hooks: WorkerHooks, **options: Any) -> None:
+        self.hooks = hooks
         super().__init__(**options)
-        self.on_stop = on_stop
+
+    def run(self) -> None:
+        self.hooks.on_start()
+        try:
+            super().run()
+        except (SystemExit, KeyboardInterrupt):  # how the library's signal handler stops
+            self.hooks.on_exit()
+            raise
+        # A database fault ends the loop too, to be waited out and run again: not an exit.
+        self.hooks.on_exit()
+
+    def run_task(self, db_task_result: Any) -> None:
+        try:
+            super().run_task(db_task_result)
+        finally:
+            self.hooks.on_beat()
+
+    # The library's loop reads the interval right before each sleep on an empty queue: the
+    # one place to beat while idle without copying its loop.
+    @property  # a plain attribute in the library
+    def interval(self) -> float:
+        self.hooks.on_beat()
+        return self._interval
+
+    @interval.setter
+    def interval(self, seconds: float) -> None:
+        self._interval = seconds
 
     def shutdown(self, signum: int, frame: FrameType | None) -> None:
         # First, so the running task sees it whether the library then waits or exits.
-        self.on_stop()
+        self.hooks.on_stop()
         super().shutdown(signum, frame)
 
 
 def run_worker(
     command: Any,
-    on_stop: Callable[[], object],
+    hooks: WorkerHooks,
     *,
     verbosity: int,
     queue_name: str,
@@ -113,8 +156,8 @@ def run_worker(
     exclude_queues: str,
     **options: Any,
 ) -> None:
-    """The library's ``db_worker`` (same options, same loop), calling ``on_stop`` at
-    SIGTERM, SIGINT or SIGQUIT: the task being run finishes, no new one starts."""
+    """The library's ``db_worker`` (same options, same loop) with the ``hooks``: at
+    SIGTERM, SIGINT or SIGQUIT ``on_stop``, the task being run finishes, no new one starts."""
     command.configure_logging(verbosity)
     if reload and batch:
         logger.warning("--reload and --batch cannot be specified together. Disabling autoreload.")
@@ -123,8 +166,8 @@ def run_worker(
     excluded = exclude_queues.split(",") if exclude_queues else []
     if excluded and "*" not in queue_names:
         raise CommandError("--exclude-queues can only be used with --queue-name=*")
-    worker = _StoppingWorker(
-        on_stop=on_stop,
+    worker = _HookedWorker(
+        hooks=hooks,
         queue_names=queue_names,
         interval=interval,
         batch=batch,

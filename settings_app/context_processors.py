@@ -9,7 +9,7 @@ from django.db import DatabaseError
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
-from sender import incidents
+from sender import incidents, worker_outage
 from sender.models import Incident
 
 from .expiry_radar import Expiry, expiry_warnings
@@ -38,6 +38,30 @@ def _open_incidents(request: HttpRequest) -> list[Incident]:
         # The page that says the database is unavailable must still render.
         logger.warning("Open incidents could not be read for the banner", exc_info=True)
         return []
+
+
+def no_worker(request: HttpRequest) -> dict[str, object]:
+    """``no_worker``: mail waits and no mail worker runs; read only when a page shows it.
+
+    The page that first finds it opens the no-worker incident, which posts the webhook
+    once per outage (``sender/worker_outage.py``).
+    """
+    return {"no_worker": SimpleLazyObject(lambda: _no_worker_alarm(request))}
+
+
+def _no_worker_alarm(request: HttpRequest) -> worker_outage.Alarm | None:
+    user = getattr(request, "user", None)
+    if user is None or not user.has_perm(PERMISSION):
+        return None  # the fix is for the console's admins
+    try:
+        found = worker_outage.alarm()
+        if found is not None:
+            worker_outage.notice(found)
+        return found
+    except DatabaseError:
+        # The page that says the database is unavailable must still render.
+        logger.warning("Whether a mail worker runs could not be read", exc_info=True)
+        return None
 
 
 def basic_auth_sunset(request: HttpRequest) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from mailconfig.client_address import client_ip
 from mailconfig.signed_in import SignedInRequest
-from sender import outbox, pauses
+from sender import heartbeats, outbox, pauses
 from sender.models import Attempt, Incident, OutboxMessage, Status
 
 from .models import AuditEntry, MailServerConfig
@@ -131,8 +131,22 @@ def email_log(request: HttpRequest) -> HttpResponse:
         "summary": delivery_summary(now),
         "incidents": Incident.objects.all()[:INCIDENTS_SHOWN],
         "paused_reason": _paused_reason(page.object_list),
+        **workers_context(now),
     }
     return render(request, "settings_app/email_log.html", context)
+
+
+def workers_context(now: datetime) -> dict[str, object]:
+    """The running mail workers and their hosts, or when one was last seen."""
+    workers = heartbeats.running(now)
+    for worker in workers:  # workers beat every few seconds: "12 s ago", not "0 minutes ago"
+        seconds = max(0, int((now - worker.last_seen).total_seconds()))
+        worker.seen_seconds_ago = seconds  # type: ignore[attr-defined]  # for _workers.html
+    return {
+        "workers": workers,
+        "worker_hosts": sorted({worker.host for worker in workers}),
+        "worker_last_seen": None if workers else heartbeats.last_seen(),
+    }
 
 
 def _paused_reason(rows: list[OutboxMessage]) -> str:

@@ -35,6 +35,8 @@ import time
 import warnings
 from collections.abc import Callable
 from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 
@@ -60,7 +62,7 @@ OURS = "sender.backend.EmailBackend"
 STOCK = "django.core.mail.backends.smtp.EmailBackend"
 
 
-def via_backend(backend: str, count: int, **options: object) -> None:
+def via_backend(backend: str, count: int, **options: Any) -> None:
     with get_connection(backend, **options) as connection:
         for i in range(count):
             send_mail(f"Alert {i}", "Body", USER, [RECIPIENT], connection=connection)
@@ -112,7 +114,7 @@ def serve_smtp(ca: trustme.CA, control: Connection, data_delay: float = 0.0) -> 
 
 def start_smtp_server(
     ca: trustme.CA, data_delay: float = 0.0
-) -> tuple[Connection, multiprocessing.Process, int]:
+) -> tuple[Connection, BaseProcess, int]:
     """Start the benchmark's SMTP server in its own process and save it as the primary
     connection (STARTTLS + Basic); the pipe to stop it, the process and its port."""
     context = multiprocessing.get_context("fork")

@@ -23,7 +23,9 @@ It replaces the command of the same name (``sender`` comes before
   a worker often starts against a backlog that arrived faster than autovacuum looks;
 - a database fault (locked, I/O error, connection lost, server restarted) does not
   stop the worker: it waits and starts again (``sender/worker_faults.py``), and a
-  SQLite file replaced under it stops it for its supervisor to restart.
+  SQLite file replaced under it stops it for its supervisor to restart;
+- the worker records its heartbeat (``sender/heartbeats.py``): when its loop starts, as it
+  polls an empty queue and after each task, at most every few seconds, and its stop.
 
 On SIGTERM or SIGINT the worker stops gracefully: the drain it runs finishes the
 message it is sending, records it, gives back the rest of its batch
@@ -38,7 +40,13 @@ from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 
-from sender import drain, recovery, schedules, task_engine, worker_faults
+from sender import drain, heartbeats, recovery, schedules, task_engine, worker_faults
+
+HOOKS = task_engine.WorkerHooks(
+    on_beat=heartbeats.beat,
+    on_stop=drain.request_stop,
+    on_exit=heartbeats.stop,
+)
 
 
 def _worker_session(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
@@ -62,7 +70,7 @@ class Command(task_engine.WorkerCommandBase):
         recovery.warn_if_lease_short()
         with worker_faults.watch_sqlite_file():
             worker_faults.run_through_database_faults(
-                self.start_up, lambda: task_engine.run_worker(self, drain.request_stop, **options)
+                self.start_up, lambda: task_engine.run_worker(self, HOOKS, **options)
             )
 
     def start_up(self) -> None:
@@ -72,6 +80,7 @@ class Command(task_engine.WorkerCommandBase):
             task_engine.refresh_queue_statistics()
         recovery.recover()
         recovery.ensure_sweep_scheduled()
+        heartbeats.start()  # a write: the database takes the worker's writes again
         if not self.started:
             schedules.start_schedules()  # once per process: the expiry radar's check
         self.started = True
