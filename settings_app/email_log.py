@@ -26,6 +26,9 @@ from sender import outbox
 from sender.models import Attempt, Incident, OutboxMessage, Status
 
 from .client_address import client_ip
+from .delivery_summary import PERIODS as SUMMARY_PERIODS
+from .delivery_summary import summarise as summarise_delivery
+from .log_drilldown import DrillDownFilters
 from .models import AuditEntry, MailServerConfig
 
 PAGE_SIZE = 50
@@ -46,7 +49,7 @@ PERIODS: dict[str, tuple[str, timedelta | None]] = {
 SENT_NOT_KEPT = "The content of delivered messages is not kept, for privacy."
 
 
-class LogFilterForm(forms.Form):
+class LogFilterForm(DrillDownFilters):
     """The log's filters, read from the query string; an invalid value is simply not applied."""
 
     status = forms.ChoiceField(
@@ -82,7 +85,7 @@ class LogFilterForm(forms.Form):
             rows = rows.filter(
                 Q(to__icontains=text) | Q(subject__icontains=text) | Q(message_id__icontains=text)
             )
-        return rows
+        return self.narrow(rows)  # domain, error and time span: the summary's links
 
     @property
     def active(self) -> bool:
@@ -111,12 +114,18 @@ def email_log(request: HttpRequest) -> HttpResponse:
         row.more_recipients = len(addresses[LISTED_RECIPIENTS:])
     query = request.GET.copy()
     query.pop("page", None)
+    summary_query = query.copy()
+    summary_query.pop("summary", None)
     context = {
         "filters": filters,
         "page": page,
         "query": query.urlencode(),
         "retention_days": settings.MAILCONFIG_LOG_RETENTION_DAYS,
         "summary": delivery_summary(now),
+        "drill_downs": filters.drill_downs(request.GET),
+        "overview": summarise_delivery(request.GET.get("summary", ""), now),
+        "periods": SUMMARY_PERIODS,
+        "summary_query": summary_query.urlencode(),
         "incidents": Incident.objects.all()[:INCIDENTS_SHOWN],
     }
     return render(request, "settings_app/email_log.html", context)
