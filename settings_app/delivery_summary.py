@@ -25,6 +25,7 @@ from django.db.models import (
     DurationField,
     ExpressionWrapper,
     F,
+    FloatField,
     Max,
     Q,
     QuerySet,
@@ -180,15 +181,23 @@ class Summary:
         return self.now - self.oldest_waiting.queued_at if self.oldest_waiting else None
 
 
-class PercentileCont(Aggregate):
-    """PostgreSQL's ``percentile_cont(fraction) WITHIN GROUP (ORDER BY expression)``."""
+class PercentilesCont(Aggregate):
+    """PostgreSQL's ``percentile_cont(ARRAY[...]) WITHIN GROUP (ORDER BY seconds)``: all the
+    fractions from one sort of the group."""
 
     function = "PERCENTILE_CONT"
-    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = DurationField()
+    template = (
+        "%(function)s(ARRAY[%(fractions)s]::float8[]) WITHIN GROUP "
+        "(ORDER BY EXTRACT(EPOCH FROM %(expressions)s))"
+    )
 
-    def __init__(self, expression: object, fraction: float, **extra: object) -> None:
-        super().__init__(expression, fraction=float(fraction), **extra)
+    def __init__(self, expression: object, fractions: list[float], **extra: object) -> None:
+        from django.contrib.postgres.fields import ArrayField  # PostgreSQL only
+
+        listed = ", ".join(str(float(fraction)) for fraction in fractions)
+        super().__init__(
+            expression, fractions=listed, output_field=ArrayField(FloatField()), **extra
+        )
 
 
 def percentile(values: list[float], fraction: float) -> float | None:
@@ -273,8 +282,7 @@ def _count_buckets(
     delivered = sent & Q(sent_at__isnull=False)
     took = ExpressionWrapper(F("sent_at") - F("queued_at"), output_field=DurationField())
     if on_postgresql and percentiles:
-        for name, fraction in PERCENTILES.items():
-            figures[name] = PercentileCont(took, fraction, filter=delivered)
+        figures["percentiles"] = PercentilesCont(took, list(PERCENTILES.values()), filter=delivered)
     grouped = (
         in_period.annotate(bucket=Trunc("queued_at", unit, tzinfo=zone))
         .values("bucket")
@@ -285,23 +293,17 @@ def _count_buckets(
         bucket = by_key.get(wall_clock(row.pop("bucket"), zone))
         if bucket is None:  # queued after "now" (a message just arriving)
             continue
+        for name, value in zip(PERCENTILES, row.pop("percentiles", None) or (), strict=False):
+            setattr(bucket, name, value)
         for name, value in row.items():
-            if isinstance(value, timedelta):
-                value = value.total_seconds()
             setattr(bucket, name, value)
     if not percentiles:
         return
     if on_postgresql:
         overall = in_period.aggregate(
-            **{
-                name: PercentileCont(took, fraction, filter=delivered)
-                for name, fraction in PERCENTILES.items()
-            }
-        )
-        summary.p50, summary.p95 = (
-            overall[name].total_seconds() if overall[name] is not None else None
-            for name in PERCENTILES
-        )
+            percentiles=PercentilesCont(took, list(PERCENTILES.values()), filter=delivered)
+        )["percentiles"]
+        summary.p50, summary.p95 = overall or (None, None)
         return
     # Elsewhere (SQLite): the same interpolation in Python, from each bucket's durations.
     durations: dict[datetime, list[float]] = defaultdict(list)

@@ -21,7 +21,7 @@ from django.views.decorators.http import require_http_methods
 from oauth import page as oauth_page
 from sender import permission_check
 
-from . import email_log, expiry_alerts, health_check_page
+from . import delivery_summary, email_log, expiry_alerts, health_check_page
 from .client_address import client_ip
 from .database_faults import UNAVAILABLE_STATUS, describe_database_error
 from .expiry_radar import radar
@@ -160,6 +160,7 @@ def render_page(
         "audit_entries": AuditEntry.objects.filter(connection=page.connection)[:AUDIT_ROWS],
         # The Mail Server page says how mail is flowing and whether a backup stands by.
         "delivery": None if page.is_backup else email_log.delivery_summary(),
+        "delivery_hours": None if page.is_backup else delivery_summary.last_day(),
         "backup": None if page.is_backup else MailServerConfig.load(Connection.BACKUP),
         "timeout_seconds": math.ceil(settings.MAILCONFIG_TIMEOUT),
         "failover_after": describe_seconds(settings.MAILCONFIG_FAILOVER_AFTER),
