@@ -16,6 +16,7 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta, tzinfo
+from functools import cached_property
 from urllib.parse import urlencode
 
 from django.db import connection as db_connection
@@ -86,13 +87,13 @@ class Bucket:
     def total(self) -> int:
         return self.sent + self.retrying + self.failed + self.waiting
 
-    @property
+    @cached_property
     def label(self) -> str:
         """Short, for an axis: "14:00" or "Dec 4"."""
         local = timezone.localtime(self.start)
         return f"{local:%H:%M}" if self.unit == "hour" else f"{local:%b} {local.day}"
 
-    @property
+    @cached_property
     def name(self) -> str:
         """Whole, for a tooltip or a table: "Thu Dec 4, 14:00 to 15:00" or "Thu Dec 4"."""
         local, end = timezone.localtime(self.start), timezone.localtime(self.end)
