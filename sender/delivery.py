@@ -34,7 +34,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django_tasks_db.compat import TaskResultStatus
 
-from sender.errors import ConfigurationError, MailError
+from sender.errors import ConfigurationError, MailError, RefusedRecipient
 from sender.models import Attempt, Connection, OutboxMessage, Status
 from settings_app.models import Auth, Mode, Provider
 from settings_app.values import MailSettings
@@ -43,7 +43,7 @@ from . import incidents, outbox, retries
 from .deadline import MESSAGE, time_limit
 from .factory import build_transport
 from .stored import backup_settings, current_settings
-from .transports.base import Transport
+from .transports.base import Accepted, Transport
 from .transports.http_api import HttpApiTransport
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def deliver(message_pk: int) -> str:
     email: outbox.StoredEmail | None = None
     try:
         email = outbox.StoredEmail(outbox.stored_body(row))
-        reply = _send_through(connections, email)
+        accepted = _send_through(connections, email)
     except MailError as error:
         connections.discard()
         backup = backup_settings() if email is not None else None
@@ -93,7 +93,7 @@ def deliver(message_pk: int) -> str:
         connections.discard()
         logger.exception("Sending message %s failed unexpectedly", row.message_id)
         raise
-    record_success(row, reply, started, _elapsed_ms(clock), connections.label)
+    record_success(row, accepted, started, _elapsed_ms(clock), connections.label)
     return "sent"
 
 
@@ -103,8 +103,8 @@ def _send_through(
     config: MailSettings | None = None,
     *,
     own_sender: bool = False,
-) -> str:
-    """Send ``email`` with the connection's open transport; the server's reply.
+) -> Accepted:
+    """Send ``email`` with the connection's open transport; what the server accepted.
 
     ``own_sender``: send from the connection's From Address (the backup, for a message
     that was queued from the primary's).
@@ -152,7 +152,7 @@ def _deliver_through_backup(
     primary_error, primary_started, primary_ms, primary_label = primary
     started, clock = timezone.now(), time.monotonic()
     try:
-        reply = _send_through(
+        accepted = _send_through(
             backup_connections, email, backup, own_sender=_from_the_product(email)
         )
     except MailError as error:
@@ -183,7 +183,7 @@ def _deliver_through_backup(
     )
     record_success(
         row,
-        reply,
+        accepted,
         started,
         _elapsed_ms(clock),
         backup_connections.label,
@@ -276,7 +276,7 @@ def _reschedule_if_early(message_pk: int, now: datetime) -> None:
 
 def record_success(
     row: OutboxMessage,
-    reply: str,
+    accepted: Accepted,
     started: datetime,
     duration_ms: int,
     transport: str,
@@ -284,7 +284,8 @@ def record_success(
     connection: str = Connection.PRIMARY,
 ) -> None:
     """Sent (through ``connection``): keep the metadata and the server's reply, drop the
-    message's content."""
+    message's content, unless some recipients were refused: then it is kept (like a
+    failed message's) so it can be resent to them."""
     now = timezone.now()
     with transaction.atomic():
         _still_ours(row).update(
@@ -293,7 +294,8 @@ def record_success(
             lease_until=None,
             next_attempt_at=None,
             connection=connection,
-            body="",
+            refused_count=len(accepted.refused),
+            **({} if accepted.refused else {"body": ""}),
             last_error="",
             last_error_code="",
             last_error_hint="",
@@ -305,7 +307,8 @@ def record_success(
             transport=transport,
             connection=connection,
             outcome=Attempt.Outcome.SENT,
-            reply=reply[:2000],
+            reply=accepted.reply[:2000],
+            refused=refused_json(accepted.refused),
         )
     # Mail goes through again: an open incident of this connection closes.
     _tell_incidents(incidents.delivered, f"Message #{row.pk} delivered", connection=connection)
@@ -361,7 +364,13 @@ def _log_failed_attempt(
         error=error.message,
         error_code=error.code[:100],
         hint=error.hint,
+        refused=refused_json(error.refused),
     )
+
+
+def refused_json(refused: tuple[RefusedRecipient, ...]) -> list[dict[str, str]]:
+    """Refused recipients as the Attempt row stores them."""
+    return [{"address": item.address, "reply": item.reply[:1000]} for item in refused]
 
 
 def _count_failure(

@@ -7,6 +7,16 @@ contain secrets or tokens.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RefusedRecipient:
+    """A recipient the server or API would not take, with its answer (secrets hidden)."""
+
+    address: str
+    reply: str
+
 
 class MailError(Exception):
     """Base class: catch this to catch every sending or token failure."""
@@ -16,6 +26,8 @@ class MailError(Exception):
     transient: bool | None = None
     # Seconds the provider asked us to wait (HTTP Retry-After), if it said.
     retry_after: float | None = None
+    # The recipients refused when every recipient was (the message failed for them all).
+    refused: tuple[RefusedRecipient, ...] = ()
 
     def __init__(
         self,

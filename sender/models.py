@@ -53,6 +53,8 @@ class OutboxMessage(models.Model):
     last_error = models.TextField(blank=True)
     last_error_code = models.CharField(max_length=100, blank=True)
     last_error_hint = models.TextField(blank=True)
+    # Sent, but the server refused these many recipients (listed on the last attempt).
+    refused_count = models.PositiveIntegerField(default=0)
 
     resend_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="resends"
@@ -80,6 +82,24 @@ class OutboxMessage(models.Model):
     def __str__(self) -> str:
         return f"{self.subject or '(no subject)'} to {self.to} [{self.status}]"
 
+    @property
+    def partly_refused(self) -> bool:
+        """Sent, but the server refused some of its recipients."""
+        return self.status == Status.SENT and self.refused_count > 0
+
+    @property
+    def status_text(self) -> str:
+        """The status as the Email Log says it: "Sent, 1 recipient refused"."""
+        if self.partly_refused:
+            plural = "s" if self.refused_count > 1 else ""
+            return f"Sent, {self.refused_count} recipient{plural} refused"
+        return self.get_status_display()
+
+    @property
+    def status_style(self) -> str:
+        """The status badge's style name (a partly refused message is not plain Sent)."""
+        return "refused" if self.partly_refused else self.status
+
 
 class Attempt(models.Model):
     """One try at delivering a message: when, how, and what the server or API answered."""
@@ -99,6 +119,8 @@ class Attempt(models.Model):
     error = models.TextField(blank=True)
     error_code = models.CharField(max_length=100, blank=True)
     hint = models.TextField(blank=True)
+    # Recipients the server or API refused in this try: [{"address": ..., "reply": ...}].
+    refused = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["started_at", "pk"]

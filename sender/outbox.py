@@ -30,7 +30,7 @@ from django.core.mail.message import DNS_NAME
 from django.db import transaction
 
 from sender.errors import ConfigurationError
-from sender.models import OutboxMessage, Status
+from sender.models import Attempt, OutboxMessage, Status
 
 from .stored import current_settings
 
@@ -47,17 +47,21 @@ class StoredBody:
     recipients: list[str]
     bcc: list[str]
     mime: bytes
+    # Only ``recipients`` may get it, not everyone in its headers (a resend to the
+    # recipients a server refused): only SMTP, whose envelope is separate, can do that.
+    envelope_only: bool = False
 
     def to_json(self) -> str:
         # surrogateescape + JSON's \\u escapes keep any non-UTF-8 byte intact.
-        return json.dumps(
-            {
-                "from": self.from_email,
-                "recipients": self.recipients,
-                "bcc": self.bcc,
-                "mime": self.mime.decode("utf-8", "surrogateescape"),
-            }
-        )
+        data: dict[str, Any] = {
+            "from": self.from_email,
+            "recipients": self.recipients,
+            "bcc": self.bcc,
+            "mime": self.mime.decode("utf-8", "surrogateescape"),
+        }
+        if self.envelope_only:
+            data["envelope_only"] = True
+        return json.dumps(data)
 
     @classmethod
     def from_json(cls, text: str) -> StoredBody:
@@ -67,6 +71,7 @@ class StoredBody:
             recipients=list(data["recipients"]),
             bcc=list(data.get("bcc", [])),
             mime=data["mime"].encode("utf-8", "surrogateescape"),
+            envelope_only=bool(data.get("envelope_only", False)),
         )
 
 
@@ -81,6 +86,7 @@ class StoredEmail(EmailMessage):
     def __init__(self, body: StoredBody) -> None:
         super().__init__(from_email=body.from_email, bcc=body.bcc)
         self.stored = body
+        self.envelope_only = body.envelope_only
 
     def recipients(self) -> list[str]:
         return list(self.stored.recipients)
@@ -196,6 +202,40 @@ def resend_copy(row: OutboxMessage) -> OutboxMessage:
     )
     schedule(copy)
     return copy
+
+
+def resend_to_refused(row: OutboxMessage) -> OutboxMessage:
+    """Queue the same message (same Message-ID: they never got it) to the recipients the
+    server refused when ``row`` was sent, and to them only; ``resend_of=row``."""
+    addresses = refused_recipients(row)
+    if not addresses:
+        raise ValueError("No recipient of this message was refused.")
+    body = stored_body(row)
+    copy = OutboxMessage.objects.create(
+        message_id=row.message_id,
+        status=Status.QUEUED,
+        from_address=row.from_address,
+        to=", ".join(addresses),
+        subject=row.subject,
+        body=StoredBody(
+            from_email=body.from_email,
+            recipients=addresses,
+            bcc=[],
+            mime=body.mime,
+            envelope_only=True,
+        ).to_json(),
+        resend_of=row,
+    )
+    schedule(copy)
+    return copy
+
+
+def refused_recipients(row: OutboxMessage) -> list[str]:
+    """The addresses refused by the attempt that sent ``row`` (none unless it was sent)."""
+    if row.status != Status.SENT or not row.refused_count:
+        return []
+    sent = row.tries.filter(outcome=Attempt.Outcome.SENT).order_by("-started_at", "-pk").first()
+    return [item["address"] for item in (sent.refused if sent else [])]
 
 
 def schedule(row: OutboxMessage, run_after: datetime | None = None) -> None:

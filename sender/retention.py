@@ -2,8 +2,8 @@
 
 Two limits (Django settings, from the environment):
 ``MAILCONFIG_LOG_RETENTION_DAYS`` for a finished message's row and attempts, and
-``MAILCONFIG_FAILED_BODY_DAYS`` for a Failed message's encrypted content, kept only so
-an admin can resend it. Messages still on their way (Queued, Sending, Retrying) are
+``MAILCONFIG_FAILED_BODY_DAYS`` for the encrypted content of a Failed message, or of a
+Sent one that some recipients refused, kept only so an admin can resend it. Messages still on their way (Queued, Sending, Retrying) are
 never purged: their content is needed to deliver them.
 """
 
@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -43,7 +43,9 @@ def purge_email_log(*, now: datetime | None = None) -> PurgeResult:
         messages_deleted = per_model.get(OutboxMessage._meta.label, 0)
         # A Failed message's age counts from its last attempt (it may have been resent).
         stale_ids = list(
-            OutboxMessage.objects.filter(status=Status.FAILED)
+            OutboxMessage.objects.filter(
+                Q(status=Status.FAILED) | Q(status=Status.SENT, refused_count__gt=0)
+            )
             .exclude(body="")
             .annotate(failed_at=Coalesce(Max("tries__started_at"), "queued_at"))
             .filter(failed_at__lt=body_cutoff)

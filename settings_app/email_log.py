@@ -36,6 +36,7 @@ INCIDENTS_SHOWN = 20
 LISTED_RECIPIENTS = 3  # the list shows the first few To addresses, then "+N more"
 IN_FLIGHT = (Status.QUEUED, Status.SENDING, Status.RETRYING)
 WAITING = "waiting"  # the status filter's name for "any of IN_FLIGHT"
+REFUSED = "refused"  # ... and for "Sent, but some recipients refused"
 
 # Period filter: key in the URL -> (label, how far back from now; None = any time).
 PERIODS: dict[str, tuple[str, timedelta | None]] = {
@@ -57,6 +58,7 @@ class LogFilterForm(DrillDownFilters):
             ("", "All statuses"),
             *Status.choices,
             (WAITING, "Waiting (Queued, Sending or Retrying)"),
+            (REFUSED, "Sent, some recipients refused"),
         ],
         required=False,
         label="Status",
@@ -76,6 +78,8 @@ class LogFilterForm(DrillDownFilters):
         values = self.cleaned_data
         if values.get("status") == WAITING:
             rows = rows.filter(status__in=IN_FLIGHT)
+        elif values.get("status") == REFUSED:
+            rows = rows.filter(status=Status.SENT, refused_count__gt=0)
         elif values.get("status"):
             rows = rows.filter(status=values["status"])
         span = PERIODS[values["period"]][1] if values.get("period") else None
@@ -142,9 +146,15 @@ def email_log_detail(request: HttpRequest, pk: int) -> HttpResponse:
             {"retention_days": settings.MAILCONFIG_LOG_RETENTION_DAYS},
             status=404,
         )
+    attempts = [_with_duration_text(attempt) for attempt in row.tries.all()]
+    # The try that sent the message says whom the server refused.
+    sent = [attempt for attempt in attempts if attempt.outcome == Attempt.Outcome.SENT]
+    refused = sent[-1].refused if sent and row.partly_refused else []
     context = {
         "row": row,
-        "attempts": [_with_duration_text(attempt) for attempt in row.tries.all()],
+        "attempts": attempts,
+        "refused": refused,
+        "refused_resend_allowed": bool(refused) and row.body_kept,
         "resends": row.resends.order_by("queued_at", "pk").only("pk", "queued_at", "status"),
         "requeue_allowed": row.status == Status.FAILED and row.body_kept,
         "copy_allowed": row.body_kept,
@@ -178,11 +188,11 @@ class ResendRefused(Exception):
 def email_log_resend(request: HttpRequest, pk: int) -> HttpResponse:
     """Resend a Failed message as it was ("requeue"), or queue a copy of any message ("copy")."""
     action = request.POST.get("action", "")
-    if action not in ("requeue", "copy"):
+    if action not in ("requeue", "copy", "refused"):
         messages.error(request, "Nothing was sent: unknown Resend action.")
         return redirect("settings_app:email_log_detail", pk=pk)
     try:
-        queued = resend(pk, copy=action == "copy", user=request.user, source_ip=client_ip(request))
+        queued = resend(pk, action=action, user=request.user, source_ip=client_ip(request))
     except OutboxMessage.DoesNotExist:
         messages.error(
             request,
@@ -195,6 +205,12 @@ def email_log_resend(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("settings_app:email_log_detail", pk=pk)
     if queued.pk == pk:
         messages.success(request, f"Message #{pk} is queued again, with the same Message-ID.")
+    elif action == "refused":
+        messages.success(
+            request,
+            f"Message #{pk} is queued again as message #{queued.pk}, to the refused "
+            "recipients only, with the same Message-ID.",
+        )
     else:
         messages.success(
             request, f"A copy of message #{pk} is queued as message #{queued.pk}, shown below."
@@ -202,8 +218,9 @@ def email_log_resend(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("settings_app:email_log_detail", pk=queued.pk)
 
 
-def resend(pk: int, *, copy: bool, user: AbstractBaseUser, source_ip: str | None) -> OutboxMessage:
-    """Queue message ``pk`` again (or a copy of it) and audit it; return the row that will go.
+def resend(pk: int, *, action: str, user: AbstractBaseUser, source_ip: str | None) -> OutboxMessage:
+    """Queue message ``pk`` again ("requeue"), a copy of it ("copy"), or the same message to
+    the recipients the server refused ("refused"); audit it; return the row that will go.
 
     The row is locked so two admins pressing Resend at once cannot send a Failed message twice.
     """
@@ -211,18 +228,22 @@ def resend(pk: int, *, copy: bool, user: AbstractBaseUser, source_ip: str | None
         row = OutboxMessage.objects.select_for_update().get(pk=pk)
         if not outbox.has_body(row):
             raise ResendRefused(not_kept_reason(row))
-        if not copy and row.status != Status.FAILED:
+        if action == "requeue" and row.status != Status.FAILED:
             raise ResendRefused(
                 f"Message #{pk} is {row.get_status_display()}, not Failed: only a failed "
                 "message is resent as it was. Use Resend a copy to send it once more."
             )
         try:
-            if copy:
+            if action == "copy":
                 queued = outbox.resend_copy(row)
-                action, what = "Resent a copy of a message", f"queued as #{queued.pk}"
+                audit, what = "Resent a copy of a message", f"queued as #{queued.pk}"
+            elif action == "refused":
+                queued = outbox.resend_to_refused(row)
+                audit = "Resent a message to its refused recipients"
+                what = f"to {queued.to}, queued as #{queued.pk}"
             else:
                 outbox.requeue(row)
-                queued, action, what = row, "Resent a failed message", "same Message-ID"
+                queued, audit, what = row, "Resent a failed message", "same Message-ID"
         except (outbox.BodyGone, ValueError) as refused:  # the outbox's own last checks
             raise ResendRefused(str(refused)) from refused
         AuditEntry.objects.create(
@@ -230,7 +251,7 @@ def resend(pk: int, *, copy: bool, user: AbstractBaseUser, source_ip: str | None
             username=user.get_username(),
             source_ip=source_ip,
             version=MailServerConfig.load().version,
-            action=action,
+            action=audit,
             changed_fields=[f"Email Log #{pk} to {row.to or 'no recipient'}, {what}"],
         )
     return queued
@@ -243,6 +264,7 @@ class DeliverySummary:
     queued: int
     sent_24h: int
     failed_24h: int
+    refused_24h: int = 0  # of the sent ones, those some recipients refused
 
 
 def delivery_summary(now: datetime | None = None) -> DeliverySummary:
@@ -255,7 +277,13 @@ def delivery_summary(now: datetime | None = None) -> DeliverySummary:
         queued=Count("pk", filter=Q(status__in=IN_FLIGHT)),
         sent=Count("pk", filter=Q(status=Status.SENT, queued_at__gte=since)),
         failed=Count("pk", filter=Q(status=Status.FAILED, queued_at__gte=since)),
+        refused=Count(
+            "pk", filter=Q(status=Status.SENT, refused_count__gt=0, queued_at__gte=since)
+        ),
     )
     return DeliverySummary(
-        queued=counts["queued"], sent_24h=counts["sent"], failed_24h=counts["failed"]
+        queued=counts["queued"],
+        sent_24h=counts["sent"],
+        failed_24h=counts["failed"],
+        refused_24h=counts["refused"],
     )

@@ -83,7 +83,7 @@ def gmail(google_fake):
 
 def send(transport_class, config, *messages, transcript=None):
     with transport_class(config, transcript=transcript) as transport:
-        return [transport.send(item) for item in messages or (message(),)]
+        return [transport.send(item).reply for item in messages or (message(),)]
 
 
 # Microsoft Graph ------------------------------------------------------------

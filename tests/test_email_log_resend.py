@@ -196,7 +196,7 @@ def test_two_admins_resending_one_failed_message_at_once_send_it_once():
     def press_resend() -> None:
         try:
             start.wait()
-            resend(row.pk, copy=False, user=admin, source_ip=None)
+            resend(row.pk, action="requeue", user=admin, source_ip=None)
             outcomes.append("queued")
         except ResendRefused:
             outcomes.append("refused")

@@ -9,13 +9,25 @@ so Test Mail can run on unsaved values.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from types import TracebackType
 
 from django.conf import settings
 from django.core.mail import EmailMessage
 
+from sender.errors import RefusedRecipient
 from sender.transcript import Transcript
 from settings_app.values import MailSettings
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """What ``Transport.send()`` returns: the server's reply or the API's status, and the
+    recipients it refused while taking the message for the others (SMTP answers each RCPT
+    on its own; smtplib's ``sendmail()`` returns them the same way)."""
+
+    reply: str
+    refused: tuple[RefusedRecipient, ...] = ()
 
 
 class Transport(ABC):
@@ -39,8 +51,11 @@ class Transport(ABC):
         """Connect (and authenticate) so that several sends share one connection."""
 
     @abstractmethod
-    def send(self, message: EmailMessage) -> str:
-        """Send one message; return the provider's id or reply. Raise ``MailError``."""
+    def send(self, message: EmailMessage) -> Accepted:
+        """Send one message; return the provider's reply and any refused recipients.
+
+        Raise ``MailError`` when the message went to nobody (its ``refused`` then names
+        the recipients when they were all refused)."""
 
     @abstractmethod
     def close(self) -> None:

@@ -16,7 +16,13 @@ from urllib3.exceptions import InvalidHeader
 from urllib3.util.retry import Retry
 
 from sender import deadline
-from sender.errors import MailError, RateLimited
+from sender.errors import (
+    ConfigurationError,
+    MailError,
+    RateLimited,
+    RecipientsRefused,
+    RefusedRecipient,
+)
 from sender.http import shared_session
 from sender.known_failures import KnownFailure, explain
 from sender.network import show_https_connection
@@ -25,7 +31,7 @@ from sender.tokens import AccessToken, ApiTokenProvider
 from sender.transcript import Transcript
 from settings_app.values import MailSettings
 
-from .base import Transport
+from .base import Accepted, Transport
 
 STEP = "Send message"
 RETRY_STATUSES = (429, 503, 504)
@@ -150,13 +156,31 @@ class HttpApiTransport(Transport):
                 url, ca_file=self.ca_file, timeout=self.timeout, transcript=self.transcript
             )
 
-    def send(self, message: EmailMessage) -> str:
+    def send(self, message: EmailMessage) -> Accepted:
+        if getattr(message, "envelope_only", False):
+            raise ConfigurationError(
+                f"This message is for only some of the addresses in its headers, and "
+                f"{self.api_name} sends to every address in them.",
+                step=STEP,
+                code="ENVELOPE-ONLY",
+                hint="A resend to refused recipients goes through an SMTP connection only: "
+                "use SMTP mode, or resend a copy to everyone.",
+            )
         self.open()
         raw = mime_with_bcc(message)
         with self.transcript.step(STEP) as step:
-            result = self._post_with_retries(raw, step.details)
+            try:
+                result = self._post_with_retries(raw, step.details)
+            except RecipientsRefused as error:
+                # The APIs take or refuse a message whole: refused for a recipient, it went
+                # to nobody, so every recipient is named with the API's answer.
+                answer = f"{error.code} {error.provider_text}".strip()
+                error.refused = tuple(
+                    RefusedRecipient(str(address), answer) for address in message.recipients()
+                )
+                raise
             step.details.append(f"Accepted by {self.api_name}: {result}")
-        return result
+        return Accepted(result)
 
     def _post_with_retries(self, raw: bytes, details: list[str]) -> str:
         assert self.tokens is not None

@@ -22,6 +22,7 @@ from sender.errors import (
     MailConnectionError,
     MailError,
     RecipientsRefused,
+    RefusedRecipient,
     TLSError,
 )
 from sender.network import (
@@ -41,7 +42,7 @@ from sender.transcript import Transcript
 from settings_app.models import Provider, Security, ServerCertificateSeen
 from settings_app.values import MailSettings
 
-from .base import Transport
+from .base import Accepted, Transport
 from .smtp_connection import BoundedReplies, ResolvedSMTP, ResolvedSMTP_SSL
 
 logger = logging.getLogger(__name__)
@@ -351,7 +352,7 @@ class SmtpTransport(Transport):
             # A hostile or careless server may echo what it was sent; never pass that on.
             raise _scrubbed(smtp_reply_error("Authenticate", code, reply), [secret, *sent])
 
-    def send(self, message: EmailMessage) -> str:
+    def send(self, message: EmailMessage) -> Accepted:
         if self.connection is not None and self.connection.sock is None:
             # The last message's reply was cut short (time limit, too long) or the server
             # hung up: this message gets a new connection rather than a dead one.
@@ -367,9 +368,9 @@ class SmtpTransport(Transport):
             # Normal sending keeps no transcript: skip the step's bookkeeping per message.
             return self._transaction(self.connection, sender, recipients, data, [])
         with self.transcript.step("Send message") as step:
-            reply = self._transaction(self.connection, sender, recipients, data, step.details)
-            step.details.append(f"Accepted by the server: {reply}")
-        return reply
+            accepted = self._transaction(self.connection, sender, recipients, data, step.details)
+            step.details.append(f"Accepted by the server: {accepted.reply}")
+        return accepted
 
     def _transaction(
         self,
@@ -378,8 +379,11 @@ class SmtpTransport(Transport):
         recipients: list[str],
         data: bytes,
         details: list[str],
-    ) -> str:
-        """MAIL, RCPT for each recipient (Bcc included: envelope only), DATA; like sendmail()."""
+    ) -> Accepted:
+        """MAIL, RCPT for each recipient (Bcc included: envelope only), DATA; like sendmail().
+
+        A recipient the server refuses is returned with its reply while the others get the
+        message; when it refuses them all, the error names each one."""
         if not recipients:
             raise RecipientsRefused(
                 "The message has no recipients.",
@@ -393,19 +397,22 @@ class SmtpTransport(Transport):
             code, reply = connection.mail(sender, options)
             if code != 250:
                 raise smtp_reply_error("Sender", code, reply)
-            refused: list[str] = []
+            refused: list[RefusedRecipient] = []
             last_refusal: MailError | None = None
             for recipient in recipients:
                 self._limit(connection, "Recipients")
                 code, reply = connection.rcpt(recipient)
                 if code not in (250, 251):
-                    refused.append(recipient)
                     last_refusal = smtp_reply_error("Recipients", code, reply)
+                    refused.append(
+                        RefusedRecipient(recipient, f"{code} {last_refusal.provider_text}")
+                    )
             if last_refusal is not None and len(refused) == len(recipients):
+                last_refusal.refused = tuple(refused)
                 raise last_refusal
             if refused:
                 # Like smtplib.sendmail: the others still get the message.
-                details.append(f"Refused recipients: {', '.join(refused)}")
+                details.append(f"Refused recipients: {', '.join(item.address for item in refused)}")
             code, reply = self._data(connection, data)
             if code != 250:
                 raise smtp_reply_error("Message data", code, reply)
@@ -419,7 +426,7 @@ class SmtpTransport(Transport):
             raise smtp_reply_error("Send message", err.smtp_code, err.smtp_error) from err
         except (OSError, smtplib.SMTPException) as err:
             raise self._failure("Send message", err) from err
-        return f"{code} {reply.decode('utf-8', 'replace')}"
+        return Accepted(f"{code} {reply.decode('utf-8', 'replace')}", tuple(refused))
 
     def _data(self, connection: BoundedReplies, data: bytes) -> tuple[int, bytes]:
         """DATA as ``smtplib.SMTP.data()`` does it, giving each wait only the time left.

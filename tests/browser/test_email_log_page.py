@@ -181,3 +181,27 @@ def test_resend_a_copy_from_a_message_s_page(admin_page: Page, live_server, refu
     expect(page).to_have_url(live_server.url + f"{LOG_URL}{copy.pk}/")
     expect(page.get_by_role("alert")).to_contain_text(f"queued as message #{copy.pk}")
     expect(page.get_by_role("link", name=f"message #{original.pk}")).to_be_visible()
+
+
+@pytest.mark.parametrize("width", [1280, 400])
+def test_a_partly_refused_message_reads_and_resends_to_the_refused(
+    admin_page: Page, live_server, refusing_smtp, width
+):
+    mail.send_mail("Disk almost full", "92% used.", None, [LONG_ADDRESS, "bob@example.com"])
+    run_due_tasks()
+    page = admin_page
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto(live_server.url + LOG_URL)
+    expect(page.get_by_test_id("status")).to_have_text("Sent, 1 recipient refused")
+    assert no_horizontal_scroll(page)
+    page.screenshot(path=str(ARTIFACTS / f"email-log-refused-{width}px.png"), full_page=True)
+    page.get_by_role("link", name="Disk almost full").click()
+    expect(page.get_by_test_id("refused-recipients")).to_contain_text("bob@example.com")
+    expect(page.get_by_test_id("attempt-refused")).to_contain_text("550 5.1.1 No such user")
+    assert no_horizontal_scroll(page)
+    page.screenshot(path=str(ARTIFACTS / f"email-log-refused-detail-{width}px.png"), full_page=True)
+    refusing_smtp.injections.rcpt_replies.clear()
+    page.get_by_test_id("resend-refused").click()
+    expect(page.get_by_role("alert")).to_contain_text("to the refused recipients only")
+    run_due_tasks()
+    assert refusing_smtp.messages[-1].rcpt_tos == ["bob@example.com"]

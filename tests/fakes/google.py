@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
+import email.utils
 import re
 import secrets
 import time
@@ -326,6 +327,10 @@ class GoogleFake(ProviderFake):
             return api_error(
                 400, "invalidArgument", "Recipient address required", "INVALID_ARGUMENT"
             )
+        headers = [str(v) for h in ("To", "Cc", "Bcc") for v in parsed.get_all(h) or []]
+        if any("@" not in address for _, address in email.utils.getaddresses(headers)):
+            # Gmail refuses the whole message for one malformed recipient.
+            return api_error(400, "invalidArgument", "Invalid To header", "INVALID_ARGUMENT")
         self.sent.append(SentMail(user=grant["user"], raw=raw))
         return Response.json(
             {"id": secrets.token_hex(8), "threadId": secrets.token_hex(8), "labelIds": ["SENT"]}
