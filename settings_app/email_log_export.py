@@ -41,6 +41,8 @@ COLUMNS = (
     ("last_error_hint", "Hint"),
 )
 
+FIELDS = (*(name for name, _ in COLUMNS), "refused_count")  # read, for the status's words
+
 
 class _Lines:
     """A file-like object whose write() hands back the line csv.writer wrote."""
@@ -66,13 +68,14 @@ def csv_lines(rows: Iterator[tuple]) -> Iterator[str]:
     header = [label for _, label in COLUMNS]
     header[0], header[1] = f"Time queued ({zone})", f"Sent at ({zone})"
     yield "\ufeff" + writer.writerow(header)
-    statuses = dict(OutboxMessage._meta.get_field("status").choices)
     connections = dict(Connection.choices)
     for row in rows:
-        values = dict(zip((name for name, _ in COLUMNS), row, strict=True))
+        values = dict(zip(FIELDS, row, strict=True))
         values["queued_at"] = _local(values["queued_at"])
         values["sent_at"] = _local(values["sent_at"])
-        values["status"] = statuses.get(values["status"], values["status"])
+        # As the log says it: "Sent, 2 recipients refused".
+        message = OutboxMessage(status=values["status"], refused_count=values["refused_count"])
+        values["status"] = message.status_text
         values["connection"] = connections.get(values["connection"], values["connection"])
         yield writer.writerow([neutralised(values[name]) for name, _ in COLUMNS])
 
@@ -93,7 +96,7 @@ def email_log_export(request: HttpRequest) -> StreamingHttpResponse:
             f"Email Log, {count} message{'s' if count != 1 else ''}, {_described(request)}"
         ],
     )
-    values = rows.values_list(*(name for name, _ in COLUMNS)).iterator(chunk_size=CHUNK_SIZE)
+    values = rows.values_list(*FIELDS).iterator(chunk_size=CHUNK_SIZE)
     response = StreamingHttpResponse(csv_lines(values), content_type="text/csv; charset=utf-8")
     name = f"email-log-{timezone.localtime(now):%Y%m%d-%H%M}.csv"
     response["Content-Disposition"] = f'attachment; filename="{name}"'

@@ -110,3 +110,9 @@ def test_the_email_log_permission_allows_the_export(client):
 def test_the_log_links_to_the_export_with_its_filters(admin_client):
     html = admin_client.get(LOG_URL, {"status": "failed", "q": "disk"}).content.decode()
     assert f'href="{EXPORT_URL}?status=failed&amp;q=disk"' in html
+
+
+def test_a_partly_refused_message_says_so(admin_client):
+    logged_message(status=Status.SENT, refused_count=2)
+    [_, row] = exported(admin_client)
+    assert row[2] == "Sent, 2 recipients refused"

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("sender", "0004_worker_heartbeats"),
+        ("sender", "0005_refused_recipients"),
     ]
 
     operations = [
