@@ -50,3 +50,16 @@ def test_a_failing_domain_opens_the_log_filtered_to_it(admin_page: Page, live_se
     expect(page.get_by_test_id("drill-down-domain")).to_be_visible()
     page.get_by_role("link", name="Remove the filter: To a recipient at").click()
     expect(page.get_by_test_id("drill-down-domain")).to_have_count(0)
+
+
+@pytest.mark.parametrize("width", [1280, 400])
+def test_the_mail_server_page_shows_a_24_hour_sparkline(admin_page: Page, live_server, width):
+    fill_delivery_log(timezone.now(), days=1)
+    page = admin_page
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto(live_server.url + "/admin/general-settings/mail-server/")
+    line = page.get_by_test_id("delivery-summary")
+    expect(line.get_by_role("img", name="Last 24 hours, hour by hour")).to_be_visible()
+    ARTIFACTS.mkdir(exist_ok=True)
+    line.screenshot(path=str(ARTIFACTS / f"delivery-sparkline-{width}px.png"))
+    assert no_horizontal_scroll(page)
