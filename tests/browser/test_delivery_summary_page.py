@@ -30,6 +30,17 @@ def test_the_summary_reads_without_sideways_scrolling(admin_page: Page, live_ser
     overview.screenshot(path=str(ARTIFACTS / f"delivery-charts-{period}-{width}px.png"))
     overview.get_by_text("Show the numbers").click()
     expect(overview.get_by_test_id("numbers-total")).to_be_visible()
+    numbers = overview.get_by_test_id("summary-numbers")
+    numbers.screenshot(path=str(ARTIFACTS / f"delivery-numbers-{period}-{width}px.png"))
+    numbers.evaluate("element => element.scrollIntoView()")
+    box = numbers.bounding_box()
+    assert box is not None
+    page.screenshot(  # its first lines, to look at
+        path=str(ARTIFACTS / f"delivery-numbers-top-{period}-{width}px.png"),
+        clip={"x": box["x"], "y": box["y"], "width": box["width"], "height": 500},
+    )
+    failures = page.get_by_test_id("delivery-failures")
+    failures.screenshot(path=str(ARTIFACTS / f"delivery-failures-{period}-{width}px.png"))
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(
         path=str(ARTIFACTS / f"delivery-summary-{period}-{width}px.png"), full_page=True
