@@ -8,6 +8,7 @@ frozen in the settings file. Nothing here touches the database until used.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 
 class StoredAdmins(Sequence):
@@ -30,7 +31,7 @@ class StoredAdmins(Sequence):
             return []  # before migrate, or the database is down: nobody to mail
         return [("Mail administrator", address)] if address else []
 
-    def __getitem__(self, index):  # type: ignore[override]
+    def __getitem__(self, index: Any) -> Any:
         return self._entries()[index]
 
     def __len__(self) -> int:

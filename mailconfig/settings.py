@@ -69,6 +69,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: /healthz, /readyz and /metrics answer a probe addressed to this server's IP
+    # over plain HTTP, before the HTTPS redirect and the ALLOWED_HOSTS check (README).
+    "mailconfig.probes.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -156,7 +159,7 @@ AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("DJANGO_LOGIN_LOCKOUT_M
 # Attempts during a lockout neither count nor extend it: the time the page names holds.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 # The client address by the console's trusted-proxy rule (DJANGO_TRUSTED_PROXIES).
-AXES_CLIENT_IP_CALLABLE = "settings_app.client_address.client_ip"
+AXES_CLIENT_IP_CALLABLE = "mailconfig.client_address.client_ip"
 AXES_LOCKOUT_CALLABLE = "settings_app.sign_in.locked_out_response"
 # settings_app.sign_in logs each attempt; no start-up banner from axes on every command.
 AXES_VERBOSE = False
@@ -370,6 +373,15 @@ MAILCONFIG_ALERT_WEBHOOK_TIMEOUT = (
 MAILCONFIG_ALERT_WEBHOOK_RETRY_SCHEDULE = env_seconds(
     "MAILCONFIG_ALERT_WEBHOOK_RETRY_SCHEDULE", "30,120,600,1800"
 )
+
+# Prometheus metrics at /metrics (sender/metrics.py): off (404) unless a token is set; then
+# a scrape must send "Authorization: Bearer <token>".
+MAILCONFIG_METRICS_TOKEN = os.environ.get("MAILCONFIG_METRICS_TOKEN", "").strip()
+if MAILCONFIG_METRICS_TOKEN and len(MAILCONFIG_METRICS_TOKEN) < 24:
+    raise ImproperlyConfigured(
+        "MAILCONFIG_METRICS_TOKEN is too short to keep /metrics private: use 24 characters "
+        "or more, for example from: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+    )
 
 # One row per Azure cloud: everything that changes together when the cloud changes.
 # smtp_scope: delegated SMTP OAuth (an account signs in); smtp_app_scope: app-only SMTP

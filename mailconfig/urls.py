@@ -2,22 +2,13 @@
 register at the providers, login/logout, and Django's own admin out of the way."""
 
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from settings_app.forms import LoginForm
-
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="settings_app:mail_server"), name="home"),
-    path(
-        "accounts/login/",
-        auth_views.LoginView.as_view(
-            authentication_form=LoginForm, redirect_authenticated_user=True
-        ),
-        name="login",
-    ),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # Sign-in and sign-out, with the console's form (the project imports no app module).
+    path("accounts/", include("settings_app.account_urls")),
     path("admin/general-settings/", include("settings_app.urls")),
     path("", include("oauth.urls")),
     # Users and groups (who may change mail settings) are managed here, not under /admin/,

@@ -31,7 +31,7 @@ from settings_app.values import MailSettings
 
 # The settings a grant is made for: changing any of them invalidates it. The SMTP
 # server is one of them: its tokens are sent only to the server it was authorized for.
-GRANT_FIELDS = {
+GRANT_FIELDS: dict[str, tuple[str, ...]] = {
     Provider.MICROSOFT: (
         "oauth_provider",
         "oauth_tenant_id",

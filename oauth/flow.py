@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseRedirect
 
+from mailconfig.client_address import client_ip
+from mailconfig.signed_in import SignedInRequest
 from sender.errors import MailError
-from settings_app.client_address import client_ip
+from sender.metrics_counters import AUTHORIZATION_CODE, token_request
 from settings_app.models import AuditEntry, Connection, MailServerConfig, Provider
 from settings_app.values import MailSettings
 
@@ -53,7 +55,7 @@ class Completed:
         return self.grant.connection
 
 
-def begin(request: HttpRequest, config: MailSettings) -> HttpResponse:
+def begin(request: SignedInRequest, config: MailSettings) -> HttpResponse:
     """Redirect to the provider's consent page; raises ``MailError`` if it cannot start."""
     browser = browser_token(request)
     state, record = create_state(
@@ -71,7 +73,7 @@ def begin(request: HttpRequest, config: MailSettings) -> HttpResponse:
     return response
 
 
-def complete(request: HttpRequest) -> Completed:
+def complete(request: SignedInRequest) -> Completed:
     """Check the callback and store the grant.
 
     Raises ``StateRefused`` (forged, replayed, expired, someone else's),
@@ -85,7 +87,7 @@ def complete(request: HttpRequest) -> Completed:
         raise ConsentFailed(err, record.connection) from err
 
 
-def _complete(request: HttpRequest, record: AuthorizationRequest) -> Completed:
+def _complete(request: SignedInRequest, record: AuthorizationRequest) -> Completed:
     # The state says which connection the consent is for; its settings are the ones checked.
     config = MailSettings.from_model(MailServerConfig.load(record.connection))
     error = request.GET.get("error")
@@ -98,7 +100,8 @@ def _complete(request: HttpRequest, record: AuthorizationRequest) -> Completed:
         )
     if config.version != record.config_version or config.oauth_provider != record.provider:
         raise SettingsChanged
-    tokens = consent_provider(config).redeem(flow_of(record), request.GET.dict())
+    with token_request(config.oauth_provider, AUTHORIZATION_CODE):
+        tokens = consent_provider(config).redeem(flow_of(record), request.GET.dict())
     with transaction.atomic():
         # Under the settings' lock, so a save cannot slip in between check and store.
         locked = MailServerConfig.objects.select_for_update().get(
@@ -132,7 +135,7 @@ def account_warnings(config: MailSettings, account: str) -> list[str]:
     return []
 
 
-def _audit(user: AbstractBaseUser, config: MailSettings, tokens: Tokens, ip: str | None) -> None:
+def _audit(user: User, config: MailSettings, tokens: Tokens, ip: str | None) -> None:
     AuditEntry.objects.create(
         user=user,
         username=user.get_username(),

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
 from sender.errors import AuthenticationError, ConfigurationError, GrantInvalid, MailError
+from sender.metrics_counters import REFRESH_TOKEN, token_request
 from sender.tokens import AccessToken, describe_expiry, expires_soon
 from sender.transcript import Transcript
 from settings_app.models import CONNECTION_PAGE_TITLES, Connection, Provider
@@ -76,7 +77,7 @@ def grant_state(config: MailSettings) -> GrantState:
     return GrantState(GrantStatus(grant.status), grant)
 
 
-def store_grant(config: MailSettings, tokens: Tokens, user: AbstractBaseUser) -> OAuthGrant:
+def store_grant(config: MailSettings, tokens: Tokens, user: User) -> OAuthGrant:
     """Keep a new grant (replacing any older one) for the settings it was made for."""
     if not tokens.refresh_token:
         raise MailError(
@@ -165,7 +166,7 @@ class StoredGrantTokenProvider:
         return state.grant
 
     def _refresh(self, force: bool) -> tuple[AccessToken, list[str]]:
-        expired: AuthenticationError | None = None
+        failure: MailError | None = None
         with transaction.atomic():
             grant = (
                 OAuthGrant.objects.select_for_update()
@@ -185,17 +186,20 @@ class StoredGrantTokenProvider:
                 # process (perhaps while we waited for the lock).
                 return stored, [_used_stored(grant, stored)]
             try:
-                tokens = consent_provider(self.config).refresh(grant.refresh_token)
+                with token_request(grant.provider, REFRESH_TOKEN):
+                    tokens = consent_provider(self.config).refresh(grant.refresh_token)
             except GrantInvalid as err:
                 grant.status = GrantStatus.EXPIRED
                 grant.status_reason = err.provider_text or err.message
                 grant.save(update_fields=["status", "status_reason"])
                 # Raised after the transaction, so the expired status is committed.
-                expired = authorization_expired(
+                failure = authorization_expired(
                     err.provider_text,
                     code=err.code,
                     hint=f"{_why_invalid(grant, err.message)} {reconnect_hint(self.config.connection)}",
                 )
+            except MailError as err:
+                failure = err  # raised after the transaction, so the request's count is kept
             else:
                 rotated = bool(tokens.refresh_token) and tokens.refresh_token != grant.refresh_token
                 if rotated:
@@ -204,8 +208,8 @@ class StoredGrantTokenProvider:
                 grant.access_token_expires_at = tokens.expires_at
                 grant.refreshed_at = timezone.now()
                 grant.save()
-        if expired is not None:
-            raise expired
+        if failure is not None:
+            raise failure
         token = AccessToken(tokens.access_token, tokens.expires_at, account=grant.account)
         details = [
             f"Refreshed with the stored authorization of {grant.account or 'the account'}, "

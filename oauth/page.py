@@ -8,6 +8,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 
+from mailconfig.signed_in import SignedInRequest
 from sender.errors import MailError
 from settings_app.models import Connection, MailServerConfig
 from settings_app.values import MailSettings
@@ -44,7 +45,7 @@ def page_context(request: HttpRequest, stored: MailServerConfig) -> dict[str, An
     }
 
 
-def after_save_response(request: HttpRequest, config: MailServerConfig) -> HttpResponse | None:
+def after_save_response(request: SignedInRequest, config: MailServerConfig) -> HttpResponse | None:
     """After a save in SMTP OAuth mode: go to the provider's consent when it is needed.
 
     Authorize, Reconnect and Configure submit the form with ``after_save=authorize``

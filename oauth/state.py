@@ -15,7 +15,7 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.urls import get_script_prefix
@@ -65,7 +65,7 @@ def set_browser_cookie(request: HttpRequest, response: HttpResponse, token: str)
 
 def create_state(
     *,
-    user: AbstractBaseUser,
+    user: User,
     browser: str,
     provider: str,
     config_version: int,

@@ -8,6 +8,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_POST
 
+from mailconfig.signed_in import SignedInRequest
 from sender.errors import MailError
 from sender.transcript import Transcript
 from settings_app.models import (
@@ -38,7 +39,7 @@ def _stored_oauth_settings(request: HttpRequest, connection: str) -> MailSetting
 
 @sensitive_post_parameters(*SECRET_FIELDS)
 @require_POST
-def start(request: HttpRequest, connection: str = Connection.PRIMARY) -> HttpResponse:
+def start(request: SignedInRequest, connection: str = Connection.PRIMARY) -> HttpResponse:
     """Authorize / Reconnect / Try again: go to the provider's consent page."""
     config = _stored_oauth_settings(request, connection)
     if config is None:
@@ -50,7 +51,7 @@ def start(request: HttpRequest, connection: str = Connection.PRIMARY) -> HttpRes
 
 
 @require_GET
-def callback(request: HttpRequest) -> HttpResponse:
+def callback(request: SignedInRequest) -> HttpResponse:
     """/RestAPI/WC/OAuthSetting: where Microsoft and Google send the admin back."""
     try:
         completed = complete(request)

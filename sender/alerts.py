@@ -28,7 +28,7 @@ from .stored import backup_settings, current_settings
 
 logger = logging.getLogger(__name__)
 
-CONNECTION_NAMES = {Connection.PRIMARY: "primary", Connection.BACKUP: "backup"}
+CONNECTION_NAMES: dict[str, str] = {Connection.PRIMARY: "primary", Connection.BACKUP: "backup"}
 
 
 def console_link(url_name: str) -> str:

@@ -26,9 +26,10 @@ from cryptography.hazmat.primitives import hashes
 from sender.errors import ConfigurationError
 from sender.http import shared_session
 from sender.network_errors import http_failure, identity_platform_unavailable
-from settings_app.models import CredentialType
+from settings_app.models import CredentialType, Provider
 from settings_app.values import AzureEnvironment
 
+from .metrics_counters import CLIENT_CREDENTIALS, count_token_request
 from .microsoft_identity import microsoft_error, msal_app
 from .tokens import (
     AccessToken,
@@ -40,6 +41,7 @@ from .tokens import (
 )
 
 STEP = "Obtain token"
+MICROSOFT = Provider.MICROSOFT.value
 _graph_token_providers: PerConfiguration[MicrosoftClientCredentials] = PerConfiguration()
 _exchange_smtp_token_providers: PerConfiguration[MicrosoftClientCredentials] = PerConfiguration()
 
@@ -200,9 +202,13 @@ class MicrosoftClientCredentials(ApiTokenProvider):
             # Answered from MSAL's token cache while the token is good, else fetched.
             result: dict[str, Any] = app.acquire_token_for_client([self.scope])
         except requests.RequestException as err:
+            count_token_request(MICROSOFT, CLIENT_CREDENTIALS, issued=False)
             raise http_failure(STEP, err, self.authority, self.session.timeout) from err
         except msal.exceptions.MsalServiceError as err:  # an HTTP 5xx
+            count_token_request(MICROSOFT, CLIENT_CREDENTIALS, issued=False)
             raise identity_platform_unavailable(STEP, str(err), "Microsoft") from err
+        if result.get("token_source") != "cache":  # the token endpoint answered
+            count_token_request(MICROSOFT, CLIENT_CREDENTIALS, issued="access_token" in result)
         if "access_token" not in result:
             raise microsoft_error(
                 result.get("error", ""), result.get("error_description", ""), step=STEP

@@ -42,6 +42,7 @@ from settings_app.values import MailSettings
 from . import incidents, outbox, retries
 from .deadline import MESSAGE, time_limit
 from .factory import build_transport
+from .metrics_counters import MESSAGE_FAILED, MESSAGE_SENT, DeliveryOutcome, count_outcomes
 from .stored import backup_settings, current_settings
 from .transports.base import Accepted, Transport
 from .transports.http_api import HttpApiTransport
@@ -238,12 +239,13 @@ def _record_abandoned_attempt(row: OutboxMessage, now: datetime) -> None:
     hint = "The server may have received it: a copy would have the same Message-ID. " + (
         "Check the workers' logs." if gave_up else "It is tried again."
     )
+    outcome = Attempt.Outcome.PERMANENT if gave_up else Attempt.Outcome.TRANSIENT
     Attempt.objects.create(
         message=row,
         started_at=started,
         transport="",
         connection=Connection.PRIMARY,
-        outcome=Attempt.Outcome.PERMANENT if gave_up else Attempt.Outcome.TRANSIENT,
+        outcome=outcome,
         error=message,
         error_code="WORKER-STOPPED",
         hint=hint,
@@ -256,6 +258,9 @@ def _record_abandoned_attempt(row: OutboxMessage, now: datetime) -> None:
             last_error_code="WORKER-STOPPED",
             last_error_hint=hint,
         )
+    count_outcomes(
+        [DeliveryOutcome(Connection.PRIMARY, "", outcome, MESSAGE_FAILED if gave_up else "")]
+    )
 
 
 def _reschedule_if_early(message_pk: int, now: datetime) -> None:
@@ -310,6 +315,13 @@ def record_success(
             reply=accepted.reply[:2000],
             refused=refused_json(accepted.refused),
         )
+        count_outcomes(
+            [
+                DeliveryOutcome(
+                    connection, transport, Attempt.Outcome.SENT, MESSAGE_SENT, duration_ms
+                )
+            ]
+        )
     # Mail goes through again: an open incident of this connection closes.
     _tell_incidents(incidents.delivered, f"Message #{row.pk} delivered", connection=connection)
 
@@ -338,9 +350,13 @@ def record_failure(
             last_error_code=error.code[:100],
             last_error_hint=error.hint,
         )
-        _log_failed_attempt(row, error, started, duration_ms, transport, connection, transient)
+        outcome = _log_failed_attempt(
+            row, error, started, duration_ms, transport, connection, transient
+        )
         if retry_at is not None and updated:
             outbox.schedule(row, retry_at)
+        settled = MESSAGE_FAILED if retry_at is None and updated else ""
+        count_outcomes([DeliveryOutcome(connection, transport, outcome, settled, duration_ms)])
     _count_failure(row, error, started, connection, transient)
 
 
@@ -352,20 +368,23 @@ def _log_failed_attempt(
     transport: str,
     connection: str,
     transient: bool,
-) -> None:
+) -> str:
+    """Log a failed try; return its outcome (transient or permanent)."""
+    outcome = Attempt.Outcome.TRANSIENT if transient else Attempt.Outcome.PERMANENT
     Attempt.objects.create(
         message=row,
         started_at=started,
         duration_ms=duration_ms,
         transport=transport,
         connection=connection,
-        outcome=Attempt.Outcome.TRANSIENT if transient else Attempt.Outcome.PERMANENT,
+        outcome=outcome,
         reply=error.provider_text[:2000],
         error=error.message,
         error_code=error.code[:100],
         hint=error.hint,
         refused=refused_json(error.refused),
     )
+    return outcome
 
 
 def refused_json(refused: tuple[RefusedRecipient, ...]) -> list[dict[str, str]]:
@@ -409,7 +428,11 @@ def log_failed_try(
     """Log one failed try of a failover attempt (the message's status is the other try's);
     it counts towards its connection's incident like any failure."""
     transient = retries.is_transient(error)
-    _log_failed_attempt(row, error, started, duration_ms, transport, connection, transient)
+    with transaction.atomic():
+        outcome = _log_failed_attempt(
+            row, error, started, duration_ms, transport, connection, transient
+        )
+        count_outcomes([DeliveryOutcome(connection, transport, outcome, "", duration_ms)])
     _count_failure(row, error, started, connection, transient)
 
 

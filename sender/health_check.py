@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.mail import EmailMessage
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from sender.errors import ConfigurationError, MailError
-from sender.models import Connection, HealthCheckRun
-from settings_app.models import HealthCheckSchedule
+from sender.models import Connection, HealthCheckRun, HealthCheckSchedule
 from settings_app.values import MailSettings
 
 from . import incidents
@@ -89,11 +89,10 @@ def run_scheduled(slot: datetime, now: datetime | None = None) -> str:
     schedule = HealthCheckSchedule.load()
     if next_run(schedule, slot - timedelta(seconds=1)) != slot:
         outcome = "skipped: the schedule changed since this check was queued"
-    elif HealthCheckRun.objects.filter(scheduled_for=slot).exists():
-        outcome = "skipped: this slot already ran"
-    else:
-        runs = run_checks(scheduled_for=slot)
+    elif runs := run_checks(scheduled_for=slot):
         outcome = ", ".join(f"{run.connection} {'ok' if run.ok else 'failed'}" for run in runs)
+    else:
+        outcome = "skipped: this slot already ran"
     # The slot after this one, even if this task ran early (another machine's clock).
     ensure_scheduled(max(now or timezone.now(), slot))
     return outcome
@@ -117,7 +116,9 @@ def run_checks(scheduled_for: datetime | None = None) -> list[HealthCheckRun]:
     schedule = HealthCheckSchedule.load()
     runs = []
     for connection, config in targets():
-        runs.append(check(connection, config, schedule.recipient, scheduled_for))
+        run = check(connection, config, schedule.recipient, scheduled_for)
+        if run is not None:
+            runs.append(run)
     prune()
     return runs
 
@@ -127,10 +128,19 @@ def check(
     config: MailSettings | MailError,
     recipient: str,
     scheduled_for: datetime | None = None,
-) -> HealthCheckRun:
-    """One check through one connection: open, send, close, each within the send time limit."""
+) -> HealthCheckRun | None:
+    """One check through one connection: open, send, close, each within the send time limit.
+
+    A scheduled check first claims its slot (the row, unique per connection and slot): None
+    when another worker has it already."""
     started, clock = timezone.now(), time.monotonic()
     run = HealthCheckRun(started_at=started, scheduled_for=scheduled_for, connection=connection)
+    if scheduled_for is not None:
+        try:
+            with transaction.atomic():
+                run.save()
+        except IntegrityError:
+            return None
     try:
         if isinstance(config, MailError):
             raise config
@@ -162,8 +172,8 @@ def check(
         incidents.delivered("Health check passed", connection=connection)
     else:
         logger.warning("Health check through the %s connection failed: %s", connection, run.error)
-        error = MailError(run.error, code=run.error_code, hint=run.hint)
-        incidents.health_check_failed(error, started=started, connection=connection)
+        failure = MailError(run.error, code=run.error_code, hint=run.hint)
+        incidents.health_check_failed(failure, started=started, connection=connection)
     return run
 
 
@@ -180,7 +190,7 @@ def _message(config: MailSettings, recipient: str, connection: str) -> EmailMess
 
 def history(limit: int = HISTORY) -> list[HealthCheckRun]:
     """The last runs, oldest first (the strip reads left to right)."""
-    return list(reversed(HealthCheckRun.objects.all()[:limit]))
+    return list(reversed(HealthCheckRun.objects.exclude(ok=None)[:limit]))
 
 
 def prune() -> None:

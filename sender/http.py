@@ -96,7 +96,11 @@ class VerifiedSession(requests.Session):
         self.max_redirects = 0
         self.hooks["response"].append(refuse_redirects)
 
-    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:
+    # Every option is passed by keyword (requests' own post(), get()... do), so **kwargs
+    # stands for Session.request's long list of named parameters.
+    def request(  # type: ignore[override]
+        self, method: str | bytes, url: str | bytes, **kwargs: Any
+    ) -> requests.Response:
         kwargs["verify"] = self.ca_file or True
         kwargs["allow_redirects"] = False
         try:
@@ -106,8 +110,8 @@ class VerifiedSession(requests.Session):
             # our callers handle it as one (and name the step they were at).
             raise requests.Timeout(err.message) from err
         if kwargs.pop("stream", False):
-            return super().request(method, url, *args, stream=True, **kwargs)
-        response = super().request(method, url, *args, stream=True, **kwargs)
+            return super().request(method, url, stream=True, **kwargs)
+        response = super().request(method, url, stream=True, **kwargs)
         _read_body(response)
         return response
 
@@ -139,7 +143,7 @@ def _read_body(response: requests.Response) -> None:
         response.close()  # the connection is not reused with half an answer in it
         raise
     response._content = b"".join(pieces)
-    response._content_consumed = True
+    response._content_consumed = True  # type: ignore[attr-defined]  # requests' own flag
 
 
 def requests_ca_file(ca_file: str | None) -> str:

@@ -8,13 +8,25 @@ message is delivered or finally failed; the metadata stays for the log.
 
 from __future__ import annotations
 
+import datetime
+
 from django.db import models
-from django.utils import timezone
 
 from settings_app.fields import EncryptedTextField
 from settings_app.models import Connection
 
-__all__ = ["Attempt", "Connection", "ExpiryAlert", "OutboxMessage", "Status", "WorkerHeartbeat"]
+__all__ = [
+    "Attempt",
+    "Connection",
+    "DeliveryTotals",
+    "HealthCheckRun",
+    "HealthCheckSchedule",
+    "Incident",
+    "OutboxMessage",
+    "Status",
+    "TokenRequestTotal",
+    "WorkerHeartbeat",
+]
 
 
 class Status(models.TextChoices):
@@ -190,6 +202,37 @@ class Incident(models.Model):
         return self.closed_at is None
 
 
+class HealthCheckSchedule(models.Model):
+    """When the scheduled health check sends a Test Mail, and to whom (one record)."""
+
+    SINGLETON_ID = 1
+
+    class Frequency(models.TextChoices):
+        OFF = "off", "Off"
+        HOURLY = "hourly", "Hourly"
+        DAILY = "daily", "Daily at"
+
+    frequency = models.CharField(max_length=8, choices=Frequency.choices, default=Frequency.OFF)
+    daily_at = models.TimeField("Time", default=datetime.time(6, 0))  # TIME_ZONE's local time
+    # Empty: the Admin Mail Address.
+    recipient = models.CharField("Send to", max_length=254, blank=True)
+    updated_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Health check: {self.describe()}"
+
+    @classmethod
+    def load(cls) -> HealthCheckSchedule:
+        """The stored schedule, or an unsaved one that is off."""
+        return cls.objects.filter(pk=cls.SINGLETON_ID).first() or cls(pk=cls.SINGLETON_ID)
+
+    def describe(self) -> str:
+        """ "off", "hourly" or "daily at 06:00"."""
+        if self.frequency == self.Frequency.DAILY:
+            return f"daily at {self.daily_at:%H:%M}"
+        return str(self.get_frequency_display()).lower()
+
+
 class HealthCheckRun(models.Model):
     """One scheduled health check through one connection: a real Test Mail and its outcome."""
 
@@ -200,13 +243,19 @@ class HealthCheckRun(models.Model):
     connection = models.CharField(max_length=10, choices=Connection.choices)
     transport = models.CharField(max_length=40, blank=True)
     recipient = models.CharField(max_length=254, blank=True)
-    ok = models.BooleanField()
+    ok = models.BooleanField(null=True)  # None: running (a scheduled slot claimed by a worker)
     error = models.TextField(blank=True)
     error_code = models.CharField(max_length=100, blank=True)
     hint = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-started_at", "-pk"]
+        constraints = [
+            # A scheduled slot runs once per connection, however many workers wake for it.
+            models.UniqueConstraint(
+                fields=["connection", "scheduled_for"], name="one_health_check_run_per_slot"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"Health check {self.started_at:%Y-%m-%d %H:%M} {self.connection}: {'ok' if self.ok else 'failed'}"
@@ -215,62 +264,6 @@ class HealthCheckRun(models.Model):
     def duration_text(self) -> str:
         ms = self.duration_ms
         return f"{ms / 1000:.1f} s" if ms >= 1000 else f"{ms} ms"
-
-
-class ExpiryAlert(models.Model):
-    """One alert mail about a credential nearing its expiry date, at one threshold.
-
-    The expiry radar's daily check (``settings_app/expiry_alerts.py``) writes one row per
-    credential, threshold and expiry date before it sends, so the mail goes once whatever
-    the number of workers and checks; a credential with a new expiry date (renewed,
-    replaced) has new rows, so its alerts start again.
-    """
-
-    class Threshold(models.TextChoices):
-        # The expiry radar's severities, in the order they are crossed.
-        NOTICE = "notice", "30 days ahead"
-        WARNING = "warning", "7 days ahead"
-        CRITICAL = "critical", "1 day ahead"
-        EXPIRED = "expired", "Expired"
-
-    class Outcome(models.TextChoices):
-        SENDING = "sending", "Sending"
-        SENT = "sent", "Sent"
-        FAILED = "failed", "Could not be sent"
-
-    # Which credential: "<connection>:<radar key>", e.g. "backup:certificate".
-    key = models.CharField(max_length=60)
-    threshold = models.CharField(max_length=10, choices=Threshold.choices)
-    expires_at = models.DateTimeField()
-    what = models.CharField(max_length=300, blank=True)  # the radar's headline when sent
-    # When the mail was (last) tried; a failed one is tried again at the next check.
-    sent_at = models.DateTimeField()
-    outcome = models.CharField(max_length=10, choices=Outcome.choices)
-    via = models.CharField(max_length=10, choices=Connection.choices, blank=True)
-    note = models.TextField(blank=True)  # "Sent to ...", or why not
-
-    class Meta:
-        ordering = ["-sent_at", "-pk"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["key", "threshold", "expires_at"], name="one_expiry_alert_per_threshold"
-            )
-        ]
-
-    def __str__(self) -> str:
-        return f"Expiry alert {self.key} {self.threshold} ({self.outcome})"
-
-    @property
-    def summary(self) -> str:
-        """One line for the page: which threshold, when, and what became of the mail."""
-        when = timezone.localtime(self.sent_at).strftime("%Y-%m-%d %H:%M")
-        line = f"Alert mail, {self.get_threshold_display().lower()}, {when}: "
-        if self.outcome == self.Outcome.SENDING:
-            return line + "being sent."
-        line += self.note.rstrip(".") + "."
-        if self.outcome == self.Outcome.FAILED:
-            line += " It is tried again at the next daily check."
-        return line
 
 
 class WorkerHeartbeat(models.Model):
@@ -293,3 +286,66 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"Worker {self.host}:{self.pid} (last seen {self.last_seen:%Y-%m-%d %H:%M:%S})"
+
+
+class DeliveryTotals(models.Model):
+    """Running totals of delivery through one connection and transport, for ``/metrics``.
+
+    Only ever incremented (``F() + n``), by the worker in the transaction that records the
+    outcomes (``sender/metrics_counters.py``): the totals survive restarts and the Email
+    Log's retention purge, and every process reads the same numbers. Attempt durations
+    are a histogram with fixed buckets: ``le_<n>ms`` counts the tries that took at most
+    n ms (cumulative, as Prometheus expects); ``duration_count`` is the +Inf bucket.
+    """
+
+    connection = models.CharField(max_length=10, choices=Connection.choices)
+    transport = models.CharField(max_length=40, blank=True)  # "" when not known
+    messages_sent = models.PositiveBigIntegerField(default=0)
+    messages_failed = models.PositiveBigIntegerField(default=0)
+    tries_sent = models.PositiveBigIntegerField(default=0)
+    tries_transient = models.PositiveBigIntegerField(default=0)
+    tries_permanent = models.PositiveBigIntegerField(default=0)
+    duration_count = models.PositiveBigIntegerField(default=0)
+    duration_sum_ms = models.PositiveBigIntegerField(default=0)
+    le_100ms = models.PositiveBigIntegerField(default=0)
+    le_250ms = models.PositiveBigIntegerField(default=0)
+    le_500ms = models.PositiveBigIntegerField(default=0)
+    le_1000ms = models.PositiveBigIntegerField(default=0)
+    le_2500ms = models.PositiveBigIntegerField(default=0)
+    le_5000ms = models.PositiveBigIntegerField(default=0)
+    le_10000ms = models.PositiveBigIntegerField(default=0)
+    le_30000ms = models.PositiveBigIntegerField(default=0)
+    le_60000ms = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["connection", "transport"], name="one_delivery_totals_per_transport"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Totals {self.connection} {self.transport or '(unknown)'}"
+
+
+class TokenRequestTotal(models.Model):
+    """How many requests this installation made to a token endpoint, for ``/metrics``.
+
+    Counted by whichever process made the request (a worker sending, the web server for
+    Test Mail), only ever incremented.
+    """
+
+    provider = models.CharField(max_length=20)  # "microsoft", "google"
+    grant = models.CharField(max_length=30)  # "client_credentials", "service_account", ...
+    outcome = models.CharField(max_length=10)  # "issued" or "failed"
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "grant", "outcome"], name="one_token_request_total_per_kind"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Token requests {self.provider} {self.grant} {self.outcome}: {self.count}"

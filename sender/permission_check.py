@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import smtplib
 from dataclasses import dataclass
 from email.message import EmailMessage as MimeMessage
 
@@ -42,6 +41,7 @@ from sender.errors import MailError
 from sender.network_errors import http_failure
 from sender.smtp_replies import SMTP_AUTH_DISABLED_HINT
 from sender.tokens import AccessToken, jwt_claims
+from sender.transports.smtp_connection import BoundedReplies
 from settings_app.microsoft_365 import (
     BASIC_AUTH_RETIREMENT,
     basic_auth_at_risk,
@@ -295,7 +295,7 @@ class _ProbingSmtpTransport(SmtpTransport):
 
     offered: dict[str, str] | None = None
 
-    def _authenticate(self, connection: smtplib.SMTP) -> None:
+    def _authenticate(self, connection: BoundedReplies) -> None:
         self.offered = dict(connection.esmtp_features)
         super()._authenticate(connection)
 
@@ -343,14 +343,13 @@ def check_smtp(config: MailSettings, findings: list[Finding]) -> None:
 def _auth_offer_findings(
     config: MailSettings, offered: dict[str, str], microsoft: bool, findings: list[Finding]
 ) -> None:
-    where = {
-        Security.TLS: "after STARTTLS",
-        Security.SSL: "over SSL",
-    }.get(config.security, "on the unencrypted connection")
-    security = {
+    wheres: dict[str, str] = {Security.TLS: "after STARTTLS", Security.SSL: "over SSL"}
+    where = wheres.get(config.security, "on the unencrypted connection")
+    securities: dict[str, str] = {
         Security.TLS: "The connection is encrypted with STARTTLS.",
         Security.SSL: "The connection is encrypted with SSL (implicit TLS).",
-    }.get(config.security)
+    }
+    security = securities.get(config.security)
     if security:
         findings.append(Finding(OK, f"Connected to {config.server_name}. {security}"))
     else:

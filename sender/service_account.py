@@ -18,8 +18,10 @@ from google.oauth2 import service_account
 
 from sender.errors import ConfigurationError
 from sender.http import shared_session
+from settings_app.models import Provider
 
 from .google_identity import refresh_credentials
+from .metrics_counters import SERVICE_ACCOUNT, token_request
 from .tokens import AccessToken, ApiTokenProvider, PerConfiguration, cache_key, expires_soon
 
 STEP = "Obtain token"
@@ -66,9 +68,10 @@ class ServiceAccountTokens(ApiTokenProvider):
         token = self._current()
         if token.token and not expires_soon(token):
             return token, False
-        refresh_credentials(
-            self.credentials, self.session, step=STEP, context={"client_id": self.client_id}
-        )
+        with token_request(Provider.GOOGLE.value, SERVICE_ACCOUNT):
+            refresh_credentials(
+                self.credentials, self.session, step=STEP, context={"client_id": self.client_id}
+            )
         return self._current(), True
 
     def _current(self) -> AccessToken:

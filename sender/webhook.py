@@ -95,6 +95,8 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 def post(body: dict[str, Any], delivery_id: str) -> tuple[bool, str]:
     """POST once; return (whether to retry, what happened)."""
     url = settings.MAILCONFIG_ALERT_WEBHOOK_URL
+    if not url:
+        return False, "no webhook URL is set"
     raw = json.dumps(body, separators=(",", ":")).encode()
     timestamp = str(int(time.time()))
     headers = {

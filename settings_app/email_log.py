@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from django import forms
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.paginator import Page, Paginator
 from django.db import transaction
 from django.db.models import BooleanField, Count, ExpressionWrapper, Q, QuerySet
@@ -22,10 +22,11 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from mailconfig.client_address import client_ip
+from mailconfig.signed_in import SignedInRequest
 from sender import outbox
 from sender.models import Attempt, Incident, OutboxMessage, Status
 
-from .client_address import client_ip
 from .delivery_summary import PERIODS as SUMMARY_PERIODS
 from .delivery_summary import summarise as summarise_delivery
 from .log_drilldown import DrillDownFilters
@@ -146,6 +147,7 @@ def email_log_detail(request: HttpRequest, pk: int) -> HttpResponse:
             {"retention_days": settings.MAILCONFIG_LOG_RETENTION_DAYS},
             status=404,
         )
+    body_kept: bool = row.body_kept  # type: ignore[attr-defined]  # annotated by log_rows()
     attempts = [_with_duration_text(attempt) for attempt in row.tries.all()]
     # The try that sent the message says whom the server refused.
     sent = [attempt for attempt in attempts if attempt.outcome == Attempt.Outcome.SENT]
@@ -154,11 +156,11 @@ def email_log_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "row": row,
         "attempts": attempts,
         "refused": refused,
-        "refused_resend_allowed": bool(refused) and row.body_kept,
+        "refused_resend_allowed": bool(refused) and body_kept,
         "resends": row.resends.order_by("queued_at", "pk").only("pk", "queued_at", "status"),
-        "requeue_allowed": row.status == Status.FAILED and row.body_kept,
-        "copy_allowed": row.body_kept,
-        "not_kept_reason": "" if row.body_kept else not_kept_reason(row),
+        "requeue_allowed": row.status == Status.FAILED and body_kept,
+        "copy_allowed": body_kept,
+        "not_kept_reason": "" if body_kept else not_kept_reason(row),
         "in_flight": row.status in IN_FLIGHT,
     }
     return render(request, "settings_app/email_log_detail.html", context)
@@ -185,7 +187,7 @@ class ResendRefused(Exception):
 
 
 @require_POST
-def email_log_resend(request: HttpRequest, pk: int) -> HttpResponse:
+def email_log_resend(request: SignedInRequest, pk: int) -> HttpResponse:
     """Resend a Failed message as it was ("requeue"), or queue a copy of any message ("copy")."""
     action = request.POST.get("action", "")
     if action not in ("requeue", "copy", "refused"):
@@ -218,7 +220,7 @@ def email_log_resend(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("settings_app:email_log_detail", pk=queued.pk)
 
 
-def resend(pk: int, *, action: str, user: AbstractBaseUser, source_ip: str | None) -> OutboxMessage:
+def resend(pk: int, *, action: str, user: User, source_ip: str | None) -> OutboxMessage:
     """Queue message ``pk`` again ("requeue"), a copy of it ("copy"), or the same message to
     the recipients the server refused ("refused"); audit it; return the row that will go.
 

@@ -15,9 +15,9 @@ from django.http import HttpRequest, StreamingHttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from mailconfig.client_address import client_ip
 from sender.models import OutboxMessage
 
-from .client_address import client_ip
 from .email_log import LogFilterForm
 from .models import AuditEntry, Connection, MailServerConfig
 

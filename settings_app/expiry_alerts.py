@@ -25,11 +25,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from sender.alerts import CONNECTION_NAMES, AlertNotSent, console_link, send_alert
-from sender.models import ExpiryAlert
 from sender.schedules import next_daily, queued_runs
 from settings_app.values import MailSettings
 
 from .expiry_radar import Expiry, radar
+from .models import ExpiryAlert
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +65,8 @@ def with_last_alert(items: list[Expiry]) -> list[tuple[Expiry, ExpiryAlert | Non
 
 def _claim(item: Expiry, now: datetime) -> ExpiryAlert | None:
     """This threshold's row, if this check is the one to send it; None when it went already."""
+    if item.severity is None:
+        return None  # nothing crossed: no threshold to send
     later = ORDER[ORDER.index(item.severity) + 1 :]
     same_credential = ExpiryAlert.objects.filter(key=item.alert_key, expires_at=item.expires_at)
     if same_credential.filter(threshold__in=later).exists():

@@ -50,5 +50,5 @@ def encrypted_columns() -> list[tuple[type[models.Model], list[str]]]:
 def raw_rows(model: type[models.Model], names: list[str]) -> list[dict[str, Any]]:
     """The stored ciphertext, rows locked (a plain TextField cast skips the decryption)."""
     casts = {f"raw_{name}": Cast(name, TextField()) for name in names}
-    rows = model.objects.select_for_update().annotate(**casts).values("pk", *casts)
+    rows = model._default_manager.select_for_update().annotate(**casts).values("pk", *casts)
     return [{"pk": r["pk"], **{n: r[f"raw_{n}"] for n in names}} for r in rows]

@@ -8,21 +8,17 @@ mail server's secrets again.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
-from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect
-from django.urls import reverse
+from django.contrib.auth.models import User
 from django.utils import timezone
-from django.views.decorators.http import require_POST
 
 from sender import health_check
+from sender.models import HealthCheckSchedule
 
 from . import validators
-from .client_address import client_ip
-from .models import AuditEntry, HealthCheckSchedule, MailServerConfig
+from .models import AuditEntry, MailServerConfig
 
 HEALTH_CHECK_ACTION = "Saved health check"
 PREFIX = "health"  # its fields never share a name or id with the Mail Server form's
@@ -51,14 +47,14 @@ class HealthCheckForm(forms.ModelForm):
         # Only "Daily at" needs a time (clean() says so); Off and Hourly ignore it, so an
         # emptied field neither blocks them nor shows a required mark.
         self.fields["daily_at"].required = False
-        self.fields["daily_at"].input_formats = ["%H:%M", "%H:%M:%S"]
+        cast(forms.TimeField, self.fields["daily_at"]).input_formats = ["%H:%M", "%H:%M:%S"]
         self.fields["daily_at"].error_messages["invalid"] = "Enter a time as HH:MM, e.g. 06:30."
         self.fields[
             "daily_at"
         ].help_text = f"In the server's time zone ({timezone.get_current_timezone_name()})."
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned = super().clean() or {}  # Form.clean() returns cleaned_data
         if cleaned.get("daily_at") is None and "daily_at" not in self.errors:
             if cleaned.get("frequency") == HealthCheckSchedule.Frequency.DAILY:
                 self.add_error("daily_at", "Enter the time of the daily check, e.g. 06:30.")
@@ -90,31 +86,19 @@ def page_context(form: HealthCheckForm | None = None) -> dict[str, Any]:
     }
 
 
-@require_POST
-def save_health_check(request: HttpRequest) -> HttpResponse:
-    """Save the schedule, audit it, and queue the next check by the new schedule."""
-    from .forms import MailServerForm
-    from .views import render_page  # the page around an invalid form
-
-    form = HealthCheckForm(request.POST, instance=HealthCheckSchedule.load(), prefix=PREFIX)
-    if not form.is_valid():
-        messages.error(request, "The health check was not saved: correct the fields marked below.")
-        stored = MailServerConfig.load()
-        return render_page(
-            request, MailServerForm(stored=stored), stored, extra={"health_form": form}
-        )
+def save_schedule(form: HealthCheckForm, *, user: User, source_ip: str | None) -> str:
+    """Save a valid schedule, audit it, queue the next check by it; what to tell the admin."""
     schedule = form.save(commit=False)
     schedule.updated_at = timezone.now()
     schedule.save()
     AuditEntry.objects.create(
-        user=request.user,
-        username=request.user.get_username(),
-        source_ip=client_ip(request),
+        user=user,
+        username=user.get_username(),
+        source_ip=source_ip,
         version=MailServerConfig.load().version,
         action=HEALTH_CHECK_ACTION,
         changed_fields=[form.describe()],
     )
     slot = health_check.reschedule()
     when = f" The next one runs at {timezone.localtime(slot):%Y-%m-%d %H:%M}." if slot else ""
-    messages.success(request, f"Saved: {form.describe()}.{when}")
-    return redirect(reverse("settings_app:mail_server") + "#health-check")
+    return f"Saved: {form.describe()}.{when}"

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
+from django.utils.text import capfirst
 
 from .fields import EncryptedTextField, encrypted_field_names
 
@@ -48,11 +50,11 @@ class Connection(models.TextChoices):
 
 # The console page that edits each connection: its URL name (pages, alert mails, the
 # expiry radar and the OAuth views link to it) and its title.
-CONNECTION_PAGES = {
+CONNECTION_PAGES: dict[str, str] = {
     Connection.PRIMARY: "settings_app:mail_server",
     Connection.BACKUP: "settings_app:backup_connection",
 }
-CONNECTION_PAGE_TITLES = {
+CONNECTION_PAGE_TITLES: dict[str, str] = {
     Connection.PRIMARY: "Mail Server",
     Connection.BACKUP: "Backup Connection",
 }
@@ -66,7 +68,7 @@ class CredentialType(models.TextChoices):
 
 
 # The usual port for each connection security, suggested when it changes.
-DEFAULT_PORTS = {Security.SSL: 465, Security.TLS: 587, Security.NONE: 25}
+DEFAULT_PORTS: dict[str, int] = {Security.SSL: 465, Security.TLS: 587, Security.NONE: 25}
 
 
 class MailServerConfig(models.Model):
@@ -79,28 +81,32 @@ class MailServerConfig(models.Model):
 
     SINGLETON_ID = 1
     BACKUP_ID = 2
-    ROW_IDS = {Connection.PRIMARY: SINGLETON_ID, Connection.BACKUP: BACKUP_ID}
+    ROW_IDS: dict[str, int] = {Connection.PRIMARY: SINGLETON_ID, Connection.BACKUP: BACKUP_ID}
 
     mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.SMTP)
 
     # SMTP
     server_name = models.CharField("Server Name or IP", max_length=255, blank=True)
     port = models.PositiveIntegerField("Port Number", null=True, blank=True)
-    security = models.CharField(max_length=8, choices=Security.choices, default=Security.TLS)
-    auth = models.CharField(max_length=8, choices=Auth.choices, default=Auth.BASIC)
+    security = models.CharField(
+        "Connection Security", max_length=8, choices=Security.choices, default=Security.TLS
+    )
+    auth = models.CharField(
+        "Authentication", max_length=8, choices=Auth.choices, default=Auth.BASIC
+    )
     username = models.CharField(max_length=320, blank=True)
     password = EncryptedTextField(blank=True)
 
     # SMTP with OAuth
     oauth_provider = models.CharField(
-        max_length=16, choices=Provider.choices, default=Provider.MICROSOFT
+        "Mail Provider", max_length=16, choices=Provider.choices, default=Provider.MICROSOFT
     )
     oauth_tenant_id = models.CharField("Tenant ID", max_length=255, blank=True)
     oauth_client_id = models.CharField("Client ID", max_length=64, blank=True)
     oauth_client_secret = EncryptedTextField("Client Secret", blank=True)
     # Not secret: typed by the admin from Entra ID, read by the expiry radar.
     oauth_client_secret_expires_on = models.DateField("Secret expires on", null=True, blank=True)
-    oauth_azure_environment = models.CharField(max_length=32, default="azure")
+    oauth_azure_environment = models.CharField("Azure environment", max_length=32, default="azure")
     oauth_sign_in = models.CharField(
         "Sign-in", max_length=16, choices=SignIn.choices, default=SignIn.DELEGATED
     )
@@ -123,7 +129,7 @@ class MailServerConfig(models.Model):
 
     # API
     api_provider = models.CharField(
-        max_length=16, choices=Provider.choices, default=Provider.MICROSOFT
+        "Mail Provider", max_length=16, choices=Provider.choices, default=Provider.MICROSOFT
     )
     api_tenant_id = models.CharField("Tenant ID", max_length=255, blank=True)
     api_client_id = models.CharField("Client ID", max_length=64, blank=True)
@@ -140,7 +146,7 @@ class MailServerConfig(models.Model):
     api_certificate_thumbprint = models.CharField(max_length=40, blank=True)  # SHA-1, as Entra ID
     api_certificate_thumbprint_sha256 = models.CharField(max_length=64, blank=True)
     api_certificate_expires_at = models.DateTimeField(null=True, blank=True)
-    api_azure_environment = models.CharField(max_length=32, default="azure")
+    api_azure_environment = models.CharField("Azure environment", max_length=32, default="azure")
     service_account_key = EncryptedTextField("JSON Private Key", blank=True)
     # Not secret: shown so the admin can set up domain-wide delegation.
     service_account_email = models.CharField(max_length=320, blank=True)
@@ -254,37 +260,6 @@ class TestMailRun(models.Model):
         return f"Test Mail by user {self.user_id} since {self.started_at:%H:%M:%S}"
 
 
-class HealthCheckSchedule(models.Model):
-    """When the scheduled health check sends a Test Mail, and to whom (one record)."""
-
-    SINGLETON_ID = 1
-
-    class Frequency(models.TextChoices):
-        OFF = "off", "Off"
-        HOURLY = "hourly", "Hourly"
-        DAILY = "daily", "Daily at"
-
-    frequency = models.CharField(max_length=8, choices=Frequency.choices, default=Frequency.OFF)
-    daily_at = models.TimeField("Time", default=datetime.time(6, 0))  # TIME_ZONE's local time
-    # Empty: the Admin Mail Address.
-    recipient = models.CharField("Send to", max_length=254, blank=True)
-    updated_at = models.DateTimeField(null=True, blank=True)
-
-    def __str__(self) -> str:
-        return f"Health check: {self.describe()}"
-
-    @classmethod
-    def load(cls) -> HealthCheckSchedule:
-        """The stored schedule, or an unsaved one that is off."""
-        return cls.objects.filter(pk=cls.SINGLETON_ID).first() or cls(pk=cls.SINGLETON_ID)
-
-    def describe(self) -> str:
-        """ "off", "hourly" or "daily at 06:00"."""
-        if self.frequency == self.Frequency.DAILY:
-            return f"daily at {self.daily_at:%H:%M}"
-        return str(self.get_frequency_display()).lower()
-
-
 class ServerCertificateSeen(models.Model):
     """The TLS certificate an SMTP server showed at the last Test Mail or permission check.
 
@@ -312,3 +287,69 @@ class ServerCertificateSeen(models.Model):
             port=port,
             defaults={"subject": subject, "not_after": not_after, "seen_at": timezone.now()},
         )
+
+
+class ExpiryAlert(models.Model):
+    """One alert mail about a credential nearing its expiry date, at one threshold.
+
+    The expiry radar's daily check (``settings_app/expiry_alerts.py``) writes one row per
+    credential, threshold and expiry date before it sends, so the mail goes once whatever
+    the number of workers and checks; a credential with a new expiry date (renewed,
+    replaced) has new rows, so its alerts start again.
+    """
+
+    class Threshold(models.TextChoices):
+        # The expiry radar's severities, in the order they are crossed.
+        NOTICE = "notice", "30 days ahead"
+        WARNING = "warning", "7 days ahead"
+        CRITICAL = "critical", "1 day ahead"
+        EXPIRED = "expired", "Expired"
+
+    class Outcome(models.TextChoices):
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Could not be sent"
+
+    # Which credential: "<connection>:<radar key>", e.g. "backup:certificate".
+    key = models.CharField(max_length=60)
+    threshold = models.CharField(max_length=10, choices=Threshold.choices)
+    expires_at = models.DateTimeField()
+    what = models.CharField(max_length=300, blank=True)  # the radar's headline when sent
+    # When the mail was (last) tried; a failed one is tried again at the next check.
+    sent_at = models.DateTimeField()
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    via = models.CharField(max_length=10, choices=Connection.choices, blank=True)
+    note = models.TextField(blank=True)  # "Sent to ...", or why not
+
+    class Meta:
+        ordering = ["-sent_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["key", "threshold", "expires_at"], name="one_expiry_alert_per_threshold"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Expiry alert {self.key} {self.threshold} ({self.outcome})"
+
+    @property
+    def summary(self) -> str:
+        """One line for the page: which threshold, when, and what became of the mail."""
+        when = timezone.localtime(self.sent_at).strftime("%Y-%m-%d %H:%M")
+        line = f"Alert mail, {self.get_threshold_display().lower()}, {when}: "
+        if self.outcome == self.Outcome.SENDING:
+            return line + "being sent."
+        line += self.note.rstrip(".") + "."
+        if self.outcome == self.Outcome.FAILED:
+            line += " It is tried again at the next daily check."
+        return line
+
+
+def config_column(name: str) -> models.Field[Any, Any]:
+    """A column of ``MailServerConfig``: forms take their labels and limits from it."""
+    return cast("models.Field[Any, Any]", MailServerConfig._meta.get_field(name))
+
+
+def config_label(name: str) -> str:
+    """How the page labels a column: its verbose name, capitalised ("Client Secret")."""
+    return capfirst(str(config_column(name).verbose_name))

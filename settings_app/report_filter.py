@@ -48,7 +48,9 @@ class ConsoleExceptionReporterFilter(SafeExceptionReporterFilter):
             return {}
         return self.get_cleansed_multivaluedict(request, request.POST)
 
-    def get_cleansed_multivaluedict(
+    # Returns a copy of what it is given: a QueryDict from Django, or a MultiValueDict found
+    # in a report's variables (the stubs say QueryDict only).
+    def get_cleansed_multivaluedict(  # type: ignore[override]
         self, request: HttpRequest | None, multivaluedict: MultiValueDict
     ) -> MultiValueDict:
         marked = getattr(request, "sensitive_post_parameters", [])
@@ -78,7 +80,7 @@ class ConsoleExceptionReporterFilter(SafeExceptionReporterFilter):
             return self.get_cleansed_multivaluedict(request, value)
         if isinstance(value, BaseContext):
             # A template context's repr lists every variable it holds.
-            return [self._cleanse_value(request, layer, depth + 1) for layer in value.dicts]
+            return [self._cleanse_value(request, layer, depth + 1) for layer in value.dicts]  # type: ignore[attr-defined]  # not in django-stubs
         if isinstance(value, dict):
             return {
                 key: self.cleansed_substitute

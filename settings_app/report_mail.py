@@ -18,11 +18,14 @@ import time
 import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.cache import caches
 from django.utils.html import escape
 from django.utils.log import AdminEmailHandler
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +80,9 @@ class ThrottledAdminEmailHandler(AdminEmailHandler):
         finally:
             self._note = ""
 
-    def send_mail(self, subject: str, message: str, *args: Any, **kwargs: Any) -> None:
+    def send_mail(
+        self, subject: StrOrPromise, message: StrOrPromise, *args: Any, **kwargs: Any
+    ) -> None:
         if self._note:
             subject = f"{subject} ({self._note})"
             message = f"{self._note}.\n\n{message}"

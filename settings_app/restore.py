@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 
@@ -64,7 +64,7 @@ def form_for(connection: ImportedConnection, stored: MailServerConfig) -> MailSe
 
 
 def import_settings(
-    connections: dict[str, ImportedConnection], *, user: AbstractBaseUser | None, source: str
+    connections: dict[str, ImportedConnection], *, user: User | None, source: str
 ) -> list[ImportResult]:
     """Validate every connection of a file, then save them all; raise ``SettingsFileError``
     (nothing saved). Returns one result per imported connection, the primary first."""
@@ -114,7 +114,7 @@ def _valid_form(name: str, connection: ImportedConnection) -> MailServerForm:
     return form
 
 
-def _remove_grant(saved: SaveResult, user: AbstractBaseUser | None) -> bool:
+def _remove_grant(saved: SaveResult, user: User | None) -> bool:
     if stored_grant(saved.config.connection) is None:
         return False
     # Best effort revocation at Google, as Disconnect does; Microsoft has none.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -44,7 +44,7 @@ class SaveResult:
 def save_settings(
     form: MailServerForm,
     *,
-    user: AbstractBaseUser | None,
+    user: User | None,
     source_ip: str | None,
     action: str = "Saved settings",
 ) -> SaveResult:

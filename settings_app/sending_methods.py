@@ -90,7 +90,7 @@ class SendingMethod:
     @property
     def destination(self) -> tuple[str, ...]:
         """Every field naming where this method's credentials go (for Test Mail's audit)."""
-        names = SMTP_SERVER if self.transport == TransportKind.SMTP else ()
+        names: tuple[str, ...] = SMTP_SERVER if self.transport == TransportKind.SMTP else ()
         for fields in self.secret_destinations.values():
             names += tuple(name for name in fields if name not in names)
         return names
@@ -215,6 +215,31 @@ METHODS: tuple[SendingMethod, ...] = (
 )
 
 # The fields that select a method, in the order the page asks for them.
+# How the change history and the conflict message name a field: the page repeats
+# "Client ID", "Client Secret", "Tenant ID" and the like per section (the methods above).
+AUDIT_NAMES = {
+    "oauth_provider": "SMTP OAuth Mail Provider",
+    "oauth_sign_in": "Microsoft OAuth Sign-in",
+    "oauth_tenant_id": "Microsoft OAuth Tenant ID",
+    "oauth_client_id": "Microsoft OAuth Client ID",
+    "oauth_credential_type": "Microsoft OAuth Credential",
+    "oauth_client_secret": "Microsoft OAuth Client Secret",
+    "oauth_certificate": "Microsoft OAuth Certificate",
+    "oauth_azure_environment": "Microsoft OAuth Azure environment",
+    "oauth_client_secret_expires_on": "Microsoft OAuth Client Secret expiry date",
+    "google_client_id": "Google OAuth Client ID",
+    "google_client_secret": "Google OAuth Client Secret",
+    "api_provider": "API Mail Provider",
+    "api_tenant_id": "Microsoft Graph Tenant ID",
+    "api_client_id": "Microsoft Graph Client ID",
+    "api_credential_type": "Microsoft Graph Credential",
+    "api_client_secret": "Microsoft Graph Client Secret",
+    "api_client_secret_expires_on": "Microsoft Graph Client Secret expiry date",
+    "api_certificate": "Microsoft Graph Certificate",
+    "api_azure_environment": "Microsoft Graph Azure environment",
+    "service_account_key": "Gmail API JSON Private Key",
+}
+
 CHOICE_FIELDS = tuple(dict.fromkeys(name for method in METHODS for name, _ in method.when))
 
 
@@ -264,10 +289,14 @@ def method_rules(predicate: Callable[[SendingMethod], bool]) -> str:
     )
 
 
+def _is_method(key: str) -> Callable[[SendingMethod], bool]:
+    return lambda method: method.key == key
+
+
 def show_if_methods() -> dict[str, str]:
     """Per method key, its ``data-show-if`` rule; plus "grant" and "app_token" for the methods
     using a grant, or an app-only token (whichever the credential)."""
-    rules = {method.key: method_rules(lambda m, key=method.key: m.key == key) for method in METHODS}
+    rules = {method.key: method_rules(_is_method(method.key)) for method in METHODS}
     rules["grant"] = method_rules(lambda m: m.uses_grant)
     rules["app_token"] = method_rules(lambda m: m.uses_app_token)
     return rules

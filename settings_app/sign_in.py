@@ -20,7 +20,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from .client_address import client_ip
+from mailconfig.client_address import client_ip
+
 from .forms import LoginForm
 
 logger = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -42,7 +42,7 @@ class TestAlreadyRunning(Exception):
 
 
 @contextmanager
-def one_test_per_user(user: AbstractBaseUser) -> Iterator[None]:
+def one_test_per_user(user: User) -> Iterator[None]:
     """Refuse a second concurrent Test Mail by the same user (a double click, two tabs)."""
     # The whole test is limited to one timeout (run_test_mail), so a run older than a
     # few timeouts was left by a crashed process: it no longer counts.
@@ -78,7 +78,7 @@ def run_test_mail(config: MailSettings, recipient: str, *, requested_by: str) ->
     The whole test, every step included, is limited to ``MAILCONFIG_TIMEOUT`` seconds:
     the admin is waiting for the answer.
     """
-    transcript = Transcript(secrets=config.secret_values)
+    transcript = Transcript(secrets=set(config.secret_values))
     transport = None
     try:
         with time_limit(settings.MAILCONFIG_TIMEOUT):
@@ -129,7 +129,7 @@ def describe_outcome(transcript: Transcript, recipient: str) -> str:
 
 
 def record_test_mail(
-    user: AbstractBaseUser,
+    user: User,
     *,
     source_ip: str | None,
     version: int,

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import email_log, email_log_export, health_check_page, views
+from . import email_log, email_log_export, views
 from .models import Connection
 
 BACKUP = {"connection": Connection.BACKUP}
@@ -22,7 +22,7 @@ urlpatterns = [
     ),
     path(
         "mail-server/health-check/",
-        health_check_page.save_health_check,
+        views.save_health_check,
         name="save_health_check",
     ),
     path("mail-server/log/", email_log.email_log, name="email_log"),

@@ -8,21 +8,25 @@ import json
 import logging
 import math
 from dataclasses import dataclass
+from typing import cast
 
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.debug import sensitive_post_parameters
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
+from mailconfig.client_address import client_ip
+from mailconfig.signed_in import SignedInRequest
 from oauth import page as oauth_page
 from sender import permission_check
+from sender.models import HealthCheckSchedule
 
 from . import delivery_summary, email_log, expiry_alerts, health_check_page
-from .client_address import client_ip
 from .database_faults import UNAVAILABLE_STATUS, describe_database_error
 from .expiry_radar import radar
 from .forms import TYPED_SECRETS, MailServerForm
@@ -72,7 +76,7 @@ class ConnectionPage:
         return self.connection == Connection.BACKUP
 
 
-PAGES = {
+PAGES: dict[str, ConnectionPage] = {
     Connection.PRIMARY: ConnectionPage(
         Connection.PRIMARY,
         CONNECTION_PAGE_TITLES[Connection.PRIMARY],
@@ -93,7 +97,7 @@ PAGES = {
 # A 500 mails a report to the Admin Mail Address: typed secrets must show as stars in it.
 @sensitive_post_parameters(*TYPED_SECRETS)
 @require_http_methods(["GET", "POST"])
-def mail_server(request: HttpRequest, connection: str = Connection.PRIMARY) -> HttpResponse:
+def mail_server(request: SignedInRequest, connection: str = Connection.PRIMARY) -> HttpResponse:
     """Admin > General Settings > Mail Server (or Backup Connection): show and save it."""
     stored = MailServerConfig.load(connection)
     if request.method != "POST":
@@ -106,8 +110,9 @@ def mail_server(request: HttpRequest, connection: str = Connection.PRIMARY) -> H
         result = save_settings(form, user=request.user, source_ip=client_ip(request))
     except VersionConflict as conflict:
         # Keep every typed value; let the next save go over the newer version knowingly.
-        form.data = form.data.copy()
-        form.data["version"] = conflict.current.version
+        posted = cast(QueryDict, form.data).copy()  # a POST: mutable once copied
+        posted["version"] = str(conflict.current.version)
+        form.data = posted
         kept = (
             "Your other entries are still on the form; re-enter the secrets named below"
             if form.rejected_secrets
@@ -180,16 +185,35 @@ def render_page(
         "default_ports": json.dumps({str(key): port for key, port in DEFAULT_PORTS.items()}),
         "show_if": show_if_rules(),
         "switch_to": switch_to_choices(),
-        **health_check_page.page_context((extra or {}).get("health_form")),
+        **health_check_page.page_context(
+            cast("health_check_page.HealthCheckForm | None", (extra or {}).get("health_form"))
+        ),
         "show_if_method": show_if_methods(),
         "radar": expiry_alerts.with_last_alert(radar()),
     }
     return render(request, "settings_app/mail_server.html", context, status=status)
 
 
+@require_POST
+def save_health_check(request: SignedInRequest) -> HttpResponse:
+    """The Health check section's own Save: the schedule, audited; the page again if invalid."""
+    form = health_check_page.HealthCheckForm(
+        request.POST, instance=HealthCheckSchedule.load(), prefix=health_check_page.PREFIX
+    )
+    if not form.is_valid():
+        messages.error(request, "The health check was not saved: correct the fields marked below.")
+        stored = MailServerConfig.load()
+        return render_page(
+            request, MailServerForm(stored=stored), stored, extra={"health_form": form}
+        )
+    done = health_check_page.save_schedule(form, user=request.user, source_ip=client_ip(request))
+    messages.success(request, done)
+    return redirect(reverse("settings_app:mail_server") + "#health-check")
+
+
 @sensitive_post_parameters(*TYPED_SECRETS)
 @require_http_methods(["POST"])
-def test_mail(request: HttpRequest, connection: str = Connection.PRIMARY) -> HttpResponse:
+def test_mail(request: SignedInRequest, connection: str = Connection.PRIMARY) -> HttpResponse:
     """Send a test message with the values on the form, unsaved; blank secrets mean the
     stored ones of the page's connection (only for its saved destination).
 
@@ -247,7 +271,9 @@ def test_mail(request: HttpRequest, connection: str = Connection.PRIMARY) -> Htt
 
 @sensitive_post_parameters(*TYPED_SECRETS)
 @require_http_methods(["POST"])
-def check_permissions(request: HttpRequest, connection: str = Connection.PRIMARY) -> HttpResponse:
+def check_permissions(
+    request: SignedInRequest, connection: str = Connection.PRIMARY
+) -> HttpResponse:
     """Check what the account on the form may do, sending nothing (values unsaved, as Test Mail).
 
     Answers the list of findings to the page's script, or the whole page without JavaScript.

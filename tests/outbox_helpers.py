@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.db.models import F
 from django.utils import timezone
 from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
@@ -56,12 +57,10 @@ def travel(seconds: float) -> None:
         if task.run_after.year < 9999:
             task.run_after -= shift
             task.save(update_fields=["run_after"])
-    for row in OutboxMessage.objects.exclude(next_attempt_at=None):
-        row.next_attempt_at -= shift
-        row.save(update_fields=["next_attempt_at"])
-    for row in OutboxMessage.objects.exclude(lease_until=None):
-        row.lease_until -= shift
-        row.save(update_fields=["lease_until"])
+    OutboxMessage.objects.exclude(next_attempt_at=None).update(
+        next_attempt_at=F("next_attempt_at") - shift
+    )
+    OutboxMessage.objects.exclude(lease_until=None).update(lease_until=F("lease_until") - shift)
 
 
 def forget_worker_connection() -> None:

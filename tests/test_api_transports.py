@@ -6,6 +6,7 @@ import json
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from typing import Any
 
 import pytest
 import requests
@@ -33,7 +34,7 @@ TENANT = "9f2d7c4e-1111-4222-8333-444455556666"
 CLIENT_ID = "1b2c3d4e-1111-2222-3333-444455556666"
 SECRET = "graph-secret-value"
 # API mode with Microsoft Graph, as the fake's app registration for TENANT knows it.
-GRAPH_VALUES = {
+GRAPH_VALUES: dict[str, Any] = {
     "mode": "api",
     "api_provider": "microsoft",
     "api_tenant_id": TENANT,
@@ -49,7 +50,7 @@ def graph_config(**overrides) -> MailSettings:
 
 
 def gmail_config(key: dict, **overrides) -> MailSettings:
-    values = {
+    values: dict[str, Any] = {
         "mode": "api",
         "api_provider": "google",
         "service_account_key": json.dumps(key),

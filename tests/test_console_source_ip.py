@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 def audited_ip(client, **meta) -> str | None:
     response = client.post(PAGE_URL, smtp_basic_post(), **meta)
     assert response.status_code == 302
-    return AuditEntry.objects.first().source_ip
+    return AuditEntry.objects.get().source_ip
 
 
 @pytest.fixture

@@ -83,14 +83,14 @@ def locked_by_another_process(exclusive: bool):
     ``exclusive``: also readers must wait (SQLite EXCLUSIVE; PostgreSQL locks the sessions).
     """
     if connection.vendor == "sqlite":
-        other = sqlite3.connect(connection.settings_dict["NAME"], isolation_level=None)
-        other.execute("BEGIN EXCLUSIVE" if exclusive else "BEGIN IMMEDIATE")
+        writer = sqlite3.connect(connection.settings_dict["NAME"], isolation_level=None)
+        writer.execute("BEGIN EXCLUSIVE" if exclusive else "BEGIN IMMEDIATE")
         try:
             with short_lock_wait():
                 yield
         finally:
-            other.rollback()
-            other.close()
+            writer.rollback()
+            writer.close()
     else:
         other = connections.create_connection("default")
         other.set_autocommit(False)

@@ -15,10 +15,9 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from sender import schedules
-from sender.models import ExpiryAlert
 from sender.tasks import recover_outbox
 from settings_app.expiry_alerts import check_expiries, ensure_scheduled, next_check
-from settings_app.models import MailServerConfig, ServerCertificateSeen
+from settings_app.models import ExpiryAlert, MailServerConfig, ServerCertificateSeen
 from settings_app.tasks import expiry_alert_check
 from tests.backup_helpers import backup_server_users, store_backup
 from tests.factories import PAGE_URL, store, store_smtp

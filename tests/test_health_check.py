@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from sender import health_check
-from sender.models import HealthCheckRun, Incident
+from sender.models import HealthCheckRun, HealthCheckSchedule, Incident
 from sender.stored import backup_settings
 from sender.tasks import recover_outbox, scheduled_health_check
-from settings_app.models import AuditEntry, HealthCheckSchedule
+from settings_app.models import AuditEntry
 from tests.backup_helpers import store_backup
 from tests.factories import PAGE_URL, store_smtp
 from tests.outbox_helpers import run_due_tasks
@@ -304,3 +306,37 @@ def test_the_history_strip_shows_the_last_30_runs_green_and_red(admin_client, pr
     assert page.count('data-ok="false"') == 6  # n = 6, 13, 20, 27, 34 and the last one
     assert "Last run failed" in page and "The server refused the login." in page
     assert "2.3 s" in page and "Check the username and password." in page
+
+
+@pytest.mark.db_sensitive
+def test_two_workers_waking_for_one_slot_run_it_once(primary):
+    """The unique (connection, slot) row is the claim: the worker that loses the race to
+    insert it sends nothing (checked with row-level races on PostgreSQL too)."""
+    schedule()
+    slot = health_check.ensure_scheduled()
+    assert slot is not None
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def worker() -> None:
+        try:
+            barrier.wait(5)
+            outcomes.append(health_check.run_scheduled(slot, now=slot))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(outcomes) == ["primary ok", "skipped: this slot already ran"]
+    assert HealthCheckRun.objects.filter(scheduled_for=slot).count() == 1
+    assert len(primary.messages) == 1
+
+
+def test_a_slot_claimed_by_a_running_check_is_not_in_the_history(primary):
+    HealthCheckRun.objects.create(
+        started_at=timezone.now(), scheduled_for=timezone.now(), connection="primary"
+    )
+    assert health_check.history() == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -198,8 +199,8 @@ def test_google_error_callbacks(client, admin, google_fake, ca_file, error, frag
     assert not OAuthGrant.objects.exists()
 
 
-def grant_row() -> dict:
-    return OAuthGrant.objects.values().get()
+def grant_row() -> dict[str, Any]:
+    return dict(OAuthGrant.objects.values().get())
 
 
 @pytest.mark.parametrize(

@@ -138,7 +138,7 @@ def test_the_stored_oauth_grant_works_with_the_saved_server(
 
 
 def last_test_mail_entry() -> AuditEntry:
-    return AuditEntry.objects.filter(action="Test Mail").first()
+    return AuditEntry.objects.filter(action="Test Mail").latest("pk")
 
 
 def test_a_test_mail_is_audited_with_destination_stored_secrets_and_result(

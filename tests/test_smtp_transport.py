@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import socket
 import time
+from typing import Any
 
 import pytest
 from django.core.mail import EmailMessage
@@ -23,14 +24,17 @@ from sender.tokens import AccessToken
 from sender.transcript import Transcript
 from sender.transports.smtp import SmtpTransport
 from settings_app.values import MailSettings
+from tests.servers.scripted_smtp import ScriptedSmtpServer
 from tests.servers.smtp_server import BlackHoleServer, SmtpTestServer, refused_port
 
 SECURITY = {"ssl": "ssl", "starttls": "tls", "plain": "none"}
 
 
-def smtp_config(server: SmtpTestServer | None = None, **overrides) -> MailSettings:
+def smtp_config(
+    server: SmtpTestServer | ScriptedSmtpServer | None = None, **overrides: Any
+) -> MailSettings:
     """Settings pointing at a test server, signed in as the test user."""
-    values = {
+    values: dict[str, Any] = {
         "mode": "smtp",
         "server_name": "localhost",
         "port": server.port if server else refused_port(),

@@ -8,6 +8,7 @@ import contextlib
 import logging
 import re
 import smtplib
+import ssl
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -39,7 +40,7 @@ from sender.redaction import Redactor
 from sender.smtp_replies import smtp_reply_error
 from sender.tokens import TokenProvider
 from sender.transcript import Transcript
-from settings_app.models import Provider, Security, ServerCertificateSeen
+from settings_app.models import DEFAULT_PORTS, Provider, Security, ServerCertificateSeen
 from settings_app.values import MailSettings
 
 from .base import Accepted, Transport
@@ -103,9 +104,7 @@ class SmtpTransport(Transport):
 
     @property
     def port(self) -> int:
-        return self.config.port or {Security.SSL: 465, Security.TLS: 587}.get(
-            self.config.security, 25
-        )
+        return self.config.port or DEFAULT_PORTS.get(self.config.security, 25)
 
     def open(self) -> None:
         if self.connection is not None:
@@ -172,7 +171,7 @@ class SmtpTransport(Transport):
             )
         if implicit_tls:
             with self.transcript.step("TLS") as step:
-                step.details.extend(describe_tls(connection.sock))
+                step.details.extend(describe_tls(_tls_socket(connection)))
                 self._saw_certificate(connection)
         elif self.config.security != Security.TLS:
             with self.transcript.step("TLS") as step:
@@ -212,7 +211,7 @@ class SmtpTransport(Transport):
                 raise smtp_reply_error("STARTTLS", err.smtp_code, err.smtp_error) from err
             except (OSError, smtplib.SMTPException) as err:
                 raise self._failure("STARTTLS", err) from err
-            step.details.extend(describe_tls(connection.sock))
+            step.details.extend(describe_tls(_tls_socket(connection)))
             self._saw_certificate(connection)
             step.details.append("Server offers after STARTTLS: " + _capabilities(connection))
 
@@ -231,7 +230,7 @@ class SmtpTransport(Transport):
 
     def _saw_certificate(self, connection: BoundedReplies) -> None:
         # Kept for Test Mail and Check permissions, which record it for the expiry radar.
-        self.peer_certificate = peer_certificate(connection.sock, self.host, self.port)
+        self.peer_certificate = peer_certificate(_tls_socket(connection), self.host, self.port)
 
     def _authenticate(self, connection: BoundedReplies) -> None:
         if self.config.uses_xoauth2:
@@ -520,3 +519,11 @@ def _quietly_close(connection: BoundedReplies, *, polite: bool = False) -> None:
         pass
     finally:
         connection.close()
+
+
+def _tls_socket(connection: smtplib.SMTP) -> ssl.SSLSocket:
+    """The connection's socket once TLS is up (implicit TLS, or after STARTTLS)."""
+    sock = connection.sock
+    if not isinstance(sock, ssl.SSLSocket):
+        raise TypeError("The SMTP connection is not encrypted.")  # a bug: callers check first
+    return sock

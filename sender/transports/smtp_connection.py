@@ -163,12 +163,13 @@ class ResolvedSMTP_SSL(BoundedReplies, smtplib.SMTP_SSL):
     ) -> None:
         self.addresses, self.connect_timeout = addresses, timeout
         self.step_timeout = step_timeout
+        self.certificate_host = host  # the name the certificate must carry
         super().__init__(host, port, timeout=timeout(), context=context)
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         sock = connect_first(self.addresses, self.connect_timeout)
         try:
-            return self.context.wrap_socket(sock, server_hostname=self._host)
+            return self.context.wrap_socket(sock, server_hostname=self.certificate_host)
         except BaseException:
             sock.close()
             raise

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 from django.contrib.auth import get_user_model
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Error, Page, sync_playwright
 
 from tests.browser.chromium import CHROMIUM_ARGS, chromium_executable
 
@@ -50,8 +50,16 @@ def page(browser: Browser) -> Iterator[Page]:
     context.set_default_timeout(10_000)
     page = context.new_page()
     problems: list[str] = []
-    page.on("pageerror", lambda error: problems.append(f"script error: {error}"))
-    page.on("console", lambda msg: msg.type == "error" and problems.append(f"console: {msg.text}"))
+
+    def on_page_error(error: Error) -> None:
+        problems.append(f"script error: {error}")
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            problems.append(f"console: {message.text}")
+
+    page.on("pageerror", on_page_error)
+    page.on("console", on_console)
     yield page
     context.close()
     assert not problems, problems

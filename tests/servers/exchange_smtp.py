@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -64,7 +64,7 @@ def _app_id(token: str) -> str:
 @pytest.fixture
 def exchange_app_only_smtp(
     tls_ca, microsoft_fake: MicrosoftFake
-) -> Callable[..., ExchangeAppOnlyServer]:
+) -> Iterator[Callable[..., ExchangeAppOnlyServer]]:
     """Start Exchange-like app-only XOAUTH2 servers (stopped after the test)."""
     started: list[ExchangeAppOnlyServer] = []
 

@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Self
 
 import pytest
 
@@ -69,7 +70,7 @@ class ScriptedSmtpServer:
         self._lock = threading.Lock()
 
     # Lifecycle --------------------------------------------------------------
-    def start(self) -> ScriptedSmtpServer:
+    def start(self) -> Self:
         thread = threading.Thread(target=self._accept, daemon=True)
         thread.start()
         self._threads.append(thread)
@@ -81,7 +82,7 @@ class ScriptedSmtpServer:
             thread.join(timeout=2)
         self._listener.close()
 
-    def __enter__(self) -> ScriptedSmtpServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -21,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from typing import Any, ClassVar
+from typing import Any, Self
 
 import pytest
 import trustme
@@ -48,7 +48,7 @@ class ReceivedMessage:
 
     @property
     def message(self) -> EmailMessage:
-        return email.message_from_bytes(self.data, policy=email.policy.default)  # type: ignore[return-value]
+        return email.message_from_bytes(self.data, policy=email.policy.default)
 
 
 @dataclass
@@ -76,7 +76,7 @@ class _RecordingSMTP(SMTP):
     # aiosmtpd's 512-byte command limit (whose default dict reads the base class).
     line_length_limit = 64 * 1024
     command_size_limit = 64 * 1024
-    command_size_limits: ClassVar[defaultdict[str, int]] = defaultdict(lambda: 64 * 1024)
+    command_size_limits = defaultdict(lambda: 64 * 1024)
 
     def __init__(self, handler: _Handler, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
@@ -243,7 +243,7 @@ class SmtpTestServer:
         )
 
     # Lifecycle --------------------------------------------------------------
-    def start(self) -> SmtpTestServer:
+    def start(self) -> Self:
         self._controller.start()
         self.reset()  # the controller's own readiness probe is not a client
         return self
@@ -251,7 +251,7 @@ class SmtpTestServer:
     def stop(self) -> None:
         self._controller.stop()
 
-    def __enter__(self) -> SmtpTestServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -330,7 +330,7 @@ class BlackHoleServer:
                 continue
             self._accepted.append(connection)
 
-    def start(self) -> BlackHoleServer:
+    def start(self) -> Self:
         self._thread.start()
         return self
 
@@ -341,7 +341,7 @@ class BlackHoleServer:
             connection.close()
         self._listener.close()
 
-    def __enter__(self) -> BlackHoleServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

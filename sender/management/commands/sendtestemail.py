@@ -8,10 +8,10 @@ printed at once.
 from __future__ import annotations
 
 import socket
-from argparse import ArgumentParser
 from typing import Any
 
 from django.core.mail import get_connection, mail_admins, mail_managers, send_mail
+from django.core.management.base import CommandParser
 from django.core.management.commands.sendtestemail import Command as DjangoCommand
 from django.utils import timezone
 
@@ -19,7 +19,7 @@ from django.utils import timezone
 class Command(DjangoCommand):
     help = DjangoCommand.help + " Queued like all mail unless --immediate is given."
 
-    def add_arguments(self, parser: ArgumentParser) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         super().add_arguments(parser)
         parser.add_argument(
             "--immediate",

@@ -24,7 +24,9 @@ class Command(BaseCommand):
                 for row in raw_rows(model, names):
                     lost = [n for n in names if row[n] and not _readable(row[n])]
                     if lost:
-                        model.objects.filter(pk=row["pk"]).update(**dict.fromkeys(lost, ""))
+                        model._default_manager.filter(pk=row["pk"]).update(
+                            **dict.fromkeys(lost, "")
+                        )
                         cleared += len(lost)
         self.stdout.write(
             f"Cleared {cleared} unreadable secret(s). Re-enter them on the Mail Server page."

@@ -26,7 +26,9 @@ class Command(BaseCommand):
                     for row in raw_rows(model, names):
                         updates = {n: encryption.rotate(row[n]) for n in names if row[n]}
                         if updates:
-                            model.objects.filter(pk=row["pk"]).update(**_raw(model, updates))
+                            model._default_manager.filter(pk=row["pk"]).update(
+                                **_raw(model, updates)
+                            )
                             count += len(updates)
         except encryption.EncryptionKeyError as err:
             raise CommandError(f"{err} Nothing was changed.") from err

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("sender", "0005_refused_recipients"),
+        ("sender", "0008_metrics_totals"),
     ]
 
     operations = [
