@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 export PORT
 
-.PHONY: run test lint format bench screenshot venv venv-dev clean
+.PHONY: run test lint format bench screenshot docs docs-build venv venv-dev clean
 
 # Stamp files: reinstall only when the requirement files change.
 $(VENV)/.runtime: requirements.txt scripts/bootstrap_venv.py
@@ -23,7 +23,7 @@ venv-dev: $(VENV)/.dev
 run: venv
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py ensure_admin
-	$(PY) manage.py purge_email_log  # retention; in production, daily from cron (README)
+	$(PY) manage.py purge_email_log  # retention; in production, daily from cron (docs/operations.md)
 	$(PY) scripts/serve.py  # the web server on $(PORT) and one mail worker
 
 test: venv-dev
@@ -33,11 +33,22 @@ test: venv-dev
 	$(VENV)/bin/lint-imports --no-cache
 	# Models against migrations; no database needed (a fresh clone has none yet).
 	DATABASE_URL=sqlite://:memory: $(PY) manage.py makemigrations --check --dry-run
+	$(MAKE) --no-print-directory docs-build
 	$(PY) scripts/run_tests.py
 
 lint: venv-dev
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+# The documentation site (docs/, mkdocs.yml). docs-build checks every link and anchor
+# (strict) and builds into a temporary directory, so nothing is left in the tree.
+DOCS_PORT ?= 8001
+docs-build: venv-dev
+	@site=$$(mktemp -d); $(VENV)/bin/mkdocs build --strict --site-dir "$$site"; \
+		status=$$?; rm -rf "$$site"; exit $$status
+
+docs: venv-dev
+	$(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:$(DOCS_PORT)
 
 bench: venv-dev
 	$(PY) -m tests.bench

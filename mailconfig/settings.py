@@ -6,47 +6,34 @@ provider endpoint is written out below so it can be overridden in one place
 ``from mailconfig.settings import *``).
 """
 
-import ipaddress
-import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
 
-import dj_database_url
-from django.core.exceptions import ImproperlyConfigured
-
 from mailconfig.admins import StoredAdmins
-from mailconfig.keyfile import read_or_create
+from mailconfig.environment import Environment
+from mailconfig.keyfile import keep_private, private_directory, read_or_create
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-
-def env_bool(name: str, default: bool = False) -> bool:
-    """Read a yes/no environment variable ("1", "true", "yes", "on" mean yes)."""
-    value = os.environ.get(name)
-    if value is None or value.strip() == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def env_list(name: str, default: str = "") -> list[str]:
-    """Read a comma-separated environment variable into a list of non-empty items."""
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
-
+# Every variable is typed and checked as it is read: a bad value stops start-up with
+# one line naming it (docs/configuration.md lists them all).
+env = Environment()
 
 # Data directory: SQLite database, generated secret key and encryption key file.
-DATA_DIR = Path(os.environ.get("MAILCONFIG_DATA_DIR", BASE_DIR / "data")).resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+DATA_DIR = env.directory("MAILCONFIG_DATA_DIR", BASE_DIR / "data")
+private_directory(DATA_DIR)  # 0700: the database and keys are nobody else's business
 
 
 # Generated once so sessions survive restarts; 0600 because it signs sessions.
+# 50 characters at least: what Django's deploy check asks of a signing key.
 SECRET_KEY = (
-    os.environ.get("DJANGO_SECRET_KEY")
+    env.text("DJANGO_SECRET_KEY", min_length=50, secret=True)
     or read_or_create(DATA_DIR / "secret_key", lambda: secrets.token_urlsafe(64)).strip()
 )
-DEBUG = env_bool("DJANGO_DEBUG", False)
-ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
-CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+DEBUG = env.boolean("DJANGO_DEBUG", False)
+ALLOWED_HOSTS = env.host_names("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
+CSRF_TRUSTED_ORIGINS = env.origins("DJANGO_CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -70,7 +57,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     # First: /healthz, /readyz and /metrics answer a probe addressed to this server's IP
-    # over plain HTTP, before the HTTPS redirect and the ALLOWED_HOSTS check (README).
+    # over plain HTTP, before the HTTPS redirect and the ALLOWED_HOSTS check (docs/operations.md).
     "mailconfig.probes.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -115,9 +102,12 @@ TEMPLATES = [
 WSGI_APPLICATION = "mailconfig.wsgi.application"
 
 DATABASES = {
-    "default": dj_database_url.config(
-        default=f"sqlite:///{DATA_DIR / 'db.sqlite3'}",
-        conn_max_age=int(os.environ.get("DJANGO_CONN_MAX_AGE", "0")),
+    "default": env.database(
+        "DATABASE_URL",
+        f"sqlite:///{DATA_DIR / 'db.sqlite3'}",
+        conn_max_age=env.integer(
+            "DJANGO_CONN_MAX_AGE", 0, minimum=0, maximum=86400, unit="seconds"
+        ),
     )
 }
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
@@ -136,6 +126,10 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # an error page, not a new empty database that looks like "nothing configured".
     _sqlite_name = str(DATABASES["default"].get("NAME") or "")
     if _sqlite_name and _sqlite_name != ":memory:" and not _sqlite_name.startswith("file:"):
+        # 0600, with the journal files SQLite makes beside it (migrate creates it so).
+        for _suffix in ("", "-wal", "-shm"):
+            keep_private(Path(_sqlite_name + _suffix))
+    if _sqlite_name and _sqlite_name != ":memory:" and not _sqlite_name.startswith("file:"):
         DATABASES["default"]["NAME"] = Path(_sqlite_name).resolve().as_uri() + "?mode=rw"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -153,9 +147,21 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one reaching the limit locks
-AXES_FAILURE_LIMIT = int(os.environ.get("DJANGO_LOGIN_FAILURE_LIMIT", "5"))
-AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("DJANGO_LOGIN_LOCKOUT_MINUTES", "15")))
+# A username is locked from one address only, so nobody elsewhere can lock the admin out;
+# an address is locked for every username after its own, higher limit (settings_app.sign_in).
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_HANDLER = "settings_app.sign_in.PairAndAddressLockout"
+AXES_FAILURE_LIMIT = env.integer(
+    "DJANGO_LOGIN_FAILURE_LIMIT", 5, minimum=1, maximum=1000, unit="failed sign-ins"
+)
+MAILCONFIG_LOGIN_ADDRESS_FAILURE_LIMIT = env.integer(
+    "DJANGO_LOGIN_ADDRESS_FAILURE_LIMIT", 20, minimum=1, maximum=100000, unit="failed sign-ins"
+)
+AXES_COOLOFF_TIME = timedelta(
+    minutes=env.integer(
+        "DJANGO_LOGIN_LOCKOUT_MINUTES", 15, minimum=1, maximum=525600, unit="minutes"
+    )
+)
 # Attempts during a lockout neither count nor extend it: the time the page names holds.
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 # The client address by the console's trusted-proxy rule (DJANGO_TRUSTED_PROXIES).
@@ -165,12 +171,12 @@ AXES_LOCKOUT_CALLABLE = "settings_app.sign_in.locked_out_response"
 AXES_VERBOSE = False
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = os.environ.get("DJANGO_TIME_ZONE", "UTC")
+TIME_ZONE = env.time_zone("DJANGO_TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
 
 # A context path behind a reverse proxy (for example "/mailconsole").
-FORCE_SCRIPT_NAME = os.environ.get("FORCE_SCRIPT_NAME") or None
+FORCE_SCRIPT_NAME = env.script_name("FORCE_SCRIPT_NAME")
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
@@ -188,7 +194,9 @@ CRISPY_TEMPLATE_PACK = "bootstrap5"
 
 SESSION_COOKIE_HTTPONLY = True
 # An admin console: sessions end after a working day rather than Django's two weeks.
-SESSION_COOKIE_AGE = int(os.environ.get("DJANGO_SESSION_AGE", str(8 * 3600)))
+SESSION_COOKIE_AGE = env.integer(
+    "DJANGO_SESSION_AGE", 8 * 3600, minimum=60, maximum=31536000, unit="seconds"
+)
 SESSION_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -196,35 +204,26 @@ SECURE_REFERRER_POLICY = "same-origin"
 
 # Behind a TLS-terminating proxy: DJANGO_HTTPS=true turns on secure cookies,
 # HTTPS redirect and HSTS; DJANGO_TRUST_X_FORWARDED_PROTO=true trusts the proxy's header.
-if env_bool("DJANGO_TRUST_X_FORWARDED_PROTO"):
+if env.boolean("DJANGO_TRUST_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-
-
-def trusted_proxies(name: str) -> list[str]:
-    """Read proxy addresses or networks (10.0.0.5, 10.0.0.0/24), refusing anything else."""
-    values = env_list(name)
-    for value in values:
-        try:
-            ipaddress.ip_network(value, strict=False)
-        except ValueError:
-            raise ImproperlyConfigured(
-                f"{name}: {value!r} is not an IP address or network. Use comma-separated "
-                "addresses or CIDR networks, for example 10.0.0.5,192.0.2.0/24."
-            ) from None
-    return values
-
 
 # Reverse proxies whose X-Forwarded-For is believed for the audit's source address.
 # Empty (the default): the header is ignored, since any client can send it.
-MAILCONFIG_TRUSTED_PROXIES = trusted_proxies("DJANGO_TRUSTED_PROXIES")
+MAILCONFIG_TRUSTED_PROXIES = env.networks("DJANGO_TRUSTED_PROXIES")
 
-if env_bool("DJANGO_HTTPS"):
+# Read whether or not HTTPS is on, so a mistyped HSTS value is caught before it matters.
+_hsts_seconds = env.integer(
+    "DJANGO_HSTS_SECONDS", 31536000, minimum=0, maximum=63072000, unit="seconds"
+)
+_hsts_subdomains = env.boolean("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True)
+_hsts_preload = env.boolean("DJANGO_HSTS_PRELOAD", True)
+if env.boolean("DJANGO_HTTPS", False):
     SECURE_SSL_REDIRECT = True
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
-    SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", "31536000"))
-    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True)
-    SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", True)
+    SECURE_HSTS_SECONDS = _hsts_seconds
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = _hsts_subdomains
+    SECURE_HSTS_PRELOAD = _hsts_preload
 
 # Error reports star typed secrets for every request, also when the failure comes
 # before a view's sensitive_post_parameters (a middleware, the database).
@@ -247,7 +246,7 @@ LOGGING = {
             "interval": 600,
         },
     },
-    "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": env.log_level("DJANGO_LOG_LEVEL", "INFO")},
     "loggers": {
         # Replaces Django's default handlers; records still reach the root console.
         "django": {"handlers": ["mail_admins"], "level": "INFO"},
@@ -277,111 +276,86 @@ SERVER_EMAIL = ""
 ADMINS = StoredAdmins()
 
 
-def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
-    """Read an environment variable that must be one of ``choices``."""
-    value = (os.environ.get(name) or default).strip().lower()
-    if value not in choices:
-        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, not {value!r}.")
-    return value
-
-
-def env_seconds(name: str, default: str) -> list[float]:
-    """Read a comma-separated list of seconds (each >= 0)."""
-    try:
-        values = [float(item) for item in env_list(name, default)]
-    except ValueError:
-        values = [-1.0]
-    if any(not 0 <= value < 10**7 for value in values):
-        raise ImproperlyConfigured(
-            f"{name} must be comma-separated numbers of seconds, for example 60,300,900."
-        )
-    return values
-
-
 # Outbox: send_mail() stores the message and a worker (manage.py db_worker) sends it.
 # "immediate" sends within send_mail() instead (tests, sendtestemail --immediate).
-MAILCONFIG_DELIVERY = env_choice("MAILCONFIG_DELIVERY", "queued", ("queued", "immediate"))
+MAILCONFIG_DELIVERY = env.choice("MAILCONFIG_DELIVERY", "queued", ("queued", "immediate"))
 # Seconds to wait before each retry of a temporary failure; after the last, Failed
 # (empty: no retries).
-MAILCONFIG_RETRY_SCHEDULE = env_seconds("MAILCONFIG_RETRY_SCHEDULE", "60,300,900,3600,14400")
+MAILCONFIG_RETRY_SCHEDULE = env.seconds_list(
+    "MAILCONFIG_RETRY_SCHEDULE", "60,300,900,3600,14400", maximum=10**7
+)
 # A worker holds a message this long while sending it; after that (the worker died),
 # the message is tried again.
-MAILCONFIG_SEND_LEASE = (env_seconds("MAILCONFIG_SEND_LEASE", "300") or [300.0])[0]
+MAILCONFIG_SEND_LEASE = env.seconds("MAILCONFIG_SEND_LEASE", 300.0, maximum=86400)
 # MAILCONFIG_FAILED_BODY_DAYS (how long a Failed message keeps its body): with the
 # Email Log's retention below.
 
 # Seconds a message may keep failing temporarily on the primary connection before it is
 # sent through the backup (a permanent failure goes to the backup at once).
-MAILCONFIG_FAILOVER_AFTER = (env_seconds("MAILCONFIG_FAILOVER_AFTER", "600") or [600.0])[0]
+MAILCONFIG_FAILOVER_AFTER = env.seconds(
+    "MAILCONFIG_FAILOVER_AFTER", 600.0, maximum=10**7, zero=True
+)
 
 TASKS = {
     "default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]},
 }
 
 # Fernet keys for stored secrets, newest first. Unset: a key file in DATA_DIR.
-MAILCONFIG_ENCRYPTION_KEYS = env_list("MAILCONFIG_ENCRYPTION_KEYS")
+MAILCONFIG_ENCRYPTION_KEYS = env.fernet_keys("MAILCONFIG_ENCRYPTION_KEYS")
 MAILCONFIG_KEY_FILE = DATA_DIR / "encryption.key"
 
 # CA bundle for outbound TLS (SMTP, Microsoft, Google). None: the system store.
-MAILCONFIG_CA_FILE = os.environ.get("MAILCONFIG_CA_FILE") or None
+MAILCONFIG_CA_FILE = env.readable_file("MAILCONFIG_CA_FILE")
 # Seconds allowed for connecting and for every SMTP command / HTTP request.
-MAILCONFIG_TIMEOUT = float(os.environ.get("MAILCONFIG_TIMEOUT", "15"))
+MAILCONFIG_TIMEOUT = env.seconds("MAILCONFIG_TIMEOUT", 15.0, maximum=3600)
 # Seconds one message may take in normal sending, every step included (connecting,
 # signing in, the token, the message), however slowly the server answers.
-MAILCONFIG_SEND_TIMEOUT = float(os.environ.get("MAILCONFIG_SEND_TIMEOUT", "60"))
+MAILCONFIG_SEND_TIMEOUT = env.seconds("MAILCONFIG_SEND_TIMEOUT", 60.0, maximum=3600)
+# Seconds an SMTP server may take to confirm a message after its last line (RFC 5321
+# suggests 10 minutes: servers check content then). Still within MAILCONFIG_SEND_TIMEOUT
+# for the whole message, so with the defaults the wait ends when the message's 60 s do.
+MAILCONFIG_DATA_TIMEOUT = env.seconds("MAILCONFIG_DATA_TIMEOUT", 600.0, maximum=3600)
 # Public base URL of this console (https://mail.example.com/console), used to build
 # the OAuth redirect URI instead of trusting the request's Host header.
-MAILCONFIG_PUBLIC_URL = os.environ.get("MAILCONFIG_PUBLIC_URL") or None
-
-
-def env_days(name: str, default: int) -> int:
-    """Read a whole number of days (0 or more), refusing anything else with a clear message."""
-    value = os.environ.get(name, "").strip() or str(default)
-    if not (value.isascii() and value.isdigit()):
-        raise ImproperlyConfigured(f"{name}: {value!r} is not a whole number of days (0 or more).")
-    return int(value)
-
+MAILCONFIG_PUBLIC_URL = env.url("MAILCONFIG_PUBLIC_URL")
+# The name the SMTP transport gives in EHLO; empty: this machine's name, looked up once.
+MAILCONFIG_EHLO_NAME = env.ehlo_name("MAILCONFIG_EHLO_NAME")
 
 # Email Log retention (manage.py purge_email_log): finished messages leave the log after
 # this many days; a Failed message's encrypted content, kept so it can be resent, goes
 # after MAILCONFIG_FAILED_BODY_DAYS (a Sent message's content is dropped at delivery).
-MAILCONFIG_LOG_RETENTION_DAYS = env_days("MAILCONFIG_LOG_RETENTION_DAYS", 30)
-MAILCONFIG_FAILED_BODY_DAYS = env_days("MAILCONFIG_FAILED_BODY_DAYS", 7)
-
-
-def env_count(name: str, default: int) -> int:
-    """Read a whole number of 1 or more, refusing anything else with a clear message."""
-    value = os.environ.get(name, "").strip() or str(default)
-    if not (value.isascii() and value.isdigit()) or int(value) < 1:
-        raise ImproperlyConfigured(f"{name}: {value!r} is not a whole number of 1 or more.")
-    return int(value)
+MAILCONFIG_LOG_RETENTION_DAYS = env.integer(
+    "MAILCONFIG_LOG_RETENTION_DAYS", 30, minimum=0, maximum=36500, unit="days"
+)
+MAILCONFIG_FAILED_BODY_DAYS = env.integer(
+    "MAILCONFIG_FAILED_BODY_DAYS", 7, minimum=0, maximum=36500, unit="days"
+)
 
 
 # Failure alerts (sender/incidents.py): an incident opens at a permanent failure, at a
 # grant that needs authorization again, or after this many temporary failures in a row.
-MAILCONFIG_ALERT_AFTER_TRANSIENT_FAILURES = env_count(
-    "MAILCONFIG_ALERT_AFTER_TRANSIENT_FAILURES", 3
+MAILCONFIG_ALERT_AFTER_TRANSIENT_FAILURES = env.integer(
+    "MAILCONFIG_ALERT_AFTER_TRANSIENT_FAILURES", 3, minimum=1, maximum=1000, unit="failures"
 )
 # An optional webhook: a signed JSON POST when an incident opens and when it closes
-# (sender/webhook.py; the README says how to verify the signature).
-MAILCONFIG_ALERT_WEBHOOK_URL = os.environ.get("MAILCONFIG_ALERT_WEBHOOK_URL") or None
-MAILCONFIG_ALERT_WEBHOOK_SECRET = os.environ.get("MAILCONFIG_ALERT_WEBHOOK_SECRET") or ""
+# (sender/webhook.py; docs/operations.md says how to verify the signature).
+MAILCONFIG_ALERT_WEBHOOK_URL = env.url("MAILCONFIG_ALERT_WEBHOOK_URL")
+# 16 characters at least: it is the HMAC key receivers trust.
+MAILCONFIG_ALERT_WEBHOOK_SECRET = env.text(
+    "MAILCONFIG_ALERT_WEBHOOK_SECRET", min_length=16, secret=True
+)
 # Seconds one POST may take; then seconds before each retry of a failed POST.
-MAILCONFIG_ALERT_WEBHOOK_TIMEOUT = (
-    env_seconds("MAILCONFIG_ALERT_WEBHOOK_TIMEOUT", "10") or [10.0]
-)[0]
-MAILCONFIG_ALERT_WEBHOOK_RETRY_SCHEDULE = env_seconds(
-    "MAILCONFIG_ALERT_WEBHOOK_RETRY_SCHEDULE", "30,120,600,1800"
+MAILCONFIG_ALERT_WEBHOOK_TIMEOUT = env.seconds(
+    "MAILCONFIG_ALERT_WEBHOOK_TIMEOUT", 10.0, maximum=3600
+)
+MAILCONFIG_ALERT_WEBHOOK_RETRY_SCHEDULE = env.seconds_list(
+    "MAILCONFIG_ALERT_WEBHOOK_RETRY_SCHEDULE", "30,120,600,1800", maximum=10**7
 )
 
 # Prometheus metrics at /metrics (sender/metrics.py): off (404) unless a token is set; then
 # a scrape must send "Authorization: Bearer <token>".
-MAILCONFIG_METRICS_TOKEN = os.environ.get("MAILCONFIG_METRICS_TOKEN", "").strip()
-if MAILCONFIG_METRICS_TOKEN and len(MAILCONFIG_METRICS_TOKEN) < 24:
-    raise ImproperlyConfigured(
-        "MAILCONFIG_METRICS_TOKEN is too short to keep /metrics private: use 24 characters "
-        "or more, for example from: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
-    )
+# 24 characters at least, or it would not keep /metrics private.
+MAILCONFIG_METRICS_TOKEN = env.text("MAILCONFIG_METRICS_TOKEN", min_length=24, secret=True)
 
 # One row per Azure cloud: everything that changes together when the cloud changes.
 # smtp_scope: delegated SMTP OAuth (an account signs in); smtp_app_scope: app-only SMTP

@@ -10,6 +10,7 @@ from django.http import HttpResponse, HttpResponseRedirect
 
 from mailconfig.client_address import client_ip
 from mailconfig.signed_in import SignedInRequest
+from sender import pauses
 from sender.errors import MailError
 from sender.metrics_counters import AUTHORIZATION_CODE, token_request
 from settings_app.models import AuditEntry, Connection, MailServerConfig, Provider
@@ -111,6 +112,8 @@ def _complete(request: SignedInRequest, record: AuthorizationRequest) -> Complet
             raise SettingsChanged
         grant = store_grant(config, tokens, request.user)
         _audit(request.user, config, tokens, client_ip(request))
+        # Authorizing again is the change a refused grant waits for: its messages go again.
+        pauses.resume(config.connection, "it was authorized again")
     return Completed(grant, account_warnings(config, tokens.account))
 
 

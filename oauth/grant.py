@@ -19,7 +19,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from sender.errors import AuthenticationError, ConfigurationError, GrantInvalid, MailError
+from sender.errors import GrantInvalid, GrantMissing, MailError
 from sender.metrics_counters import REFRESH_TOKEN, token_request
 from sender.tokens import AccessToken, describe_expiry, expires_soon
 from sender.transcript import Transcript
@@ -147,7 +147,7 @@ class StoredGrantTokenProvider:
         """The stored grant if it fits these settings (the one query a stored token costs)."""
         state = grant_state(self.config)
         if state.needs_authorization:
-            raise ConfigurationError(
+            raise GrantMissing(
                 "Authorization needed: no OAuth authorization exists for these settings."
                 if state.status == GrantStatus.MISSING
                 else "Authorization needed: the OAuth settings changed since the authorization.",
@@ -174,7 +174,7 @@ class StoredGrantTokenProvider:
                 .first()
             )
             if grant is None or grant.credentials_fingerprint != self.fingerprint:
-                raise ConfigurationError(
+                raise GrantMissing(
                     "Authorization needed: the authorization was removed.",
                     step=STEP,
                     code="NO-GRANT",
@@ -220,9 +220,9 @@ class StoredGrantTokenProvider:
         return token, details
 
 
-def authorization_expired(provider_text: str, *, code: str, hint: str) -> AuthenticationError:
+def authorization_expired(provider_text: str, *, code: str, hint: str) -> GrantInvalid:
     """The error for a grant the provider no longer honours: the admin must Reconnect."""
-    return AuthenticationError(
+    return GrantInvalid(
         "Authorization expired - Reconnect.",
         step=STEP,
         code=code,

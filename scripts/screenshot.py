@@ -1,4 +1,4 @@
-"""Regenerate the README screenshot of the Mail Server page.
+"""Regenerate the screenshot (README and docs) of the Mail Server page.
 
 Starts the console on a free port with a throw-away data directory, signs in
 with Playwright (Debian's Chromium), fills in an example configuration and

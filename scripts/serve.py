@@ -7,7 +7,7 @@ passed on to both groups; when either child ends, the other is stopped. A child
 still running ten seconds after the signal is killed.
 
 More workers, on this machine or others, are more ``manage.py db_worker``
-processes against the same database (see the README).
+processes against the same database (see docs/operations.md).
 """
 
 from __future__ import annotations

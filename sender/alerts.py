@@ -4,8 +4,11 @@ Sent at once, not through the outbox: the outbox's connection may be what is bro
 and a queued alert would wait behind the very retries it is about. It goes through
 the other connection when there is one (the backup when the primary fails), else
 through the failing one anyway (a temporary fault may have passed), limited to
-``MAILCONFIG_SEND_TIMEOUT`` for opening and for sending. Whether it went, through
-which connection, and why not, is recorded on the incident for the Email Log.
+``MAILCONFIG_SEND_TIMEOUT`` for opening and for sending; never through a connection
+whose last attempt failed for every message (refused credentials, a missing
+permission, TLS, nothing configured), which would only repeat the refusal. Whether it
+went, through which connection, and why not, is recorded on the incident for the
+Email Log.
 """
 
 from __future__ import annotations
@@ -45,13 +48,57 @@ def console_link(url_name: str) -> str:
 
 
 def alert_route(failing: str) -> tuple[str, MailSettings]:
-    """The connection the alert goes through, and its settings (ConfigurationError: none)."""
-    if failing == Connection.PRIMARY:
-        backup = backup_settings()
-        if backup is not None:
-            return Connection.BACKUP, backup
-        return Connection.PRIMARY, current_settings()
-    return Connection.PRIMARY, current_settings()
+    """The connection the alert about ``failing`` goes through, and its settings: the
+    other connection when there is one, else the failing one. Never a connection whose
+    last attempt failed for every message (credentials, permission, TLS, nothing
+    configured): the alert would repeat that refusal, and failed sign-ins lock accounts.
+    Raises ``ConfigurationError`` (saying why) when no connection is left."""
+    other = Connection.BACKUP if failing == Connection.PRIMARY else Connection.PRIMARY
+    refused = {
+        incident.connection: incident
+        for incident in Incident.objects.filter(closed_at__isnull=True, affects_every_message=True)
+    }
+    unusable: ConfigurationError | None = None
+    for connection in (other, failing):
+        if connection in refused:
+            continue
+        try:
+            config = _saved(connection)
+        except ConfigurationError as error:
+            unusable = unusable or error
+            continue
+        if config is not None:
+            return connection, config
+    if failing in refused:
+        incident = refused[failing]
+        name = CONNECTION_NAMES.get(failing, failing)
+        raise NoAlertRoute(
+            failing,
+            f"The {name} connection's last attempt failed for every message "
+            f"({incident.error.rstrip('.')}); the alert would only repeat it, and no other connection "
+            "is in use.",
+            code=incident.error_code,
+            hint="The banner and the webhook carry the incident. Fix the connection, or turn "
+            "on a Backup Connection so that alerts have another way out.",
+        )
+    assert unusable is not None
+    raise unusable
+
+
+class NoAlertRoute(ConfigurationError):
+    """No connection may carry the alert: ``via`` is the refused one it would have taken."""
+
+    def __init__(self, via: str, message: str, *, code: str, hint: str) -> None:
+        super().__init__(message, code=code, hint=hint)
+        self.via = via
+
+
+def _saved(connection: str) -> MailSettings | None:
+    """The saved settings of ``connection``: None for a backup not in use; ConfigurationError
+    for a primary with nothing saved."""
+    if connection == Connection.BACKUP:
+        return backup_settings()
+    return current_settings()
 
 
 def build_alert(incident: Incident, config: MailSettings, via: str) -> EmailMessage:
@@ -126,6 +173,8 @@ def send_alert(about: str, build: Callable[[MailSettings, str], EmailMessage]) -
         message.to = [recipient]
         backend = EmailBackend(config=config, immediate=True)
         backend.send_messages([message])
+    except NoAlertRoute as error:
+        raise AlertNotSent(error, error.via) from error
     except MailError as error:
         raise AlertNotSent(error, via) from error
     return via, recipient

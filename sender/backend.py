@@ -15,6 +15,7 @@ a server that answers slowly, or a little at a time, cannot hold a sender foreve
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.core.mail.backends.base import BaseEmailBackend
-from django.db import transaction
+from django.db import DatabaseError, transaction
 
 from sender.errors import MailError
 from settings_app.values import MailSettings
@@ -32,6 +33,8 @@ from .deadline import MESSAGE, time_limit
 from .factory import build_transport
 from .stored import current_settings
 from .transports.base import Transport
+
+logger = logging.getLogger(__name__)
 
 
 class EmailBackend(BaseEmailBackend):
@@ -83,7 +86,15 @@ class EmailBackend(BaseEmailBackend):
         if not email_messages:
             return 0
         if not self.immediate:
-            return self._queue(email_messages)
+            try:
+                return self._queue(email_messages)
+            except DatabaseError as fault:
+                # An error mail about a read-only or locked database cannot be queued
+                # either; mail_admins() and logging ask for silence, and get it.
+                if not self.fail_silently:
+                    raise
+                logger.warning("%d message(s) could not be queued: %s", len(email_messages), fault)
+                return 0
         with self._lock:
             opened_here = self.open()
             if self.transport is None or self.config is None:

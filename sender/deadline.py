@@ -46,6 +46,13 @@ MESSAGE = LimitKind(
     setting="MAILCONFIG_SEND_TIMEOUT",
     advice="run Test Mail to see which step is slow.",
 )
+WEBHOOK = LimitKind(
+    subject="The incident webhook's POST",
+    scope="One POST of the incident webhook",
+    setting="MAILCONFIG_ALERT_WEBHOOK_TIMEOUT",
+    advice="check that the receiver answers promptly (it may queue its own work and answer "
+    "202 at once).",
+)
 
 
 @dataclass(frozen=True)
@@ -106,6 +113,18 @@ def current_limit() -> float | None:
     return None if deadline is None else deadline.seconds
 
 
+def limit_sentence() -> str:
+    """ "<What> is limited to N seconds (<SETTING>)." for the current time limit, or ""."""
+    current = _current.get()
+    if current is None:
+        return ""
+    return _limit_sentence(current.seconds, current.kind)
+
+
+def _limit_sentence(seconds: float, kind: LimitKind) -> str:
+    return f"{kind.scope} is limited to {seconds:g} seconds ({kind.setting})."
+
+
 def time_limit_error(
     step: str, seconds: float, kind: LimitKind | None = None
 ) -> MailConnectionError:
@@ -122,8 +141,7 @@ def time_limit_error(
         f"and was stopped{at}.",
         step=step,
         code="TIMEOUT",
-        hint=f"{kind.scope} is limited to {seconds:g} seconds ({kind.setting}). "
-        f"The time ran out{at}: {kind.advice} A server that accepts the connection but stops "
+        hint=f"{_limit_sentence(seconds, kind)} The time ran out{at}: {kind.advice} A server that accepts the connection but stops "
         "answering, or answers a little at a time, is often a firewall, a wrong port or a "
         "broken server; a slow name lookup points at this server's DNS.",
     )

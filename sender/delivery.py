@@ -15,7 +15,9 @@ one such transport per connection (primary and backup).
 Failover: when a message fails permanently on the primary connection, or
 temporarily and was first tried more than ``MAILCONFIG_FAILOVER_AFTER`` seconds
 ago, the same attempt tries the backup connection (``stored.backup_settings()``)
-and both tries are logged with their connection.
+and both tries are logged with their connection. While sending through a connection
+is paused (its account was refused: ``sender/pauses.py``) it is not tried at all: the
+backup carries the message, or it waits, Paused, until sending resumes.
 """
 
 from __future__ import annotations
@@ -34,12 +36,12 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django_tasks_db.compat import TaskResultStatus
 
-from sender.errors import ConfigurationError, MailError, RefusedRecipient
+from sender.errors import ConfigurationError, MailError, MessageFailure, RefusedRecipient
 from sender.models import Attempt, Connection, OutboxMessage, Status
 from settings_app.models import Auth, Mode, Provider
 from settings_app.values import MailSettings
 
-from . import incidents, outbox, retries
+from . import incidents, outbox, pauses, retries
 from .deadline import MESSAGE, time_limit
 from .factory import build_transport
 from .metrics_counters import MESSAGE_FAILED, MESSAGE_SENT, DeliveryOutcome, count_outcomes
@@ -68,11 +70,17 @@ def deliver(message_pk: int) -> str:
     email: outbox.StoredEmail | None = None
     try:
         email = outbox.StoredEmail(outbox.stored_body(row))
+        if pauses.paused_connection_reason(Connection.PRIMARY) is not None:
+            return _deliver_while_primary_paused(row, email)
         accepted = _send_through(connections, email)
     except MailError as error:
         connections.discard()
         backup = backup_settings() if email is not None else None
-        if backup is not None and fails_over(row, error, started):
+        if (
+            backup is not None
+            and fails_over(row, error, started)
+            and _not_paused(Connection.BACKUP)
+        ):
             assert email is not None
             return _deliver_through_backup(
                 row, email, backup, (error, started, _elapsed_ms(clock), connections.label)
@@ -82,7 +90,9 @@ def deliver(message_pk: int) -> str:
     except outbox.BodyGone as gone:
         record_failure(
             row,
-            MailError(str(gone), step="Load message", code="NO-BODY", hint="Queue a new message."),
+            MessageFailure(
+                str(gone), step="Load message", code="NO-BODY", hint="Queue a new message."
+            ),
             started,
             0,
             "",
@@ -96,6 +106,50 @@ def deliver(message_pk: int) -> str:
         raise
     record_success(row, accepted, started, _elapsed_ms(clock), connections.label)
     return "sent"
+
+
+def _not_paused(connection: str) -> bool:
+    return pauses.paused_connection_reason(connection) is None
+
+
+def _deliver_while_primary_paused(row: OutboxMessage, email: outbox.StoredEmail) -> str:
+    """Sending through the primary is paused (its account was refused): the backup carries
+    the message when one is in use and not paused too; otherwise it waits, Paused."""
+    backup = backup_settings()
+    if backup is None or not _not_paused(Connection.BACKUP):
+        pauses.hold(row)
+        return "waiting: sending is paused"
+    started, clock = timezone.now(), time.monotonic()
+    try:
+        accepted = _send_through(
+            backup_connections, email, backup, own_sender=_from_the_product(email)
+        )
+    except MailError as error:
+        backup_connections.discard()
+        record_failure(
+            row,
+            error,
+            started,
+            _elapsed_ms(clock),
+            backup_connections.label,
+            connection=Connection.BACKUP,
+        )
+        return f"failed on the backup connection: {error.message}"
+    except Exception:
+        backup_connections.discard()
+        logger.exception(
+            "Sending message %s through the backup failed unexpectedly", row.message_id
+        )
+        raise
+    record_success(
+        row,
+        accepted,
+        started,
+        _elapsed_ms(clock),
+        backup_connections.label,
+        connection=Connection.BACKUP,
+    )
+    return "sent through the backup connection (the primary's sending is paused)"
 
 
 def _send_through(

@@ -22,7 +22,7 @@ from sender.errors import (
     MailError,
 )
 from sender.http import VerifiedSession
-from sender.known_failures import RECONNECT, KnownFailure, explain
+from sender.known_failures import RECONNECT, TEMPORARY_OAUTH_ERRORS, KnownFailure, explain
 from sender.network_errors import http_failure
 
 # Matched by the OAuth ``error``; invalid_grant means different things depending on
@@ -97,9 +97,15 @@ GOOGLE_IDENTITY_FAILURES: tuple[KnownFailure, ...] = (
 
 
 def google_error(
-    error: str, description: str = "", *, step: str, context: Mapping[str, str] | None = None
+    error: str,
+    description: str = "",
+    *,
+    step: str,
+    context: Mapping[str, str] | None = None,
+    retryable: bool = False,
 ) -> MailError:
-    """The error for a Google OAuth ``error`` / ``error_description`` pair."""
+    """The error for a Google OAuth ``error`` / ``error_description`` pair; ``retryable``:
+    google-auth's verdict that the answer was temporary."""
     text = description or error
     return explain(
         GOOGLE_IDENTITY_FAILURES,
@@ -110,6 +116,7 @@ def google_error(
         provider_text=text,
         unknown=f"Google answered with an error: {text}",
         context=context,
+        transient=retryable or error in TEMPORARY_OAUTH_ERRORS or None,
     )
 
 
@@ -120,10 +127,10 @@ def refresh_error(
     data = err.args[1] if len(err.args) > 1 and isinstance(err.args[1], dict) else {}
     error = data.get("error") or str(err.args[0] if err.args else err).split(":")[0]
     description = data.get("error_description") or str(err.args[0] if err.args else "")
-    mail_error = google_error(error, description, step=step, context=context)
-    if getattr(err, "retryable", False):  # google-auth's verdict: a 5xx or 429, already retried
-        mail_error.transient = True
-    return mail_error
+    # google-auth's ``retryable``: a 5xx or 429, already retried.
+    return google_error(
+        error, description, step=step, context=context, retryable=getattr(err, "retryable", False)
+    )
 
 
 # google-auth's transport over each shared session, made once: a Request closes its

@@ -162,17 +162,18 @@ def check(
         finally:
             transport.close()
     except MailError as error:
+        failure: MailError | None = error
         run.ok = False
         run.error, run.error_code, run.hint = error.message, error.code[:100], error.hint
     else:
+        failure = None
         run.ok = True
     run.duration_ms = max(0, round((time.monotonic() - clock) * 1000))
     run.save()
-    if run.ok:
+    if failure is None:
         incidents.delivered("Health check passed", connection=connection)
     else:
         logger.warning("Health check through the %s connection failed: %s", connection, run.error)
-        failure = MailError(run.error, code=run.error_code, hint=run.hint)
         incidents.health_check_failed(failure, started=started, connection=connection)
     return run
 

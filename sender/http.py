@@ -13,7 +13,10 @@ A response's body is read here, piece by piece, checking the time left between
 pieces: requests' read timeout applies to each read from the socket, so a server
 that trickles its answer a byte at a time would otherwise hold a Test Mail or a
 worker far past its limit. A body larger than ``MAX_RESPONSE_BYTES`` is not read
-to the end (no provider answer comes near it).
+to the end (no provider answer comes near it). What goes wrong while reading it is
+raised as requests' errors, which every caller handles: an answer cut short (the
+server closed the connection before the length it announced) is ``AnswerCutShort``,
+not urllib3's ``ProtocolError`` or ``http.client.IncompleteRead``.
 
 Redirects are never followed: a token endpoint that answers 307 would otherwise
 have the client secret, an authorization code or a PKCE verifier posted again to
@@ -24,12 +27,14 @@ naming where it pointed, and nothing is sent there.
 
 from __future__ import annotations
 
+import http.client
 import os
 import threading
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3.exceptions
 from django.conf import settings
 
 from .deadline import expired, remaining
@@ -116,6 +121,18 @@ class VerifiedSession(requests.Session):
         return response
 
 
+class AnswerCutShort(requests.ConnectionError):
+    """The server closed the connection before its whole answer arrived."""
+
+    def __init__(self, url: str, received: int) -> None:
+        self.url = url
+        self.received = received
+        super().__init__(
+            f"The answer from {_shown(url)} was cut short: the connection closed after "
+            f"{received} bytes, before the whole answer arrived."
+        )
+
+
 # Provider answers are tokens, small JSON documents and error bodies: kilobytes.
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 _PIECE = 64 * 1024
@@ -139,6 +156,20 @@ def _read_body(response: requests.Response) -> None:
                     f"The answer from {_shown(response.url)} was still arriving when the "
                     "time limit ran out."
                 )
+    except (urllib3.exceptions.ProtocolError, http.client.IncompleteRead) as err:
+        response.close()
+        raise AnswerCutShort(response.url, size) from err
+    except urllib3.exceptions.ReadTimeoutError as err:
+        response.close()
+        raise requests.exceptions.ReadTimeout(
+            f"The answer from {_shown(response.url)} stopped arriving for longer than the "
+            "read timeout."
+        ) from err
+    except urllib3.exceptions.HTTPError as err:
+        response.close()
+        raise requests.ConnectionError(
+            f"Reading the answer from {_shown(response.url)} failed: {type(err).__name__}."
+        ) from err
     except BaseException:
         response.close()  # the connection is not reused with half an answer in it
         raise

@@ -26,27 +26,16 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from sender.errors import MailError, RecipientsRefused
+from sender.errors import MailError
 from sender.models import Attempt, Connection, Incident, OutboxMessage
+
+from . import pauses
 
 logger = logging.getLogger(__name__)
 
-# Error codes of failures that concern one message only (see sender/delivery.py).
+# Our own codes of the stored attempts that concerned one message only (a MessageFailure:
+# the content gone, the worker stopped): they never count towards a run of failures.
 MESSAGE_ONLY_CODES = frozenset({"NO-BODY", "WORKER-STOPPED"})
-# A stored OAuth grant the provider refused (oauth/grant.py), or none for these settings.
-GRANT_CODES = frozenset({"invalid_grant", "NO-GRANT"})
-
-
-def concerns_one_message(error: MailError) -> bool:
-    """Whether the failure is the message's own (a refused recipient), not the connection's."""
-    return isinstance(error, RecipientsRefused) or error.code in MESSAGE_ONLY_CODES
-
-
-def needs_authorization(error: MailError) -> bool:
-    """Whether the fix is to authorize again (Reconnect), not to wait or edit settings."""
-    return error.code in GRANT_CODES or error.message.startswith(
-        ("Authorization expired", "Authorization needed")
-    )
 
 
 def open_incident(connection: str = Connection.PRIMARY) -> Incident | None:
@@ -69,11 +58,11 @@ def delivery_failed(
     connection: str = Connection.PRIMARY,
 ) -> Incident | None:
     """Count an attempt the worker has recorded as failed; return the incident it opened."""
-    if concerns_one_message(error):
+    if error.concerns_message:
         return None
     if _add_to_open(connection, error, message, started):
         return None
-    if transient and not needs_authorization(error):
+    if transient and not error.needs_reauthorization:
         needed = settings.MAILCONFIG_ALERT_AFTER_TRANSIENT_FAILURES
         recent = list(
             Attempt.objects.filter(connection=connection)
@@ -88,7 +77,7 @@ def delivery_failed(
         since = min(when for _, _, when in recent)
         failures = len(recent)
     else:
-        cause = Incident.Cause.GRANT if needs_authorization(error) else Incident.Cause.PERMANENT
+        cause = Incident.Cause.GRANT if error.needs_reauthorization else Incident.Cause.PERMANENT
         affected, since, failures = 1, started, 1
     return _open(
         connection, cause, error, since=since, affected=affected, failures=failures, message=message
@@ -101,7 +90,7 @@ def health_check_failed(
     """A failed health check opens an incident at once (or adds to the open one)."""
     if _add_to_open(connection, error, None, started):
         return None
-    cause = Incident.Cause.GRANT if needs_authorization(error) else Incident.Cause.HEALTH_CHECK
+    cause = Incident.Cause.GRANT if error.needs_reauthorization else Incident.Cause.HEALTH_CHECK
     return _open(connection, cause, error, since=started, affected=0, failures=1, message=None)
 
 
@@ -123,6 +112,8 @@ def delivered(
     if incident is not None:
         logger.warning("Mail through the %s connection is delivered again: %s.", connection, how)
         _after_commit(lambda: _announce_closed(incident.pk))
+    # Messages that waited while its sending was paused go again.
+    pauses.release_waiting()
     return incident
 
 
@@ -145,11 +136,21 @@ def _add_to_open(
         error=error.message,
         error_code=error.code[:100],
         hint=error.hint,
+        **_what_it_means(error),
         last_failure_at=started,
         failures=F("failures") + 1,
         messages_affected=F("messages_affected") + new_message,
     )
     return True
+
+
+def _what_it_means(error: MailError) -> dict[str, bool]:
+    # The last failure decides: a refusal after a timeout pauses sending, a timeout after a
+    # refusal (a health check) lets it go on.
+    return {
+        "affects_every_message": error.affects_every_message,
+        "pauses_sending": error.refuses_account,
+    }
 
 
 def _open(
@@ -173,6 +174,7 @@ def _open(
                 error=error.message,
                 error_code=error.code[:100],
                 hint=error.hint,
+                **_what_it_means(error),
                 last_failure_at=now,
                 failures=failures,
                 messages_affected=affected,

@@ -25,6 +25,8 @@ RECONNECT = "Reconnect the authorization on the Mail Server page."
 
 # What a {placeholder} in a hint says when the caller has no value for it.
 PLACEHOLDER_DEFAULTS = {"redirect_uri": "the redirect URI shown on the page"}
+# OAuth 2.0 error codes (RFC 6749 5.2 and 4.1.2.1) of an identity platform that is down.
+TEMPORARY_OAUTH_ERRORS = frozenset({"temporarily_unavailable", "server_error"})
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,8 @@ class KnownFailure:
     ``code`` is the provider's code: an SMTP reply code or a range of them, an HTTP
     status, or an error code such as ``AADSTS7000215`` or ``ErrorAccessDenied``.
     ``contains`` is a fragment the provider's text must contain (lower case; "" = any).
+    What the failure means for retries, failover and incidents is the error class's
+    (``sender/errors.py``); ``transient`` overrides its verdict for this row.
     """
 
     code: int | range | str
@@ -42,6 +46,7 @@ class KnownFailure:
     message: str
     hint: str
     contains: str = ""
+    transient: bool | None = None
 
     def matches(self, codes: Iterable[int | str], lowered_text: str) -> bool:
         """Whether one of the answer's ``codes`` is this row's and its text has the fragment."""
@@ -59,14 +64,22 @@ class KnownFailure:
         code: str,
         provider_text: str,
         context: Mapping[str, str] | None = None,
+        transient: bool | None = None,
+        retry_after: float | None = None,
     ) -> MailError:
-        """The error to raise, the provider's code and text kept on it for support."""
+        """The error to raise, the provider's code and text kept on it for support.
+
+        ``transient``: the caller's verdict from the answer's kind (an HTTP status), over
+        the row's and its class's.
+        """
         return self.error(
             self.message,
             step=step,
             code=code,
             provider_text=provider_text,
             hint=self.hint.format_map(_Placeholders(context or {})),
+            transient=self.transient if transient is None else transient,
+            retry_after=retry_after,
         )
 
 
@@ -90,13 +103,34 @@ def explain(
     provider_text: str,
     unknown: str,
     context: Mapping[str, str] | None = None,
+    transient: bool | None = None,
+    retry_after: float | None = None,
 ) -> MailError:
     """The error the answer means: its row's (see ``find``), else a ``ProviderError``
-    whose message is ``unknown`` (the provider's own words, for support)."""
+    whose message is ``unknown`` (the provider's own words, for support).
+
+    ``transient``: whether the answer's kind says a later attempt may succeed (an HTTP
+    5xx, an OAuth ``temporarily_unavailable``); None leaves it to the row (an unknown
+    answer is then permanent).
+    """
     row = find(table, *codes, text=text)
     if row is None:
-        return ProviderError(unknown, step=step, code=code, provider_text=provider_text)
-    return row.error_for(step=step, code=code, provider_text=provider_text, context=context)
+        return ProviderError(
+            unknown,
+            step=step,
+            code=code,
+            provider_text=provider_text,
+            transient=bool(transient),
+            retry_after=retry_after,
+        )
+    return row.error_for(
+        step=step,
+        code=code,
+        provider_text=provider_text,
+        context=context,
+        transient=transient,
+        retry_after=retry_after,
+    )
 
 
 class _Placeholders(dict):

@@ -18,7 +18,7 @@ from sender.errors import (
     MailError,
 )
 from sender.http import VerifiedSession
-from sender.known_failures import RECONNECT, KnownFailure, explain
+from sender.known_failures import RECONNECT, TEMPORARY_OAUTH_ERRORS, KnownFailure, explain
 from sender.network_errors import http_failure
 
 # The AADSTS number in the error description first; then the OAuth ``error`` for
@@ -166,6 +166,7 @@ def microsoft_error(
         provider_text=text,
         unknown=f"Microsoft answered with an error: {text}",
         context=context,
+        transient=error in TEMPORARY_OAUTH_ERRORS or None,
     )
 
 

@@ -35,6 +35,9 @@ class Status(models.TextChoices):
     SENT = "sent", "Sent"
     RETRYING = "retrying", "Retrying"
     FAILED = "failed", "Failed"
+    # Waiting while sending through its connection is paused (its account was refused):
+    # never claimed, no task pending; queued again when sending resumes (sender/pauses.py).
+    PAUSED = "paused", "Paused"
 
 
 class OutboxMessage(models.Model):
@@ -176,6 +179,11 @@ class Incident(models.Model):
     last_failure_at = models.DateTimeField()
     failures = models.PositiveIntegerField(default=0)
     messages_affected = models.PositiveIntegerField(default=0)
+    # What the last failure means (sender/errors.py): no message can go through the
+    # connection as it is (no alert is sent through it), and its account was refused
+    # (sending through it waits: no sign-in until something changes).
+    affects_every_message = models.BooleanField(default=False)
+    pauses_sending = models.BooleanField(default=False)
     # The one alert mail of the incident: sent or not, through which connection, and why not.
     alert_mail = models.CharField(
         max_length=10, choices=AlertMail.choices, default=AlertMail.NOT_SENT

@@ -16,7 +16,7 @@ from django.conf import settings
 
 from sender import deadline
 from sender.errors import MailConnectionError, MailError, ProviderError, TLSError
-from sender.http import RedirectRefused
+from sender.http import AnswerCutShort, RedirectRefused
 
 PORT_ADVICE = "The usual ports are 465 for SSL, 587 for TLS (STARTTLS) and 25 for None."
 
@@ -31,6 +31,9 @@ def network_error(step: str, err: BaseException, host: str, port: int, timeout: 
             code="DNS",
             provider_text=str(err),
             hint="Check the spelling of Server Name or IP, and that this server can resolve it.",
+            # "Temporary failure in name resolution" (EAI_AGAIN) passes; a name that does
+            # not exist is a wrong Server Name, and waiting will not create it.
+            transient=err.errno not in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None)),
         )
     if isinstance(err, ssl.SSLCertVerificationError):
         return certificate_error(step, err, host)
@@ -110,12 +113,28 @@ def http_failure(
     timeout = timeout if timeout is not None else settings.MAILCONFIG_TIMEOUT
     if isinstance(err, requests.Timeout):
         return network_error(step, TimeoutError(), host, port, timeout)
+    if isinstance(err, AnswerCutShort):
+        return answer_cut_short(step, err, host)
     cause = _root_cause(err)
     if cause is not None:
         return network_error(step, cause, host, port, timeout)
     if isinstance(err, requests.exceptions.SSLError):
         return network_error(step, ssl.SSLError(str(err)), host, port, timeout)
     return network_error(step, err, host, port, timeout)
+
+
+def answer_cut_short(step: str, err: AnswerCutShort, host: str) -> MailError:
+    """The server closed the connection in the middle of its answer (a temporary failure)."""
+    return MailConnectionError(
+        f"{host} closed the connection before its whole answer arrived "
+        f"({err.received} bytes were received).",
+        step=step,
+        code="ANSWER-CUT-SHORT",
+        provider_text=str(err),
+        hint="This is usually a network fault or the provider restarting, and sending tries "
+        "again later. If it keeps happening, a proxy, firewall or TLS-inspecting device "
+        "between this server and the provider may be closing connections early.",
+    )
 
 
 _KNOWN_CAUSES = (
@@ -145,12 +164,11 @@ def _root_cause(err: BaseException) -> BaseException | None:
 def identity_platform_unavailable(step: str, detail: str, provider: str) -> MailError:
     """The token endpoint answered 5xx (MSAL raises, rather than returning an error):
     a temporary failure, tried again later by the outbox."""
-    error = ProviderError(
+    return ProviderError(
         f"{provider}'s token endpoint is not answering normally ({detail}).",
         step=step,
         code="TOKEN-ENDPOINT-UNAVAILABLE",
         provider_text=detail,
         hint="This is usually temporary. If it lasts, check the provider's service status.",
+        transient=True,
     )
-    error.transient = True
-    return error

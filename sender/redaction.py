@@ -13,6 +13,14 @@ XOAUTH2 string around a token) is encoded differently depending on where it star
 modulo 3. For each of the three alignments the characters that depend on the secret
 alone are searched for, and the group of four characters on either side, which mixes
 the secret with its neighbours, is hidden with it.
+
+The secret itself is also found in any other letter case (a server may echo it upper-
+or lower-cased). Its base64 forms are matched exactly: base64 in another case decodes to
+other bytes, so it reveals nothing, and folding case there would only hide unrelated text.
+Pieces are found across white space, line breaks and status codes; a secret cut up with
+other characters in between (quotes, commas, hyphens) or re-encoded otherwise (hex,
+quoted-printable, URL encoding) is not recognised: no search for those could tell a
+secret from ordinary words.
 """
 
 from __future__ import annotations
@@ -34,12 +42,14 @@ SASL_EMPTY_RESPONSE = "="  # what a client sends for an empty response: not a se
 
 @dataclass(frozen=True)
 class SecretForm:
-    """One way a secret may appear: ``text`` (without white space), and whether the
-    base64 group just before or just after it holds part of the secret too."""
+    """One way a secret may appear: ``text`` (without white space), whether the base64
+    group just before or just after it holds part of the secret too, and whether it is
+    searched for in any letter case (``text`` is then lower case)."""
 
     text: str
     mixed_before: bool = False
     mixed_after: bool = False
+    any_case: bool = False
 
 
 def secret_forms(secret: str) -> list[SecretForm]:
@@ -47,7 +57,7 @@ def secret_forms(secret: str) -> list[SecretForm]:
     forms = []
     literal = "".join(secret.split())
     if literal:
-        forms.append(SecretForm(literal))
+        forms.append(SecretForm(_lower(literal), any_case=True))
     data = secret.encode("utf-8")
     for offset in range(3):
         whole_groups_end = (offset + len(data)) // 3 * 4
@@ -85,15 +95,17 @@ class Redactor:
         if not text or not self.forms:
             return text
         compact, positions = _compact(text)
+        lowered = _lower(compact)
         spans: list[tuple[int, int]] = []
         for form in self.forms:
-            found = compact.find(form.text)
+            searched = lowered if form.any_case else compact
+            found = searched.find(form.text)
             while found != -1:
                 end = found + len(form.text)
                 start = _extend_back(compact, found) if form.mixed_before else found
                 stop = _extend_forward(compact, end) if form.mixed_after else end
                 spans.append((start, stop))
-                found = compact.find(form.text, end)
+                found = searched.find(form.text, end)
         if not spans:
             return text
         pieces, copied_to = [], 0
@@ -117,6 +129,15 @@ def _compact(text: str) -> tuple[str, list[int]]:
     kept.append(text[copied_to:])
     positions.extend(range(copied_to, len(text)))
     return "".join(kept), positions
+
+
+def _lower(text: str) -> str:
+    """``text`` in lower case, character for character (so positions still match)."""
+    lowered = text.lower()
+    if len(lowered) == len(text):
+        return lowered
+    # A few characters lower to two ("İ"): those keep their case.
+    return "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
 
 
 def _extend_back(compact: str, start: int) -> int:

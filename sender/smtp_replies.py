@@ -11,9 +11,11 @@ from sender.errors import (
     AuthenticationError,
     AuthorizationError,
     MailError,
+    MessageRefused,
     ProviderError,
     RateLimited,
     RecipientsRefused,
+    SenderRefused,
 )
 from sender.known_failures import SEND_AS_HINT, KnownFailure, find
 
@@ -97,12 +99,10 @@ SMTP_REPLIES: tuple[KnownFailure, ...] = (
     ),
     # Exchange Online refuses Send As at the end of DATA with 554 5.2.252 SendAsDenied
     # (550 5.7.60 at MAIL FROM in older tenants): the code varies, the word does not.
-    KnownFailure(ANY_5XX, AuthorizationError, FROM_REFUSED, SEND_AS_HINT, contains="sendasdenied"),
+    KnownFailure(ANY_5XX, SenderRefused, FROM_REFUSED, SEND_AS_HINT, contains="sendasdenied"),
     # Postfix (smtpd_sender_login_maps): "553 5.7.1 <x@y>: Sender address rejected: not
     # owned by user z", or "... not logged in" when nobody signed in.
-    KnownFailure(
-        ANY_5XX, AuthorizationError, FROM_REFUSED, SEND_AS_HINT, contains="not owned by user"
-    ),
+    KnownFailure(ANY_5XX, SenderRefused, FROM_REFUSED, SEND_AS_HINT, contains="not owned by user"),
     KnownFailure(
         ANY_5XX,
         AuthenticationError,
@@ -114,16 +114,16 @@ SMTP_REPLIES: tuple[KnownFailure, ...] = (
     KnownFailure(
         550, AuthenticationError, "The server requires authentication.", "", contains="5.7.57"
     ),
-    KnownFailure(550, AuthorizationError, FROM_REFUSED, SEND_AS_HINT, contains="send as"),
-    KnownFailure(550, AuthorizationError, FROM_REFUSED, SEND_AS_HINT, contains="5.7.60"),
+    KnownFailure(550, SenderRefused, FROM_REFUSED, SEND_AS_HINT, contains="send as"),
+    KnownFailure(550, SenderRefused, FROM_REFUSED, SEND_AS_HINT, contains="5.7.60"),
     KnownFailure(
         554,
-        AuthorizationError,
+        SenderRefused,
         "The server refused the message from this sender.",
         SEND_AS_HINT,
         contains="5.7.1",
     ),
-    KnownFailure(553, AuthorizationError, FROM_REFUSED, SEND_AS_HINT, contains="5.7.1"),
+    KnownFailure(553, SenderRefused, FROM_REFUSED, SEND_AS_HINT, contains="5.7.1"),
     KnownFailure(
         421,
         RateLimited,
@@ -138,7 +138,7 @@ SMTP_REPLIES: tuple[KnownFailure, ...] = (
     ),
     KnownFailure(
         552,
-        ProviderError,
+        MessageRefused,
         "The message is too large for the server.",
         "Reduce the size of attachments.",
     ),
@@ -152,6 +152,8 @@ def smtp_reply_error(step: str, code: int, reply: bytes | str) -> MailError:
     row = find(SMTP_REPLIES, code, text=text)
     if row is not None:
         return row.error_for(step=step, code=str(code), provider_text=text)
+    # RFC 5321 4.2.1: a 4yz reply is a transient negative completion, 5yz a permanent one.
+    temporary = 400 <= code < 500
     if step == "Recipients":
         return RecipientsRefused(
             "The server refused the recipient.",
@@ -159,12 +161,13 @@ def smtp_reply_error(step: str, code: int, reply: bytes | str) -> MailError:
             code=str(code),
             provider_text=text,
             hint=RECIPIENT_HINT,
+            transient=temporary,
         )
-    temporary = 400 <= code < 500
     return ProviderError(
         f"The server answered {code}: {text}",
         step=step,
         code=str(code),
         provider_text=text,
         hint="This is a temporary failure; try again later." if temporary else "",
+        transient=temporary,
     )

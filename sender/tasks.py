@@ -14,7 +14,7 @@ from datetime import datetime
 
 from django_tasks import task
 
-from . import delivery, health_check, schedules
+from . import delivery, health_check, pauses, schedules
 
 _last_sweep_check = 0.0
 
@@ -30,6 +30,8 @@ def deliver_message(message_pk: int) -> str:
 def recover_outbox() -> int:
     """Queue again the messages no task would send, then schedule the next sweep."""
     count = delivery.recover()
+    # Messages left Paused after their connection's pause ended some other way.
+    count += pauses.release_orphans()
     delivery.prune_task_results()
     delivery.ensure_sweep_scheduled()
     # The health check's chain, if a worker died while running it (or none was queued).

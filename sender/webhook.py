@@ -4,7 +4,7 @@
 
     {"event": "incident.opened" | "incident.closed", "incident": {...}, "console": "<url>"}
 
-with these headers (the README shows how to verify them):
+with these headers (docs/operations.md shows how to verify them):
 
 - ``X-Mailconfig-Event``: the event, as in the body;
 - ``X-Mailconfig-Delivery``: the same on every retry of one event ("12-opened"), for
@@ -15,8 +15,10 @@ with these headers (the README shows how to verify them):
   secret is set).
 
 Each POST goes through the shared outbound session (timeouts, no redirects, our CA
-file), limited to ``MAILCONFIG_ALERT_WEBHOOK_TIMEOUT``. A timeout, a lost connection,
-408, 429 or 5xx is retried as a new task after the next delay of
+file), and the whole of it (connecting, sending, the answer to its last byte) is
+limited to ``MAILCONFIG_ALERT_WEBHOOK_TIMEOUT``: a receiver that answers a byte at a
+time cannot hold a worker (and the mail behind it). A timeout, a lost connection, an
+answer cut short, 408, 429 or 5xx is retried as a new task after the next delay of
 ``MAILCONFIG_ALERT_WEBHOOK_RETRY_SCHEDULE`` (a worker never sleeps on it); any
 other answer, or the last retry failing, is logged and given up.
 """
@@ -40,7 +42,8 @@ from django_tasks import task
 from sender.models import Incident
 
 from .alerts import console_link
-from .http import RedirectRefused, shared_session
+from .deadline import WEBHOOK, time_limit
+from .http import AnswerCutShort, RedirectRefused, shared_session
 
 logger = logging.getLogger(__name__)
 
@@ -108,13 +111,17 @@ def post(body: dict[str, Any], delivery_id: str) -> tuple[bool, str]:
     }
     if settings.MAILCONFIG_ALERT_WEBHOOK_SECRET:
         headers[SIGNATURE_HEADER] = sign(settings.MAILCONFIG_ALERT_WEBHOOK_SECRET, timestamp, raw)
-    session = shared_session(timeout=settings.MAILCONFIG_ALERT_WEBHOOK_TIMEOUT)
+    limit = settings.MAILCONFIG_ALERT_WEBHOOK_TIMEOUT
+    session = shared_session(timeout=limit)
     try:
-        response = session.post(url, data=raw, headers=headers)
+        with time_limit(limit, WEBHOOK):
+            response = session.post(url, data=raw, headers=headers)
     except RedirectRefused as redirect:
         return False, f"answered with a redirect, not followed: {redirect}"
     except requests.Timeout:
-        return True, f"no answer within {settings.MAILCONFIG_ALERT_WEBHOOK_TIMEOUT:g} s"
+        return True, f"no complete answer within {limit:g} s"
+    except AnswerCutShort as error:
+        return True, f"the answer was cut short after {error.received} bytes"
     except requests.RequestException as error:
         return True, f"could not be reached ({type(error).__name__})"
     status = response.status_code

@@ -19,12 +19,13 @@ from django.db import transaction
 from django.db.models import BooleanField, Count, ExpressionWrapper, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from mailconfig.client_address import client_ip
 from mailconfig.signed_in import SignedInRequest
-from sender import outbox
+from sender import outbox, pauses
 from sender.models import Attempt, Incident, OutboxMessage, Status
 
 from .delivery_summary import PERIODS as SUMMARY_PERIODS
@@ -35,7 +36,7 @@ from .models import AuditEntry, MailServerConfig
 PAGE_SIZE = 50
 INCIDENTS_SHOWN = 20
 LISTED_RECIPIENTS = 3  # the list shows the first few To addresses, then "+N more"
-IN_FLIGHT = (Status.QUEUED, Status.SENDING, Status.RETRYING)
+IN_FLIGHT = (Status.QUEUED, Status.SENDING, Status.RETRYING, Status.PAUSED)
 WAITING = "waiting"  # the status filter's name for "any of IN_FLIGHT"
 REFUSED = "refused"  # ... and for "Sent, but some recipients refused"
 
@@ -49,16 +50,21 @@ PERIODS: dict[str, tuple[str, timedelta | None]] = {
 }
 
 SENT_NOT_KEPT = "The content of delivered messages is not kept, for privacy."
+# A second copy of one message within this many seconds needs its own confirmation: two
+# presses, or two admins at once, are far likelier than a wish for two copies.
+RECENT_COPY_SECONDS = 10
 
 
 class LogFilterForm(DrillDownFilters):
-    """The log's filters, read from the query string; an invalid value is simply not applied."""
+    """The log's filters, read from the query string. An invalid value (a search over 200
+    characters, an unknown status) shows its field error and no rows: the whole log in its
+    place would look like the answer to the search."""
 
     status = forms.ChoiceField(
         choices=[
             ("", "All statuses"),
             *Status.choices,
-            (WAITING, "Waiting (Queued, Sending or Retrying)"),
+            (WAITING, "Waiting (Queued, Sending, Retrying or Paused)"),
             (REFUSED, "Sent, some recipients refused"),
         ],
         required=False,
@@ -74,8 +80,9 @@ class LogFilterForm(DrillDownFilters):
     )
 
     def apply(self, rows: QuerySet[OutboxMessage], now: datetime) -> QuerySet[OutboxMessage]:
-        """The rows that match every valid filter."""
-        self.is_valid()  # fills cleaned_data with the valid fields only
+        """The rows that match every filter; none when a filter is not valid."""
+        if not self.is_valid():
+            return rows.none()
         values = self.cleaned_data
         if values.get("status") == WAITING:
             rows = rows.filter(status__in=IN_FLIGHT)
@@ -95,7 +102,7 @@ class LogFilterForm(DrillDownFilters):
     @property
     def active(self) -> bool:
         """Whether any filter narrows the list (to say "no match" rather than "no mail")."""
-        return any(self.cleaned_data.get(name) for name in self.fields)
+        return bool(self.errors) or any(self.cleaned_data.get(name) for name in self.fields)
 
 
 def log_rows() -> QuerySet[OutboxMessage]:
@@ -132,8 +139,14 @@ def email_log(request: HttpRequest) -> HttpResponse:
         "periods": SUMMARY_PERIODS,
         "summary_query": summary_query.urlencode(),
         "incidents": Incident.objects.all()[:INCIDENTS_SHOWN],
+        "paused_reason": _paused_reason(page.object_list),
     }
     return render(request, "settings_app/email_log.html", context)
+
+
+def _paused_reason(rows: list[OutboxMessage]) -> str:
+    # Read only when a Paused message is shown: one reason for all (they wait on the same).
+    return pauses.waiting_reason() if any(row.status == Status.PAUSED for row in rows) else ""
 
 
 @require_GET
@@ -162,6 +175,9 @@ def email_log_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "copy_allowed": body_kept,
         "not_kept_reason": "" if body_kept else not_kept_reason(row),
         "in_flight": row.status in IN_FLIGHT,
+        "paused_reason": _paused_reason([row]),
+        # The confirm step of Resend a copy ("again": a copy was queued moments ago).
+        "confirm_copy": request.GET.get("confirm", "") if body_kept else "",
     }
     return render(request, "settings_app/email_log_detail.html", context)
 
@@ -186,6 +202,10 @@ class ResendRefused(Exception):
     """Resend is not possible for this message now; the text says why, for the admin."""
 
 
+class RecentCopy(ResendRefused):
+    """A copy of this message was queued moments ago; another needs its own confirmation."""
+
+
 @require_POST
 def email_log_resend(request: SignedInRequest, pk: int) -> HttpResponse:
     """Resend a Failed message as it was ("requeue"), or queue a copy of any message ("copy")."""
@@ -193,8 +213,17 @@ def email_log_resend(request: SignedInRequest, pk: int) -> HttpResponse:
     if action not in ("requeue", "copy", "refused"):
         messages.error(request, "Nothing was sent: unknown Resend action.")
         return redirect("settings_app:email_log_detail", pk=pk)
+    if action == "copy" and request.POST.get("confirmed") != "yes":
+        # The button opens the confirm step; only its own button sends.
+        return redirect(reverse("settings_app:email_log_detail", args=[pk]) + "?confirm=copy")
     try:
-        queued = resend(pk, action=action, user=request.user, source_ip=client_ip(request))
+        queued = resend(
+            pk,
+            action=action,
+            user=request.user,
+            source_ip=client_ip(request),
+            again=request.POST.get("again") == "yes",
+        )
     except OutboxMessage.DoesNotExist:
         messages.error(
             request,
@@ -202,6 +231,9 @@ def email_log_resend(request: SignedInRequest, pk: int) -> HttpResponse:
             f"for {settings.MAILCONFIG_LOG_RETENTION_DAYS} days).",
         )
         return redirect("settings_app:email_log")
+    except RecentCopy as refused:
+        messages.error(request, f"Nothing was sent. {refused}")
+        return redirect(reverse("settings_app:email_log_detail", args=[pk]) + "?confirm=again")
     except ResendRefused as refused:
         messages.error(request, f"Nothing was sent. {refused}")
         return redirect("settings_app:email_log_detail", pk=pk)
@@ -220,14 +252,25 @@ def email_log_resend(request: SignedInRequest, pk: int) -> HttpResponse:
     return redirect("settings_app:email_log_detail", pk=queued.pk)
 
 
-def resend(pk: int, *, action: str, user: User, source_ip: str | None) -> OutboxMessage:
+def resend(
+    pk: int, *, action: str, user: User, source_ip: str | None, again: bool = False
+) -> OutboxMessage:
     """Queue message ``pk`` again ("requeue"), a copy of it ("copy"), or the same message to
     the recipients the server refused ("refused"); audit it; return the row that will go.
 
-    The row is locked so two admins pressing Resend at once cannot send a Failed message twice.
+    The row is locked so two admins pressing Resend at once cannot send a Failed message
+    twice, nor queue two copies within ``RECENT_COPY_SECONDS`` unless ``again`` confirms it
+    (the lock makes the second press wait, then see the first one's copy).
     """
     with transaction.atomic():
         row = OutboxMessage.objects.select_for_update().get(pk=pk)
+        recent = timezone.now() - timedelta(seconds=RECENT_COPY_SECONDS)
+        latest = row.resends.filter(queued_at__gte=recent).order_by("-pk").first()
+        if action == "copy" and not again and latest is not None:
+            raise RecentCopy(
+                f"A copy of message #{pk} was queued moments ago (#{latest.pk}). Confirm "
+                "below to send one more."
+            )
         if not outbox.has_body(row):
             raise ResendRefused(not_kept_reason(row))
         if action == "requeue" and row.status != Status.FAILED:

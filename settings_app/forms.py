@@ -165,8 +165,12 @@ class MailServerForm(forms.Form):
         },
     )
 
-    def __init__(self, *args: Any, stored: MailServerConfig, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, stored: MailServerConfig, signs_in_now: bool = False, **kwargs: Any
+    ) -> None:
         self.stored = stored
+        # Test Mail and Check permissions sign in with these values at once.
+        self.signs_in_now = signs_in_now
         if not args and "data" not in kwargs:
             kwargs.setdefault("initial", self.initial_from(stored))
         super().__init__(*args, **kwargs)
@@ -305,7 +309,22 @@ class MailServerForm(forms.Form):
         except ValidationError as err:
             self.add_error("username", err)
             return
-        if self._choice("auth") != Auth.BASIC or username:
+        if self._choice("auth") != Auth.BASIC:
+            return
+        if username:
+            if (
+                self.signs_in_now
+                and "password" not in self.errors
+                and not self.secrets.is_new("password")
+                and not self.secrets.keeps_stored("password")
+            ):
+                # Signing in with an empty password fails at best, and counts as a failed
+                # sign-in on servers that lock accounts.
+                self.add_error(
+                    "password",
+                    "Enter the password for this username, or clear the Username to send "
+                    "without authentication.",
+                )
             return
         if self.secrets.is_new("password"):
             self.add_error("username", "Enter the username that goes with this password.")

@@ -11,7 +11,8 @@ Every connection in the file (the primary, and the backup when the file has one)
 checked before any is saved, then all are saved in one transaction: an import changes
 everything or nothing. A file without a backup leaves a stored backup connection as it
 is (a file from before backups existed, or from a console without one, says nothing
-about it); turn it off on its page, or import a file that has one.
+about it); turn it off on its page, or import a file that has one. A connection the
+file leaves exactly as stored is not saved at all: no new version, no audit entry.
 """
 
 from __future__ import annotations
@@ -76,9 +77,15 @@ def import_settings(
         with transaction.atomic():
             for form in forms.values():
                 saved = save_settings(
-                    form, user=user, source_ip=None, action=f"Imported settings from {source}"
+                    form,
+                    user=user,
+                    source_ip=None,
+                    action=f"Imported settings from {source}",
+                    only_if_changed=True,
                 )
-                results.append((form, saved, _remove_grant(saved, user)))
+                # Settings left as they were keep the grant made for them.
+                grant_removed = bool(saved.changed) and _remove_grant(saved, user)
+                results.append((form, saved, grant_removed))
     except VersionConflict as conflict:
         raise SettingsFileError(
             f"Not imported: {conflict.describe()} while the file was being read. Run the "

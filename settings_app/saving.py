@@ -8,6 +8,8 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
+from sender import pauses
+
 from .forms import MailServerForm
 from .models import TEST_MAIL_ACTION, AuditEntry, MailServerConfig
 
@@ -47,10 +49,13 @@ def save_settings(
     user: User | None,
     source_ip: str | None,
     action: str = "Saved settings",
+    only_if_changed: bool = False,
 ) -> SaveResult:
     """Write a valid form into the stored configuration, or raise ``VersionConflict``.
 
     ``user`` is None for a management command run by the operator (``import_mail_settings``).
+    With ``only_if_changed``, a form that changes nothing saves nothing: no new version,
+    no audit entry (``changed`` is then empty).
     """
     connection = form.stored.connection
     MailServerConfig.ensure_row(connection)
@@ -65,6 +70,9 @@ def save_settings(
             )
             raise VersionConflict(config, list(newer[:5]))
         changed = form.apply_to(config)
+        if only_if_changed and not changed:
+            config.refresh_from_db()  # apply_to set the same values; keep the row as it is
+            return SaveResult(config=config, changed=[])
         config.version += 1
         config.updated_at = timezone.now()
         config.updated_by = user
@@ -78,4 +86,6 @@ def save_settings(
             connection=connection,
             changed_fields=changed,
         )
+        # A save is the change a refused account waits for: its messages go again.
+        pauses.resume(connection, "its settings were saved")
     return SaveResult(config=config, changed=changed)

@@ -26,8 +26,10 @@ KDF = "scrypt"
 CIPHER = "AES-256-GCM"
 # OWASP's recommended minimum for scrypt: about 128 MiB and a second per derivation.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**17, 8, 1
-# A crafted file must not make the import use gigabytes of memory or minutes of CPU.
-MAX_SCRYPT_N, MAX_SCRYPT_R, MAX_SCRYPT_P = 2**20, 16, 4
+# A crafted file must not make the import use gigabytes of memory or minutes of CPU: at
+# most twice the memory and twice the work of what this console writes (256 MiB, ~2 s).
+MAX_SCRYPT_N, MAX_SCRYPT_R, MAX_SCRYPT_P = 2**18, 8, 2
+MAX_SCRYPT_COST = 2 * SCRYPT_N * SCRYPT_R * SCRYPT_P  # n * r * p
 MIN_PASSPHRASE_LENGTH = 12
 
 
@@ -96,7 +98,7 @@ def unseal(sealed: Any, passphrase: str, associated_data: bytes) -> Any:
         raise TamperedFile("The sealed secrets' scrypt parameters are missing.") from err
     if not (2 <= n <= MAX_SCRYPT_N and n & (n - 1) == 0 and 1 <= r <= MAX_SCRYPT_R):
         raise TamperedFile("The sealed secrets' scrypt parameters are out of range.")
-    if not 1 <= p <= MAX_SCRYPT_P:
+    if not 1 <= p <= MAX_SCRYPT_P or n * r * p > MAX_SCRYPT_COST:
         raise TamperedFile("The sealed secrets' scrypt parameters are out of range.")
     salt = _unb64(kdf.get("salt"), "salt")
     nonce = _unb64(sealed.get("nonce"), "nonce")

@@ -37,6 +37,10 @@ from .models import SECRET_FIELDS, MailServerConfig
 from .sealed_secrets import SealError, seal, unseal
 
 FORMAT = "mailconfig.mail-settings"
+# The top-level keys a settings file may have ("secrets" only when sealed in).
+DOCUMENT_KEYS = frozenset(
+    {"format", "version", "exported_at", "settings_version", "connections", "secrets"}
+)
 FORMAT_VERSION = 1
 CONNECTIONS = ("primary", "backup")
 # Fields only the backup connection has in the file (its page's checkbox), and their type.
@@ -130,12 +134,22 @@ def read_document(
         document = json.loads(text)
     except (ValueError, UnicodeDecodeError) as err:
         raise SettingsFileError(f"The file is not JSON ({err}).") from err
+    except RecursionError as err:  # "[[[[...": deeper than the parser's stack
+        raise SettingsFileError(
+            "The file is nested too deeply to be a settings file: nothing was imported."
+        ) from err
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise SettingsFileError(
             "This is not a Mail Console settings file (its format is not "
             f"{FORMAT!r}): export the settings with manage.py export_mail_settings."
         )
     _check_version(document.get("version"))
+    unknown_keys = sorted(set(document) - DOCUMENT_KEYS)
+    if unknown_keys:
+        raise SettingsFileError(
+            f"The file has entries this console does not know: {', '.join(unknown_keys)}. "
+            "Import a file as export_mail_settings wrote it."
+        )
     connections = document.get("connections")
     if not isinstance(connections, dict) or not isinstance(connections.get("primary"), dict):
         raise SettingsFileError("The file has no primary connection.")

@@ -1,24 +1,26 @@
 """Sign-in: a log line for every attempt, and the page a locked-out user sees.
 
-Throttling itself is django-axes (``AXES_*`` in the settings): failures are
-counted per username and per client address, on the console's sign-in page and
-on Django's admin sign-in page alike, since both go through ``authenticate()``.
+Throttling itself is django-axes (``AXES_*`` in the settings), on the console's
+sign-in page and on Django's admin sign-in page alike, since both go through
+``authenticate()``. Failures lock a username from the address they came from
+(``AXES_FAILURE_LIMIT``), so someone elsewhere cannot lock the admin out; and an
+address for every username after a higher limit of its own
+(``MAILCONFIG_LOGIN_ADDRESS_FAILURE_LIMIT``), so one address cannot guess many
+usernames. The locked-out page does not say when the lock ends: that would tell an
+attacker when to try again.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-from datetime import datetime
 from typing import Any
 
-from axes.helpers import get_cool_off
-from axes.models import AccessAttempt
+from axes.handlers.database import AxesDatabaseHandler
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Max, Q
+from django.db.models import Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.utils import timezone
 
 from mailconfig.client_address import client_ip
 
@@ -64,36 +66,31 @@ def log_failed_sign_in(
         logger.warning("Sign-in failed: user %r from %s (%s).", username, address, request.path)
 
 
-def blocked_until(request: HttpRequest, username: str | None) -> datetime | None:
-    """When the block on this username or address ends at the latest (None: not known)."""
-    cool_off = get_cool_off(request)
-    if cool_off is None:
-        return None
-    address = getattr(request, "axes_ip_address", None) or client_ip(request)
-    matching = Q(ip_address=address) | Q(username=username) if username else Q(ip_address=address)
-    latest = AccessAttempt.objects.filter(
-        matching, attempt_time__gte=timezone.now() - cool_off
-    ).aggregate(latest=Max("attempt_time"))["latest"]
-    # Failures older than the cool-off no longer count, so the newest one ends the block.
-    return (latest or timezone.now()) + cool_off
+class PairAndAddressLockout(AxesDatabaseHandler):
+    """django-axes' database handler with two limits: ``AXES_FAILURE_LIMIT`` for one
+    username from one address, ``MAILCONFIG_LOGIN_ADDRESS_FAILURE_LIMIT`` for one address
+    over every username (``AXES_LOCKOUT_PARAMETERS`` lists the pair, then the address)."""
+
+    def get_failures(self, request: HttpRequest, credentials: dict | None = None) -> int:
+        # axes locks when this reaches AXES_FAILURE_LIMIT: an address over its own limit
+        # counts as the pair's limit reached.
+        pair, address = (
+            attempts.aggregate(total=Sum("failures_since_start"))["total"] or 0
+            for attempts in self.get_user_attempts(request, credentials)
+        )
+        if address >= settings.MAILCONFIG_LOGIN_ADDRESS_FAILURE_LIMIT:
+            return max(pair, settings.AXES_FAILURE_LIMIT)
+        return pair
 
 
 def locked_out_response(
     request: HttpRequest, original_response: HttpResponse | None, credentials: dict | None
 ) -> HttpResponse:
-    """AXES_LOCKOUT_CALLABLE: the sign-in page again, saying what happened and until when."""
+    """AXES_LOCKOUT_CALLABLE: the sign-in page again, saying what happened (not until when)."""
     username = (credentials or {}).get("username") or request.POST.get("username") or ""
-    until = blocked_until(request, username)
     context: dict[str, Any] = {
         "form": LoginForm(request, initial={"username": username}),
         "next": request.POST.get("next") or request.GET.get("next", ""),
         "locked_out": True,
     }
-    if until is not None:
-        local = timezone.localtime(until)
-        minutes = max(1, math.ceil((until - timezone.now()).total_seconds() / 60))
-        context["locked_until"] = local.strftime("%H:%M %Z") + (
-            "" if local.date() == timezone.localdate() else local.strftime(" on %Y-%m-%d")
-        )
-        context["locked_minutes"] = minutes
     return render(request, "registration/login.html", context, status=LOCKED_OUT_STATUS)

@@ -13,6 +13,7 @@ from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from sender import pauses
 from sender.deadline import time_limit
 from sender.errors import MailError
 from sender.factory import build_transport
@@ -105,6 +106,9 @@ def run_test_mail(config: MailSettings, recipient: str, *, requested_by: str) ->
                 hint="The details are in the server log; please report them.",
             ),
         )
+    if transcript.ok:
+        # The server takes these settings now: mail waiting on a refused account goes again.
+        pauses.resume(config.connection, "a Test Mail through it succeeded")
     return transcript
 
 

@@ -220,7 +220,7 @@ def test_mail(request: SignedInRequest, connection: str = Connection.PRIMARY) ->
     Answers a transcript fragment to the page's script, or the whole page without JavaScript.
     """
     stored = MailServerConfig.load(connection)
-    form = MailServerForm(request.POST, request.FILES, stored=stored)
+    form = MailServerForm(request.POST, request.FILES, stored=stored, signs_in_now=True)
     context: dict[str, object] = {}
     recipient_error = ""
     recipient = request.POST.get("test_recipient") or request.POST.get("admin_address") or ""
@@ -279,7 +279,7 @@ def check_permissions(
     Answers the list of findings to the page's script, or the whole page without JavaScript.
     """
     stored = MailServerConfig.load(connection)
-    form = MailServerForm(request.POST, request.FILES, stored=stored)
+    form = MailServerForm(request.POST, request.FILES, stored=stored, signs_in_now=True)
     if not form.is_valid():
         context: dict[str, object] = {"permission_errors": form_error_lines(form)}
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -11,6 +12,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+
+from tests.fakes.base import b64url
 
 
 @lru_cache(maxsize=3)
@@ -101,3 +105,57 @@ def pkcs12_upload(
 
 def sha1_thumbprint(certificate: x509.Certificate) -> str:
     return certificate.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303  (as Entra ID shows it)
+
+
+def sha256_thumbprint(certificate: x509.Certificate) -> str:
+    return certificate.fingerprint(hashes.SHA256()).hex().upper()
+
+
+def stored_certificate_fields(
+    prefix: str,
+    key: rsa.RSAPrivateKey | None = None,
+    certificate: x509.Certificate | None = None,
+) -> dict[str, Any]:
+    """What the page stores for an uploaded certificate in the ``prefix`` fields ("api":
+    Microsoft Graph, "oauth": app-only SMTP): key and certificate as one PEM, and its facts."""
+    key = key or rsa_key()
+    certificate = certificate or self_signed(key)
+    return {
+        f"{prefix}_certificate": (key_pem(key) + cert_pem(certificate)).decode(),
+        f"{prefix}_certificate_subject": certificate.subject.rfc4514_string(),
+        f"{prefix}_certificate_thumbprint": sha1_thumbprint(certificate),
+        f"{prefix}_certificate_thumbprint_sha256": sha256_thumbprint(certificate),
+        f"{prefix}_certificate_expires_at": certificate.not_valid_after_utc,
+    }
+
+
+def register_certificate_only_app(
+    microsoft_fake: Any,
+    tenant: str,
+    client_id: str,
+    *,
+    subject: str = "mail-console",
+    roles: tuple[str, ...] = ("Mail.Send",),
+) -> x509.Certificate:
+    """An app registration at the Microsoft fake that knows only a new certificate (no
+    client secret); returns the certificate."""
+    certificate = self_signed(rsa_key(), subject=subject)
+    microsoft_fake.add_app(tenant, client_id, "", roles=roles)
+    microsoft_fake.add_certificate(tenant, client_id, certificate)
+    return certificate
+
+
+def stored_column(column: str) -> str:
+    """A column of the Mail Server record as the database holds it (encrypted for secrets)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {column} FROM settings_app_mailserverconfig")  # noqa: S608
+        return cursor.fetchone()[0]
+
+
+def assert_signed_with(assertion: tuple[dict, dict], certificate: x509.Certificate, client_id: str):
+    """MSAL's client assertion as Entra ID checks it: it names ``certificate`` by its SHA-256
+    thumbprint (x5t#S256, no SHA-1 x5t), is signed PS256, and is issued by and for the app."""
+    header, claims = assertion
+    assert header["x5t#S256"].rstrip("=") == b64url(certificate.fingerprint(hashes.SHA256()))
+    assert "x5t" not in header and header["alg"] == "PS256"
+    assert claims["iss"] == claims["sub"] == client_id

@@ -1,4 +1,5 @@
-"""Shared fixtures: a test certificate authority that every local TLS server uses."""
+"""Shared fixtures: a test certificate authority that every local TLS server uses, and the
+outbox's (mail queued as in production, a local STARTTLS server stored as the Mail Server)."""
 
 from pathlib import Path
 
@@ -41,3 +42,26 @@ def fresh_error_report_throttle():
     from django.core.cache import caches
 
     caches["error_reports"].clear()
+
+
+@pytest.fixture
+def queued_backend(settings):
+    """Mail goes through the outbox as in production (pytest-django's default is locmem),
+    and no worker transport is kept open from one test's servers to the next."""
+    from tests.outbox_helpers import forget_worker_connection
+
+    settings.EMAIL_BACKEND = "sender.backend.EmailBackend"
+    settings.MAILCONFIG_DELIVERY = "queued"
+    forget_worker_connection()
+    yield
+    forget_worker_connection()
+
+
+@pytest.fixture
+def stored_smtp(smtp_starttls, trust_test_ca):
+    """The local STARTTLS server saved as the Mail Server configuration (SMTP Basic), with
+    the From Address "Alerts <alice@example.com>"; the server is returned."""
+    from tests.factories import store_smtp
+
+    store_smtp(smtp_starttls, from_address="Alerts <alice@example.com>")
+    return smtp_starttls

@@ -64,6 +64,8 @@ def travel(seconds: float) -> None:
 
 
 def forget_worker_connection() -> None:
-    """Close the in-process worker's kept transport (servers differ between tests)."""
+    """Close the in-process worker's kept transports, primary and backup (servers differ
+    between tests)."""
     delivery.connections.discard()
+    delivery.backup_connections.discard()
     assert timezone.now()

@@ -23,6 +23,10 @@ MAILCONFIG_TIMEOUT = 5.0
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
     # A file, not memory, so tests can read the raw database file for leaked secrets.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test.sqlite3")}  # noqa: F405
+    # A worker process started by a test may wait less than 20 s for SQLite's write lock,
+    # so that a lock outlasting it takes seconds to hold, not minutes.
+    if os.environ.get("TEST_SQLITE_BUSY_TIMEOUT"):
+        DATABASES["default"]["OPTIONS"]["timeout"] = float(os.environ["TEST_SQLITE_BUSY_TIMEOUT"])  # noqa: F405
 
 # xdist workers share the data directory: each keeps its own error-mail throttle state,
 # or one worker's clearing it between tests would reset another's mid-test.

@@ -10,25 +10,27 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connection
 
 from sender.client_credentials import AppCredential
 from settings_app.models import AuditEntry, MailServerConfig
 from tests.certificates import (
+    assert_signed_with,
     cert_pem,
     key_pem,
     pem_upload,
     pkcs12_upload,
+    register_certificate_only_app,
     rsa_key,
     self_signed,
     sha1_thumbprint,
+    stored_certificate_fields,
+    stored_column,
 )
 from tests.factories import PAGE_URL, smtp_basic_post, store
-from tests.fakes.base import b64url
+from tests.html import elements
 from tests.test_api_transports import CLIENT_ID, TENANT
 
 pytestmark = pytest.mark.django_db
@@ -56,30 +58,22 @@ def certificate_post(upload=None, **overrides) -> dict:
 
 def stored_certificate(key=None, certificate=None) -> MailServerConfig:
     """Save Graph with a certificate the way the page stores it (one PEM, encrypted)."""
-    key = key or rsa_key()
-    certificate = certificate or self_signed(key)
     return store(
         mode="api",
         api_provider="microsoft",
         api_credential_type="certificate",
         api_tenant_id=TENANT,
         api_client_id=CLIENT_ID,
-        api_certificate=(key_pem(key) + cert_pem(certificate)).decode(),
-        api_certificate_subject="CN=mail-console",
-        api_certificate_thumbprint=sha1_thumbprint(certificate),
-        api_certificate_expires_at=certificate.not_valid_after_utc,
         from_address=FROM,
         admin_address="admin@contoso.com",
+        **stored_certificate_fields("api", key, certificate),
     )
 
 
 @pytest.fixture
 def graph_with_certificate(microsoft_fake):
     """An app registration that knows only the certificate (no client secret)."""
-    certificate = self_signed(rsa_key())
-    microsoft_fake.add_app(TENANT, CLIENT_ID, "")
-    microsoft_fake.add_certificate(TENANT, CLIENT_ID, certificate)
-    microsoft_fake.certificate = certificate
+    microsoft_fake.certificate = register_certificate_only_app(microsoft_fake, TENANT, CLIENT_ID)
     return microsoft_fake
 
 
@@ -97,9 +91,7 @@ def test_a_pem_with_key_and_certificate_is_stored_encrypted_with_its_facts(admin
     assert config.api_certificate_subject == "CN=mail-console.contoso.com"
     assert config.api_certificate_thumbprint == sha1_thumbprint(certificate)
     assert config.api_certificate_expires_at == certificate.not_valid_after_utc
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT api_certificate FROM settings_app_mailserverconfig")
-        raw = cursor.fetchone()[0]
+    raw = stored_column("api_certificate")
     assert "PRIVATE KEY" not in raw and "CERTIFICATE" not in raw
     assert AuditEntry.objects.first().changed_fields[-1] == "Microsoft Graph Certificate (changed)"
 
@@ -162,7 +154,7 @@ def test_a_nearly_expired_certificate_is_accepted_and_is_on_the_radar(admin_clie
         == 302
     )
     body = admin_client.get(PAGE_URL).content.decode()
-    assert 'data-testid="expiry-banner" data-severity="warning"' in body
+    assert elements(body, data_testid="expiry-banner", data_severity="warning")
     assert "The Azure app&#x27;s certificate (CN=mail-console) expires in 4 days" in body
 
 
@@ -223,10 +215,7 @@ def test_graph_test_mail_signs_in_with_the_certificate(admin_client, graph_with_
     assert "Test mail sent" in body
     assert "Signed in with the certificate CN=mail-console" in body
     assert len(graph_with_certificate.sent) == 1
-    header, claims = graph_with_certificate.assertions[0]
-    assert header["x5t#S256"].rstrip("=") == b64url(certificate.fingerprint(hashes.SHA256()))
-    assert "x5t" not in header and header["alg"] == "PS256"
-    assert claims["iss"] == claims["sub"] == CLIENT_ID
+    assert_signed_with(graph_with_certificate.assertions[0], certificate, CLIENT_ID)
     assert "PRIVATE KEY" not in body
 
 

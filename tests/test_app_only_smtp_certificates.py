@@ -15,26 +15,28 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import hashes
 from django.core import mail
 from django.core.management import call_command
-from django.db import connection
 
 from sender.factory import smtp_token_provider
 from settings_app.expiry_radar import Severity, radar
 from settings_app.models import AuditEntry, MailServerConfig
 from settings_app.values import MailSettings
 from tests.certificates import (
+    assert_signed_with,
     cert_pem,
-    key_pem,
     pem_upload,
     pkcs12_upload,
+    register_certificate_only_app,
     rsa_key,
     self_signed,
     sha1_thumbprint,
+    sha256_thumbprint,
+    stored_certificate_fields,
+    stored_column,
 )
 from tests.factories import PAGE_URL, store
-from tests.fakes.base import b64url
+from tests.html import elements
 from tests.oauth_helpers import MS_CLIENT, MS_TENANT, MS_USER, microsoft_post
 
 pytestmark = pytest.mark.django_db
@@ -47,9 +49,9 @@ OTHER_TENANT = "11111111-2222-4333-8444-555566667777"
 def exchange(microsoft_fake, exchange_app_only_smtp):
     """An app that knows only its certificate (no client secret), with SMTP.SendAsApp and
     FullAccess on the Username mailbox."""
-    certificate = self_signed(rsa_key(), subject="smtp-mailer")
-    microsoft_fake.add_app(MS_TENANT, MS_CLIENT, "", roles=("SMTP.SendAsApp",))
-    microsoft_fake.add_certificate(MS_TENANT, MS_CLIENT, certificate)
+    certificate = register_certificate_only_app(
+        microsoft_fake, MS_TENANT, MS_CLIENT, subject="smtp-mailer", roles=("SMTP.SendAsApp",)
+    )
     server = exchange_app_only_smtp()
     server.grant_mailbox(MS_USER, MS_CLIENT)
     server.certificate = certificate
@@ -71,8 +73,6 @@ def certificate_post(port: int = 587, upload=None, **overrides) -> dict:
 
 def store_certificate(server, key=None, certificate=None, **overrides) -> MailServerConfig:
     """App-only SMTP with a certificate, saved the way the page stores it (one PEM, encrypted)."""
-    key = key or rsa_key()
-    certificate = certificate or self_signed(key)
     values = {
         "mode": "smtp",
         "server_name": "localhost",
@@ -87,12 +87,8 @@ def store_certificate(server, key=None, certificate=None, **overrides) -> MailSe
         "admin_address": "admin@contoso.com",
         "oauth_tenant_id": MS_TENANT,
         "oauth_client_id": MS_CLIENT,
-        "oauth_certificate": (key_pem(key) + cert_pem(certificate)).decode(),
-        "oauth_certificate_subject": certificate.subject.rfc4514_string(),
-        "oauth_certificate_thumbprint": sha1_thumbprint(certificate),
-        "oauth_certificate_expires_at": certificate.not_valid_after_utc,
     }
-    return store(**(values | overrides))
+    return store(**(values | stored_certificate_fields("oauth", key, certificate) | overrides))
 
 
 # -- upload ----------------------------------------------------------------------------
@@ -111,14 +107,10 @@ def test_a_pem_with_key_and_certificate_is_stored_encrypted_with_its_facts(admin
     assert config.oauth_certificate.startswith("-----BEGIN PRIVATE KEY-----")
     assert config.oauth_certificate_subject == "CN=smtp-mailer.contoso.com"
     assert config.oauth_certificate_thumbprint == sha1_thumbprint(certificate)
-    assert config.oauth_certificate_thumbprint_sha256 == (
-        certificate.fingerprint(hashes.SHA256()).hex().upper()
-    )
+    assert config.oauth_certificate_thumbprint_sha256 == sha256_thumbprint(certificate)
     assert config.oauth_certificate_expires_at == certificate.not_valid_after_utc
     assert config.api_certificate == ""  # Graph's credential is another one
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT oauth_certificate FROM settings_app_mailserverconfig")
-        raw = cursor.fetchone()[0]
+    raw = stored_column("oauth_certificate")
     assert "PRIVATE KEY" not in raw and "CERTIFICATE" not in raw
     changed = AuditEntry.objects.first().changed_fields
     assert "Microsoft OAuth Certificate (changed)" in changed
@@ -134,7 +126,7 @@ def test_the_page_shows_subject_thumbprints_and_expiry_but_never_the_certificate
     assert 'data-testid="stored-smtp-certificate"' in body
     assert "CN=smtp-mailer.contoso.com" in body
     assert sha1_thumbprint(certificate) in body
-    assert certificate.fingerprint(hashes.SHA256()).hex().upper() in body
+    assert sha256_thumbprint(certificate) in body
     assert f"{certificate.not_valid_after_utc:%Y-%m-%d}" in body
     assert "PRIVATE KEY" not in body and "BEGIN CERTIFICATE" not in body
 
@@ -214,10 +206,7 @@ def test_test_mail_signs_in_to_exchange_with_a_token_bought_by_the_certificate(
     assert "Signed in with the certificate CN=smtp-mailer" in body
     assert f"AUTH XOAUTH2 as {MS_USER}: accepted" in body
     assert exchange.messages[0].auth_user == MS_USER
-    header, claims = microsoft_fake.assertions[0]
-    assert header["x5t#S256"].rstrip("=") == b64url(certificate.fingerprint(hashes.SHA256()))
-    assert "x5t" not in header and header["alg"] == "PS256"
-    assert claims["iss"] == claims["sub"] == MS_CLIENT
+    assert_signed_with(microsoft_fake.assertions[0], certificate, MS_CLIENT)
     assert microsoft_fake.tokens_issued == {"client_credentials": 1}
     assert "PRIVATE KEY" not in body
     assert MailServerConfig.load().version == 0  # Test Mail saves nothing
@@ -300,7 +289,7 @@ def test_a_nearly_expired_smtp_certificate_raises_the_banner(admin_client):
 
     body = admin_client.get(PAGE_URL).content.decode()
 
-    assert 'data-testid="expiry-banner" data-severity="warning"' in body
+    assert elements(body, data_testid="expiry-banner", data_severity="warning")
     assert "certificate for SMTP (CN=mail-console) expires in 4 days" in body
 
 

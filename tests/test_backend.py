@@ -8,7 +8,7 @@ from django.core.mail import EmailMessage, EmailMultiAlternatives, get_connectio
 from django.core.management import call_command
 
 from sender.errors import AuthenticationError, AuthorizationError, ConfigurationError
-from tests.factories import store, store_smtp
+from tests.factories import store
 from tests.test_api_transports import CLIENT_ID, GRAPH_VALUES, SECRET, TENANT
 
 pytestmark = pytest.mark.django_db
@@ -20,14 +20,6 @@ def our_backend(settings):
     # sending within send_mail() (the outbox's own tests are in test_outbox.py).
     settings.EMAIL_BACKEND = "sender.backend.EmailBackend"
     settings.MAILCONFIG_DELIVERY = "immediate"
-
-
-@pytest.fixture
-def stored_smtp(smtp_starttls, trust_test_ca):
-    store_smtp(
-        smtp_starttls, from_address="Alerts <alice@example.com>", admin_address="admin@example.com"
-    )
-    return smtp_starttls
 
 
 def test_send_mail_uses_the_stored_server_and_from_address(stored_smtp):
@@ -69,6 +61,7 @@ def test_connection_reused_across_calls_when_opened(stored_smtp):
 
 
 def test_mail_admins_goes_to_the_admin_mail_address(stored_smtp):
+    store(admin_address="admin@example.com")
     mail.mail_admins("Disk full", "Please look")
     assert stored_smtp.messages[0].rcpt_tos == ["admin@example.com"]
 

@@ -17,7 +17,7 @@ from sender.models import Attempt, Connection, Incident, OutboxMessage, Status
 from sender.stored import backup_settings
 from tests.backup_helpers import BACKUP_USER, backup_server_users, store_backup
 from tests.factories import store_smtp
-from tests.outbox_helpers import forget_worker_connection, run_due_tasks, travel
+from tests.outbox_helpers import run_due_tasks, travel
 from tests.servers.smtp_server import refused_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -26,16 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
-def queued_backend(settings):
-    settings.EMAIL_BACKEND = "sender.backend.EmailBackend"
-    settings.MAILCONFIG_DELIVERY = "queued"
+def schedule(queued_backend, settings):
     settings.MAILCONFIG_RETRY_SCHEDULE = [60.0, 300.0, 900.0]
     settings.MAILCONFIG_FAILOVER_AFTER = 600.0
-    forget_worker_connection()
-    delivery.backup_connections.discard()
-    yield
-    forget_worker_connection()
-    delivery.backup_connections.discard()
 
 
 @pytest.fixture
@@ -312,7 +305,10 @@ def test_the_failover_time_is_read_from_the_environment(tmp_path):
 def test_a_failover_time_that_is_not_seconds_stops_start_up_with_its_name(tmp_path):
     result = project_setting(tmp_path, MAILCONFIG_FAILOVER_AFTER="ten minutes")
     assert result.returncode != 0
-    assert "MAILCONFIG_FAILOVER_AFTER must be comma-separated numbers of seconds" in result.stderr
+    assert (
+        "MAILCONFIG_FAILOVER_AFTER: 'ten minutes' is not a number of seconds from 0 and at most"
+        in result.stderr
+    )
 
 
 def test_the_alert_of_a_backup_incident_leads_to_the_backup_page(

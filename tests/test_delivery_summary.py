@@ -240,11 +240,11 @@ def test_a_bucket_s_link_lists_the_messages_queued_in_it(admin_client):
     assert response.context["page"].paginator.count == bucket.total
 
 
-def test_unreadable_drill_downs_are_not_applied(admin_client):
+def test_unreadable_drill_downs_show_no_rows_rather_than_fail(admin_client):
     logged_message()
     response = admin_client.get(LOG_URL, {"since": "yesterday", "domain": "a,b"})
     assert response.status_code == 200
-    assert response.context["page"].paginator.count == 1
+    assert response.context["page"].paginator.count == 0  # as any invalid filter of the log
 
 
 def test_the_mail_server_page_has_a_sparkline_of_the_last_24_hours(admin_client):

@@ -104,3 +104,53 @@ def test_a_failure_in_a_template_stars_the_typed_secrets(failing_client, setting
     report = the_report()
     assert "NoReverseMatch" in report and "no-such-page" in report
     assert CANARY not in report
+
+
+# The process environment and settings: credentials an operator configured -----------
+
+PROXY_PASSWORD = "ProxyPW-123"
+DATABASE_PASSWORD = "DbPW-456"
+# What a WSGI server (runserver's, for one) copies from the process environment into
+# every request's META.
+ENVIRONMENT = {
+    "HTTPS_PROXY": f"http://proxyuser:{PROXY_PASSWORD}@proxy.example.com:3128",
+    "DATABASE_URL": f"postgresql://dbuser:{DATABASE_PASSWORD}@db.example.com:5432/mail",
+    "LANG": "C.UTF-8",
+}
+
+
+def test_an_anonymous_request_s_error_report_leaves_the_environment_out(
+    client, fail_before_the_view
+):
+    MailServerConfig.ensure_row()
+    MailServerConfig.objects.update(admin_address="alerts@example.com")
+    client.raise_request_exception = False
+    response = client.get("/accounts/login/", **ENVIRONMENT)
+    assert response.status_code == 500
+    report = the_report()
+    assert PROXY_PASSWORD not in report and DATABASE_PASSWORD not in report
+    assert "HTTPS_PROXY" not in report and "C.UTF-8" not in report
+    assert "REQUEST_METHOD" in report and "HTTP_COOKIE" in report  # the request's own
+
+
+def test_a_url_in_a_header_has_its_userinfo_starred(failing_client, fail_before_the_view):
+    failing_client.get("/accounts/login/", HTTP_REFERER=ENVIRONMENT["HTTPS_PROXY"])
+    report = the_report()
+    assert PROXY_PASSWORD not in report and "proxyuser" not in report
+    assert "http://********@proxy.example.com:3128" in report
+
+
+def test_settings_show_urls_without_userinfo_and_no_unlisted_setting(
+    failing_client, fail_before_the_view, settings
+):
+    settings.STATIC_URL = f"https://cdnuser:{PROXY_PASSWORD}@cdn.example.com/static/"
+    settings.MAILCONFIG_ALERT_WEBHOOK_URL = (
+        "https://hooks.example.com/services/T0/B0/HookPathSecret"
+    )
+    settings.ACME_BILLING_ACCOUNT = "acme-opaque-credential"
+    failing_client.get("/accounts/login/")
+    report = the_report()
+    assert PROXY_PASSWORD not in report and "https://********@cdn.example.com/static/" in report
+    assert "HookPathSecret" not in report and "acme-opaque-credential" not in report
+    assert f"ACME_BILLING_ACCOUNT = '{STARS}'" in report
+    assert "MAILCONFIG_TIMEOUT = " in report and "TIME_ZONE = 'UTC'" in report

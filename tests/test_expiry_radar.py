@@ -17,6 +17,7 @@ from settings_app.expiry_radar import Severity, expiry_warnings, radar
 from settings_app.models import ServerCertificateSeen
 from tests.backup_helpers import store_backup
 from tests.factories import PAGE_URL, smtp_basic_post, smtp_post, store, user_with_permission
+from tests.html import elements
 from tests.oauth_helpers import CHECK_URL, G_USER, authorize_google
 from tests.test_api_transports import CLIENT_ID, TENANT
 
@@ -163,7 +164,7 @@ def test_the_banner_is_on_every_console_page(admin_client):
     store_certificate(timezone.now() + timedelta(hours=12))
     for url in (PAGE_URL, "/no-such-page/"):
         body = admin_client.get(url).content.decode()
-        assert 'data-testid="expiry-banner" data-severity="critical"' in body, url
+        assert elements(body, data_testid="expiry-banner", data_severity="critical"), url
         assert "expires in less than a day" in body
 
 
@@ -184,7 +185,7 @@ def test_the_page_lists_dates_that_are_not_yet_close(admin_client):
     store_certificate(timezone.now() + timedelta(days=200))
     body = admin_client.get(PAGE_URL).content.decode()
     assert "expiry-banner" not in body
-    assert 'data-testid="radar-item" data-key="certificate"' in body
+    assert elements(body, data_testid="radar-item", data_key="certificate")
     assert "expires in 199 days" in body or "expires in 200 days" in body
 
 
@@ -345,6 +346,6 @@ def test_the_page_says_which_connection_each_date_belongs_to(admin_client):
         api_client_secret_expires_on=(timezone.now() + timedelta(days=3)).date(),
     )
     body = admin_client.get(PAGE_URL).content.decode()
-    assert 'data-key="api_client_secret" data-connection="backup"' in body
+    assert elements(body, data_key="api_client_secret", data_connection="backup")
     assert "Backup connection: The Azure app&#x27;s client secret expires in" in body
     assert f'href="{BACKUP_PAGE_URL}#api-credential"' in body

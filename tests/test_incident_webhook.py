@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 
 import pytest
 from django.utils import timezone
@@ -124,12 +125,34 @@ def test_a_timeout_is_retried(webhook, settings):
     settings.MAILCONFIG_ALERT_WEBHOOK_TIMEOUT = 0.5
     webhook.delays = [3.0]  # the first POST gets no answer in time
     announce_and_run()
-    assert "no answer within 0.5 s" in webhook_tasks()[0].return_value
+    assert "no complete answer within 0.5 s" in webhook_tasks()[0].return_value
 
     travel(31)
     run_due_tasks()
     assert len(webhook.received) == 2
     assert webhook_tasks()[-1].return_value.startswith("delivered")
+
+
+def test_an_answer_that_trickles_is_stopped_at_the_time_limit_and_retried(webhook, settings):
+    settings.MAILCONFIG_ALERT_WEBHOOK_TIMEOUT = 3.0
+    webhook.answer = b'{"ok": true}'
+    webhook.trickle = 2.0  # each byte within the read timeout; the whole answer takes 24 s
+    started = time.monotonic()
+    announce_and_run()
+    assert time.monotonic() - started < 3.0 + 2 * webhook.trickle  # not the whole answer
+    first, retry = webhook_tasks()
+    assert first.return_value == "attempt 1 no complete answer within 3 s; retry queued"
+    assert retry.status == "READY"
+
+
+def test_an_answer_cut_short_is_retried(webhook):
+    webhook.answer = b'{"ok": true}'
+    webhook.cut_short = True  # announces 24 bytes, sends 12 and closes
+    announce_and_run()
+    first, retry = webhook_tasks()
+    assert first.status == "SUCCESSFUL"  # the task ran to its end: no traceback
+    assert first.return_value == "attempt 1 the answer was cut short after 12 bytes; retry queued"
+    assert retry.status == "READY"
 
 
 def test_a_client_error_is_not_retried(webhook):

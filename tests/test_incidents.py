@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from django.core import mail
 from django.utils import timezone
+from pytest_django.asserts import assertInHTML
 
 from oauth.models import OAuthGrant
 from sender.models import Incident, OutboxMessage, Status
@@ -15,7 +16,7 @@ from sender.stored import backup_settings
 from tests.backup_helpers import store_backup
 from tests.factories import PAGE_URL, store_smtp
 from tests.oauth_helpers import MS_USER, authorize_microsoft
-from tests.outbox_helpers import forget_worker_connection, run_due_tasks, travel
+from tests.outbox_helpers import run_due_tasks, travel
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,14 +26,9 @@ ADMIN = "admin@example.com"
 
 
 @pytest.fixture(autouse=True)
-def queued_backend(settings):
-    settings.EMAIL_BACKEND = "sender.backend.EmailBackend"
-    settings.MAILCONFIG_DELIVERY = "queued"
+def schedule(queued_backend, settings):
     settings.MAILCONFIG_RETRY_SCHEDULE = [60.0, 300.0]
     settings.MAILCONFIG_ALERT_AFTER_TRANSIENT_FAILURES = 3
-    forget_worker_connection()
-    yield
-    forget_worker_connection()
 
 
 @pytest.fixture
@@ -90,7 +86,11 @@ def test_a_revoked_grant_raises_the_banner_with_a_reconnect_link(admin_client, r
         assert 'data-testid="incident-banner"' in page
         assert "Mail is not being delivered" in page
         assert "Authorization expired - Reconnect." in page
-        assert f'href="{PAGE_URL}#authorization" data-testid="incident-fix">Reconnect' in page
+        assertInHTML(
+            f'<a class="btn btn-sm btn-danger" href="{PAGE_URL}#authorization"'
+            ' data-testid="incident-fix">Reconnect</a>',
+            page,
+        )
 
 
 def test_without_a_backup_the_alert_is_tried_through_the_failing_primary_and_recorded(
@@ -221,6 +221,37 @@ def test_a_refused_recipient_is_the_messages_problem_and_opens_no_incident(prima
 # One incident, one alert ---------------------------------------------------------------
 
 
+def test_an_alert_never_repeats_a_refused_sign_in(admin_client, primary, webhook):
+    # With no backup, the alert could only go through the primary, whose server just
+    # refused the credentials: trying would be a second failed sign-in for one message.
+    primary.injections.auth_reply = "535 5.7.3 Authentication unsuccessful"
+    send_reports(1)
+    run_due_tasks()
+
+    assert primary.auth_commands == 1
+    incident = Incident.objects.get()
+    assert incident.alert_mail == Incident.AlertMail.FAILED
+    assert incident.alert_connection == "primary"
+    assert incident.alert_note.startswith("Not sent: The primary connection's last attempt")
+    assert "The server rejected the sign-in" in incident.alert_note
+    assert webhook.events() == ["incident.opened"]
+    assert 'data-testid="incident-banner"' in admin_client.get(PAGE_URL).content.decode()
+
+
+def test_a_refused_sign_in_on_the_primary_sends_the_alert_through_the_backup(
+    primary, smtp_server_factory
+):
+    backup = smtp_server_factory(security="starttls", users={"alice@example.com": "s3cret"})
+    assert turn_on_backup(backup)
+    primary.injections.auth_reply = "535 5.7.3 Authentication unsuccessful"
+    send_reports(1)  # refused by the primary, delivered by the backup
+
+    assert primary.auth_commands == 1
+    assert Incident.objects.get(connection="primary").alert_connection == "backup"
+    (alert,) = alerts_received(backup)
+    assert "The server rejected the sign-in" in alert.message["Subject"]
+
+
 def test_many_failed_messages_make_one_incident_and_one_alert_mail(primary, webhook):
     primary.injections.data_replies_for = {REPORT: "554 5.7.1 Message refused"}
     send_reports(10)
@@ -291,7 +322,11 @@ def test_the_banner_after_temporary_failures_points_to_the_email_log(admin_clien
     primary.injections.data_replies_for = {REPORT: "451 4.3.0 Try again later"}
     send_reports(3)
     page = admin_client.get(PAGE_URL).content.decode()
-    assert f'href="{LOG_URL}" data-testid="incident-fix">Open the Email Log' in page
+    assertInHTML(
+        f'<a class="btn btn-sm btn-danger" href="{LOG_URL}"'
+        ' data-testid="incident-fix">Open the Email Log</a>',
+        page,
+    )
     assert "3 messages affected" in page
 
 

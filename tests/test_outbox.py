@@ -14,24 +14,9 @@ from django.urls import reverse
 from sender import outbox
 from sender.models import Attempt, OutboxMessage, Status
 from tests.factories import smtp_basic_post, store, store_smtp
-from tests.outbox_helpers import forget_worker_connection, pending_deliveries, run_due_tasks
+from tests.outbox_helpers import pending_deliveries, run_due_tasks
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def queued_backend(settings):
-    settings.EMAIL_BACKEND = "sender.backend.EmailBackend"
-    settings.MAILCONFIG_DELIVERY = "queued"
-    forget_worker_connection()
-    yield
-    forget_worker_connection()
-
-
-@pytest.fixture
-def stored_smtp(smtp_starttls, trust_test_ca):
-    store_smtp(smtp_starttls, from_address="Alerts <alice@example.com>")
-    return smtp_starttls
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("queued_backend")]
 
 
 def raw_body(row: OutboxMessage) -> str:

@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.core import mail
@@ -24,24 +21,14 @@ from sender.models import Attempt, OutboxMessage, Status
 from sender.tasks import recover_outbox
 from tests.factories import store
 from tests.outbox_helpers import (
-    forget_worker_connection,
     pending_deliveries,
     run_due_tasks,
     travel,
 )
 from tests.servers.smtp_server import SmtpTestServer
+from tests.worker_processes import start_worker, stop, wait_for
 
-pytestmark = pytest.mark.django_db(transaction=True)
-ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(autouse=True)
-def queued_backend(settings):
-    settings.EMAIL_BACKEND = "sender.backend.EmailBackend"
-    settings.MAILCONFIG_DELIVERY = "queued"
-    forget_worker_connection()
-    yield
-    forget_worker_connection()
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("queued_backend")]
 
 
 @pytest.fixture
@@ -177,60 +164,6 @@ def test_a_server_down_for_a_while_gets_every_message_once_it_is_back(
 
 
 # Real worker processes ------------------------------------------------------------------
-
-
-def database_url() -> str:
-    """The URL of the test database this test process uses, for worker processes."""
-    settings_dict = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{settings_dict['NAME']}"
-    user = settings_dict["USER"] + (
-        f":{settings_dict['PASSWORD']}" if settings_dict["PASSWORD"] else ""
-    )
-    host = f"{settings_dict['HOST'] or '127.0.0.1'}:{settings_dict['PORT'] or 5432}"
-    return f"postgresql://{user}@{host}/{settings_dict['NAME']}"
-
-
-def start_worker(tmp_path: Path, name: str, *options: str, **env: str) -> subprocess.Popen:
-    log = (tmp_path / f"{name}.log").open("w")
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "manage.py",
-            "db_worker",
-            "--no-startup-delay",
-            "--interval",
-            "0.2",
-            *options,
-        ],
-        cwd=ROOT,
-        env={
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "tests.settings",
-            "DATABASE_URL": database_url(),
-            **env,
-        },
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-
-
-def wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
-def stop(worker: subprocess.Popen) -> None:
-    if worker.poll() is None:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
 
 
 @pytest.mark.skipif(

@@ -11,9 +11,8 @@ from django.utils import timezone
 from sender.models import Attempt, OutboxMessage, Status
 from sender.smtp_replies import SMTP_REPLIES
 from sender.transports.graph import MAIL_SEND_HINT
-from tests.factories import store, store_smtp
+from tests.factories import store
 from tests.outbox_helpers import (
-    forget_worker_connection,
     pending_deliveries,
     run_due_tasks,
     travel,
@@ -25,19 +24,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
-def queued_backend(settings):
-    settings.EMAIL_BACKEND = "sender.backend.EmailBackend"
-    settings.MAILCONFIG_DELIVERY = "queued"
+def schedule(queued_backend, settings):
     settings.MAILCONFIG_RETRY_SCHEDULE = [60.0, 300.0, 900.0]
-    forget_worker_connection()
-    yield
-    forget_worker_connection()
-
-
-@pytest.fixture
-def stored_smtp(smtp_starttls, trust_test_ca):
-    store_smtp(smtp_starttls)
-    return smtp_starttls
 
 
 @pytest.fixture

@@ -18,31 +18,20 @@ from sender.retention import purge_email_log
 from sender.transports.gmail import GmailTransport
 from sender.transports.smtp import SmtpTransport
 from settings_app.models import AuditEntry
-from tests.factories import store_smtp
 from tests.log_rows import LOG_URL
-from tests.outbox_helpers import forget_worker_connection, run_due_tasks
+from tests.outbox_helpers import run_due_tasks
 from tests.test_api_transports import gmail_config
 from tests.test_smtp_transport import smtp_config
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("queued_backend")]
 
 REFUSAL = "550 5.1.1 No such user here"
 
 
-@pytest.fixture(autouse=True)
-def queued_backend(settings):
-    settings.EMAIL_BACKEND = "sender.backend.EmailBackend"
-    settings.MAILCONFIG_DELIVERY = "queued"
-    forget_worker_connection()
-    yield
-    forget_worker_connection()
-
-
 @pytest.fixture
-def refusing_bob(smtp_starttls, trust_test_ca):
-    store_smtp(smtp_starttls, from_address="Alerts <alice@example.com>")
-    smtp_starttls.injections.rcpt_replies["bob@example.com"] = REFUSAL
-    return smtp_starttls
+def refusing_bob(stored_smtp):
+    stored_smtp.injections.rcpt_replies["bob@example.com"] = REFUSAL
+    return stored_smtp
 
 
 def sent_to_bob_and_eve() -> OutboxMessage:

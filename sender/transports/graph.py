@@ -17,8 +17,9 @@ from sender.errors import (
     AuthorizationError,
     ConfigurationError,
     MailError,
-    ProviderError,
+    MessageRefused,
     RateLimited,
+    SenderRefused,
 )
 from sender.known_failures import SEND_AS_HINT, KnownFailure
 from sender.tokens import AccessToken
@@ -60,9 +61,9 @@ GRAPH_FAILURES: tuple[KnownFailure, ...] = (
         "Give the user an Exchange Online licence, or use another mailbox.",
     ),
     KnownFailure(
-        "ErrorSendAsDenied", AuthorizationError, "Graph refused the From header.", SEND_AS_HINT
+        "ErrorSendAsDenied", SenderRefused, "Graph refused the From header.", SEND_AS_HINT
     ),
-    KnownFailure("ErrorMessageSizeExceeded", ProviderError, TOO_LARGE, TOO_LARGE_HINT),
+    KnownFailure("ErrorMessageSizeExceeded", MessageRefused, TOO_LARGE, TOO_LARGE_HINT),
     KnownFailure(
         "ErrorExceededMessageLimit",
         RateLimited,
@@ -75,7 +76,7 @@ GRAPH_FAILURES: tuple[KnownFailure, ...] = (
         "Microsoft Graph is throttling requests for this mailbox.",
         "Sending resumes by itself; if it persists, the product sends too much at once.",
     ),
-    KnownFailure(413, ProviderError, TOO_LARGE, TOO_LARGE_HINT),
+    KnownFailure(413, MessageRefused, TOO_LARGE, TOO_LARGE_HINT),
 )
 
 

@@ -93,6 +93,9 @@ def api_error(
         code=code,
         provider_text=provider_text,
         unknown=f"{api_name} answered {response.status_code}: {provider_text}",
+        # The status says whether a later attempt may succeed, whatever the row's class.
+        transient=response.status_code in TRANSIENT_STATUSES,
+        retry_after=retry_after(response, 0) if response.headers.get("Retry-After") else None,
     )
 
 
@@ -218,16 +221,14 @@ class HttpApiTransport(Transport):
                     continue
             error = self.error_for(response)
             if response.status_code in RETRY_STATUSES and not isinstance(error, RateLimited):
-                error = RateLimited(
+                raise RateLimited(
                     error.message,
                     step=STEP,
                     code=error.code,
                     provider_text=error.provider_text,
                     hint=error.hint or "Try again in a few minutes.",
+                    retry_after=error.retry_after,
                 )
-            error.transient = response.status_code in TRANSIENT_STATUSES
-            if response.headers.get("Retry-After"):
-                error.retry_after = retry_after(response, attempt)
             raise error
 
     def close(self) -> None:

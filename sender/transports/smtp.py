@@ -13,6 +13,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
+from django.conf import settings
 from django.core.mail import EmailMessage
 from django.core.mail.message import sanitize_address
 from django.db import DatabaseError
@@ -90,13 +91,20 @@ class SmtpTransport(Transport):
         transcript: Transcript | None = None,
         timeout: float | None = None,
         ca_file: str | None = None,
+        data_timeout: float | None = None,
     ) -> None:
         super().__init__(config, timeout=timeout, ca_file=ca_file, transcript=transcript)
         self.token_provider = token_provider
+        # The wait for the reply to the final dot, instead of ``timeout`` (see _data()).
+        self.data_timeout = (
+            data_timeout if data_timeout is not None else settings.MAILCONFIG_DATA_TIMEOUT
+        )
         self.connection: BoundedReplies | None = None
         self._size_extension = False
         # The server's TLS certificate, once a TLS handshake succeeded.
         self.peer_certificate: PeerCertificate | None = None
+        # Hides the secrets, and what was sent for them at AUTH, in every reply passed on.
+        self.redactor = Redactor(config.secret_values)
 
     @property
     def host(self) -> str:
@@ -113,6 +121,9 @@ class SmtpTransport(Transport):
             raise ConfigurationError(
                 "No Server Name or IP is configured.", step="Connect", hint="Enter the SMTP server."
             )
+        # Anew for each connection: a long-lived transport would otherwise collect every
+        # token it ever sent.
+        self.redactor = Redactor(self.config.secret_values)
         addresses = self._resolve()
         connection = self._connect(addresses)
         try:
@@ -126,13 +137,15 @@ class SmtpTransport(Transport):
         self._size_extension = connection.has_extn("size")
         self.connection = connection
 
-    def _limit(self, connection: BoundedReplies, step: str) -> None:
-        """Give the next command the step's timeout, or less when the time limit runs out.
+    def _limit(self, connection: BoundedReplies, step: str, timeout: float | None = None) -> None:
+        """Give the next command the step's timeout (``self.timeout`` unless given), or less
+        when the time limit runs out.
 
         The connection asks again before each read of the reply (``BoundedReplies``).
         """
         connection.step = step
-        connection.use_timeout(deadline.remaining(self.timeout, step))
+        connection.step_timeout = timeout if timeout is not None else self.timeout
+        connection.use_timeout(deadline.remaining(connection.step_timeout, step))
 
     def _resolve(self) -> list[AddressInfo]:
         with self.transcript.step("Resolve host") as step:
@@ -328,6 +341,7 @@ class SmtpTransport(Transport):
         """
         sent = [_b64(initial) or "="]  # RFC 4954: "=" is an empty initial response
         self.transcript.hide(secret, sent[0])
+        self.redactor.add(secret, sent[0])
         try:
             self._limit(connection, "Authenticate")
             code, reply = connection.docmd("AUTH", f"{mechanism} {sent[0]}")
@@ -343,15 +357,33 @@ class SmtpTransport(Transport):
                     )
                 sent.append(_b64(answer(_unb64(reply))))
                 self.transcript.hide(sent[-1])
+                self.redactor.add(sent[-1])
                 self._limit(connection, "Authenticate")
                 code, reply = connection.docmd(sent[-1])
         except (OSError, smtplib.SMTPException) as err:
             raise self._failure("Authenticate", err) from err
         if code != 235:
             # A hostile or careless server may echo what it was sent; never pass that on.
-            raise _scrubbed(smtp_reply_error("Authenticate", code, reply), [secret, *sent])
+            raise _scrubbed(smtp_reply_error("Authenticate", code, reply), self.redactor)
 
     def send(self, message: EmailMessage) -> Accepted:
+        """Send one message; the server's replies, and any error, with every secret hidden."""
+        try:
+            accepted = self._send(message)
+        except MailError as error:
+            # A careless or hostile server may echo the credentials in any reply.
+            _scrubbed(error, self.redactor)
+            raise
+        return Accepted(
+            self.redactor.redact(accepted.reply), self._scrubbed_refusals(accepted.refused)
+        )
+
+    def _scrubbed_refusals(
+        self, refused: tuple[RefusedRecipient, ...]
+    ) -> tuple[RefusedRecipient, ...]:
+        return tuple(RefusedRecipient(r.address, self.redactor.redact(r.reply)) for r in refused)
+
+    def _send(self, message: EmailMessage) -> Accepted:
         if self.connection is not None and self.connection.sock is None:
             # The last message's reply was cut short (time limit, too long) or the server
             # hung up: this message gets a new connection rather than a dead one.
@@ -432,6 +464,8 @@ class SmtpTransport(Transport):
 
         smtplib sends the message on the socket timeout set for the go-ahead, so near the
         deadline sending could outlast it; each reply is bounded by ``BoundedReplies``.
+        The reply to the final dot may take ``data_timeout`` (within the time limit); a
+        failure after the dot says the server may already have the message.
         """
         self._limit(connection, "Message data")
         connection.putcmd("data")
@@ -444,8 +478,30 @@ class SmtpTransport(Transport):
             payload += b"\r\n"
         self._limit(connection, "Message data")
         connection.send(payload + b".\r\n")
-        self._limit(connection, "Message data")
-        return connection.getreply()
+        # RFC 5321 4.5.3.2.6: a server may take minutes to accept a message after the dot
+        # (content checks), and giving up earlier sends the whole message again.
+        self._limit(connection, "Message data", self.data_timeout)
+        try:
+            return connection.getreply()
+        except MailConnectionError as err:  # the message's time limit
+            raise _unconfirmed(err, deadline.limit_sentence()) from err
+        except smtplib.SMTPServerDisconnected as err:
+            if "timed out" in str(err):
+                error: MailError = MailConnectionError(
+                    f"The server did not confirm the message within {self.data_timeout:g} "
+                    "seconds after it was sent.",
+                    step="Message data",
+                    code="TIMEOUT",
+                )
+                limit = (
+                    f"The wait for the server's confirmation is limited to "
+                    f"{self.data_timeout:g} seconds (MAILCONFIG_DATA_TIMEOUT)."
+                )
+            else:
+                error, limit = self._failure("Message data", err), ""
+            raise _unconfirmed(error, limit) from err
+        finally:
+            connection.step_timeout = self.timeout
 
     def close(self) -> None:
         if self.connection is not None:
@@ -468,6 +524,26 @@ class SmtpTransport(Transport):
         return network_error(step, err, self.host, self.port, self.timeout)
 
 
+# What every failure after the whole message was sent must say.
+MAY_HAVE_IT = (
+    "The whole message was sent, but the server did not confirm it: it may already have "
+    "the message, and sending it again (the retry, or a resend) can deliver a duplicate "
+    "with the same Message-ID."
+)
+
+
+def _unconfirmed(error: MailError, limit: str) -> MailConnectionError:
+    """``error`` (a timeout or a lost connection after the final dot) with a hint that says
+    the server may have the message."""
+    return MailConnectionError(
+        error.message,
+        step="Message data",
+        code=error.code,
+        provider_text=error.provider_text,
+        hint=" ".join(part for part in (MAY_HAVE_IT, limit) if part),
+    )
+
+
 def _envelope(address: Any, encoding: str, step: str) -> str:
     """An address for MAIL FROM or RCPT TO, or a clear error for one that is not valid."""
     try:
@@ -484,12 +560,14 @@ def _envelope(address: Any, encoding: str, step: str) -> str:
         ) from err
 
 
-def _scrubbed(error: MailError, sent: list[str]) -> MailError:
+def _scrubbed(error: MailError, redactor: Redactor) -> MailError:
     """The error without the secrets or anything the client sent (base64 credentials) in
     its texts, however the server cut them up in its reply."""
-    redactor = Redactor(sent)
     error.message = redactor.redact(error.message)
     error.provider_text = redactor.redact(error.provider_text)
+    error.refused = tuple(
+        RefusedRecipient(item.address, redactor.redact(item.reply)) for item in error.refused
+    )
     error.args = (error.message,)
     return error
 

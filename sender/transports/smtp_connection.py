@@ -7,6 +7,10 @@ or sends ``220-still here`` forever, holds the sender as long as it likes. Here 
 between reads, and a reply line and a whole reply have a maximum size. Everything
 smtplib reads (greeting, EHLO, STARTTLS, AUTH, MAIL, RCPT, DATA, QUIT) comes
 through ``getreply()``.
+
+The name given in EHLO is decided once per process (``ehlo_name()``): left to
+itself, smtplib calls ``socket.getfqdn()`` for every connection, a DNS lookup
+that no timeout bounds and that takes seconds where reverse DNS is broken.
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ import socket
 import ssl
 from collections.abc import Callable
 from typing import Any
+
+from django.conf import settings
+from django.core.mail.utils import DNS_NAME
 
 from sender import deadline
 from sender.errors import ProviderError
@@ -29,6 +36,12 @@ RECV_SIZE = 4096
 NOT_A_MAIL_SERVER_HINT = (
     "Check the Server Name and Port Number: this does not behave like a mail server."
 )
+
+
+def ehlo_name() -> str:
+    """The name this host gives in EHLO: ``MAILCONFIG_EHLO_NAME``, else its fully qualified
+    name, looked up once per process (Django's ``DNS_NAME``, shared with its SMTP backend)."""
+    return settings.MAILCONFIG_EHLO_NAME or DNS_NAME.get_fqdn()
 
 
 class BoundedReplies(smtplib.SMTP):
@@ -142,7 +155,7 @@ class ResolvedSMTP(BoundedReplies):
     ) -> None:
         self.addresses, self.connect_timeout = addresses, timeout
         self.step_timeout = step_timeout
-        super().__init__(host, port, timeout=timeout())
+        super().__init__(host, port, local_hostname=ehlo_name(), timeout=timeout())
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         return connect_first(self.addresses, self.connect_timeout)
@@ -164,7 +177,7 @@ class ResolvedSMTP_SSL(BoundedReplies, smtplib.SMTP_SSL):
         self.addresses, self.connect_timeout = addresses, timeout
         self.step_timeout = step_timeout
         self.certificate_host = host  # the name the certificate must carry
-        super().__init__(host, port, timeout=timeout(), context=context)
+        super().__init__(host, port, local_hostname=ehlo_name(), timeout=timeout(), context=context)
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         sock = connect_first(self.addresses, self.connect_timeout)

@@ -105,3 +105,52 @@ def test_the_banners_link_leads_to_the_fix(admin_page: Page, live_server):
     admin_page.goto(live_server.url + LOG_URL)
     admin_page.get_by_test_id("incident-fix").click()
     expect(admin_page).to_have_url(live_server.url + "/admin/general-settings/mail-server/")
+
+
+def refused_account_incident() -> Incident:
+    """An open incident whose refused credentials pause sending, and two messages waiting."""
+    from tests.log_rows import logged_message
+
+    now = timezone.now()
+    for subject in ("Password reset", "Weekly report"):
+        logged_message(status="paused", subject=subject)
+    return Incident.objects.create(
+        cause=Incident.Cause.PERMANENT,
+        failing_since=now - timedelta(minutes=20),
+        opened_at=now - timedelta(minutes=20),
+        last_failure_at=now - timedelta(minutes=20),
+        error="The server rejected the sign-in (Microsoft 365: wrong username or password, or "
+        "an OAuth token issued for a different account).",
+        error_code="535",
+        hint="Check the Username and Password.",
+        messages_affected=1,
+        affects_every_message=True,
+        pauses_sending=True,
+        alert_mail=Incident.AlertMail.FAILED,
+        alert_connection="primary",
+    )
+
+
+@pytest.mark.parametrize("width", [1280, 400])
+def test_a_paused_connection_shows_retry_now_and_the_waiting_messages(
+    admin_page: Page, live_server, width
+):
+    refused_account_incident()
+    page = admin_page
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto(live_server.url + LOG_URL)
+    expect(page.get_by_test_id("incident-paused")).to_contain_text("paused")
+    expect(page.get_by_test_id("paused-reason")).to_have_count(2)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.get_by_test_id("incident-banner").screenshot(
+        path=str(ARTIFACTS / f"incident-paused-{width}px.png")
+    )
+    page.get_by_test_id("log-row").first.screenshot(
+        path=str(ARTIFACTS / f"log-row-paused-{width}px.png")
+    )
+    assert no_horizontal_scroll(page)
+
+    page.get_by_test_id("incident-retry-now").click()
+    expect(page.get_by_text("2 waiting messages queued again")).to_be_visible()
+    expect(page.get_by_test_id("incident-retry-now")).to_have_count(0)
+    expect(page).to_have_url(live_server.url + LOG_URL)

@@ -141,6 +141,9 @@ class FakeServer:
         # endpoint -> seconds between the bytes of its response body: a slow server that
         # keeps every read within the client's read timeout.
         self.trickle: dict[str, float] = {}
+        # endpoints whose answer stops halfway: the whole length announced, half the body
+        # sent, the connection closed (a proxy or a server restarting mid-answer).
+        self.cut_short: set[str] = set()
         # endpoint -> called with the request before it is answered, to make something
         # happen in the middle of a flow (another admin saving the settings, say).
         self.before: dict[str, Callable[[Request], None]] = {}
@@ -185,6 +188,11 @@ class FakeServer:
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(response.body)))
                 self.end_headers()
+                if endpoint in fake.cut_short:
+                    self.wfile.write(response.body[: len(response.body) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
                 interval = fake.trickle.get(endpoint)
                 if not interval:
                     self.wfile.write(response.body)
@@ -264,6 +272,7 @@ class FakeServer:
             self.connections = 0
             self.delays.clear()
             self.trickle.clear()
+            self.cut_short.clear()
             self.before.clear()
             self._injected.clear()
 

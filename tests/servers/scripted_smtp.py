@@ -41,6 +41,8 @@ class ScriptedSmtpServer:
 
     - ``replies[stage]``: the bytes to answer instead of the normal reply;
     - ``trickle[stage]``: seconds to wait before each byte of that reply;
+    - ``delays[stage]``: seconds to wait before that reply (``math.inf``: never answer,
+      until the client goes away or the connection's lifetime ends);
     - ``forever``: stages that answer ``NNN-still here`` continuation lines until the
       client goes away (trickled too if the stage is in ``trickle``);
     - ``only_first_connection``: the script applies to the first connection only;
@@ -55,6 +57,7 @@ class ScriptedSmtpServer:
         self.lifetime = lifetime
         self.replies: dict[str, bytes] = {}
         self.trickle: dict[str, float] = {}
+        self.delays: dict[str, float] = {}
         self.forever: set[str] = set()
         self.only_first_connection = False
         self.auth_reply: Callable[[list[bytes]], bytes] | None = None
@@ -169,6 +172,8 @@ class _Session:
         scripted = self.scripted
         text = server.replies.get(stage, NORMAL_REPLIES[stage]) if scripted else None
         interval = server.trickle.get(stage, 0.0) if scripted else 0.0
+        if scripted and stage in server.delays:
+            self.wait(server.delays[stage])
         if scripted and stage in server.forever:
             code = (text or NORMAL_REPLIES[stage])[:3]
             while True:
@@ -184,6 +189,12 @@ class _Session:
             time.sleep(interval)
             self.check_time()
             self.connection.sendall(data[index : index + 1])
+
+    def wait(self, seconds: float) -> None:
+        ends_at = time.monotonic() + seconds
+        while time.monotonic() < ends_at:
+            self.check_time()
+            time.sleep(0.05)
 
     def read_line(self) -> bytes:
         while b"\n" not in self.unread:

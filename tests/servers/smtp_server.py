@@ -88,6 +88,8 @@ class _RecordingSMTP(SMTP):
         super().connection_made(transport)
 
     async def smtp_AUTH(self, arg: str) -> None:
+        with self.test_server._lock:
+            self.test_server.auth_commands += 1
         await self.test_server._delay("AUTH")
         reply = self.test_server.injections.auth_reply
         if reply and self.session is not None and self.session.extended_smtp:
@@ -134,6 +136,7 @@ class _Handler:
         self, smtp: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
     ) -> list[str]:
         session.host_name = hostname  # what aiosmtpd does itself when there is no hook
+        self.server.ehlo_names.append(hostname)
         if self.server.injections.offer_auth:
             return responses
         return [line for line in responses if not line[4:].upper().startswith("AUTH")]
@@ -210,6 +213,8 @@ class SmtpTestServer:
         self.connections = 0
         self.auth_mechanisms: list[str] = []
         self.auth_failures = 0
+        self.auth_commands = 0  # every AUTH command, accepted or refused: each is a sign-in
+        self.ehlo_names: list[str] = []  # the name each EHLO gave, in order
         self._lock = threading.Lock()
 
         server_context = None
@@ -264,6 +269,8 @@ class SmtpTestServer:
             self.connections = 0
             self.auth_mechanisms.clear()
             self.auth_failures = 0
+            self.auth_commands = 0
+            self.ehlo_names.clear()
         self.injections = Injections()
 
     # Called from the server thread -----------------------------------------

@@ -1,4 +1,4 @@
-"""A local HTTP server that receives the incident webhook and verifies it as the README says."""
+"""A local HTTP server that receives the incident webhook and verifies it as docs/operations.md says."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ class ReceivedPost:
 
 
 def verify(secret: str, headers: dict[str, str], body: bytes, max_age: float = 300) -> bool:
-    """What a receiver does (README, "Incident webhook"): recompute the HMAC over
+    """What a receiver does (docs/operations.md, "Incident webhook"): recompute the HMAC over
     ``<timestamp>.<raw body>``, compare in constant time, refuse stale timestamps."""
     timestamp = headers.get("X-Mailconfig-Timestamp", "")
     signature = headers.get("X-Mailconfig-Signature", "")
@@ -52,6 +52,10 @@ class WebhookReceiver:
     delays: list[float] = field(default_factory=list)
     received: list[ReceivedPost] = field(default_factory=list)
     redirect_to: str = ""  # the Location of a 3xx answer
+    answer: bytes = b""  # the body of every answer
+    trickle: float = 0.0  # seconds between the answer's bytes (each within any read timeout)
+    # Announce twice the answer's length and close after it: an answer cut short.
+    cut_short: bool = False
 
     def __post_init__(self) -> None:
         receiver = self
@@ -72,8 +76,13 @@ class WebhookReceiver:
                     self.send_response(status)
                     if 300 <= status < 400 and receiver.redirect_to:
                         self.send_header("Location", receiver.redirect_to)
-                    self.send_header("Content-Length", "0")
+                    announced = len(receiver.answer) * (2 if receiver.cut_short else 1)
+                    self.send_header("Content-Length", str(announced))
                     self.end_headers()
+                    for index in range(len(receiver.answer)):
+                        self.wfile.write(receiver.answer[index : index + 1])
+                        self.wfile.flush()
+                        time.sleep(receiver.trickle)
                 except OSError:
                     pass  # the sender gave up waiting and closed the connection
 

@@ -21,7 +21,10 @@ It replaces the command of the same name (``sender`` comes before
   that arrived faster than autovacuum looks (once a minute): with statistics from
   when the table was nearly empty, PostgreSQL picks each next task by reading and
   sorting the whole queue instead of the library's partial index, 6 ms instead of
-  0.3 ms per message at 6,000 queued.
+  0.3 ms per message at 6,000 queued;
+- a database fault (locked, I/O error, connection lost, server restarted) does not
+  stop the worker: it waits and starts again (``sender/worker_faults.py``), and a
+  SQLite file replaced under it stops it for its supervisor to restart.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from django.db.backends.signals import connection_created
 from django_tasks_db.management.commands.db_worker import Command as DatabaseWorkerCommand
 from django_tasks_db.models import DBTaskResult
 
-from sender import delivery, schedules
+from sender import delivery, schedules, worker_faults
 
 
 def _worker_session(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
@@ -56,14 +59,25 @@ class Command(DatabaseWorkerCommand):
         "Run a worker that sends queued mail (django-tasks-db's db_worker), after "
         "queueing again messages whose worker stopped."
     )
+    started = False  # the start-up steps have run once
 
     def handle(self, *args: Any, **options: Any) -> None:
         for connection in connections.all():
             connection.close()  # opened by the system checks with the web's settings
             connection.settings_dict["CONN_MAX_AGE"] = None  # kept; reopened after errors
         connection_created.connect(_worker_session)
-        _refresh_queue_statistics()
+        with worker_faults.watch_sqlite_file():
+            worker_faults.run_through_database_faults(
+                self.start_up, lambda: super(Command, self).handle(*args, **options)
+            )
+
+    def start_up(self) -> None:
+        """Before the loop; after a database fault, the recovery steps again (they write, so
+        they also prove the database takes the worker's writes again)."""
+        if not self.started:
+            _refresh_queue_statistics()
         delivery.recover()
         delivery.ensure_sweep_scheduled()
-        schedules.start_schedules()
-        super().handle(*args, **options)
+        if not self.started:
+            schedules.start_schedules()  # once per process: the expiry radar's check
+        self.started = True

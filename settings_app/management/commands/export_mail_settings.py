@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -13,6 +16,24 @@ from settings_app.sealed_secrets import SealError
 from settings_app.settings_file import export_document
 
 from ..passphrase import add_passphrase_arguments, read_passphrase
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by its owner only (0600), whatever was there.
+
+    A new file beside it (``mkstemp``: O_EXCL, mode 0600) takes the name with
+    ``os.replace``: an existing file's wider mode is not kept, and a symbolic link at
+    ``path`` is replaced, never followed to write somewhere else.
+    """
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 class Command(BaseCommand):
@@ -49,10 +70,7 @@ class Command(BaseCommand):
             self.stdout.write(text, ending="")
             return
         try:
-            # 0600 from the start: even sealed secrets are nobody else's business.
-            fd = os.open(options["output"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
+            write_private_file(Path(options["output"]), text)
         except OSError as err:
             raise CommandError(f"Cannot write {options['output']}: {err.strerror}.") from err
         what = "with sealed secrets" if passphrase is not None else "without secrets"

@@ -61,10 +61,17 @@ class Command(BaseCommand):
         page = CONNECTION_PAGE_TITLES[Connection(result.connection)]
         # The primary's lines read as before; the backup's say whose they are.
         whose = "" if result.connection == Connection.PRIMARY else "the backup connection's "
-        changed = ", ".join(result.saved.changed) or "nothing changed"
-        self.stdout.write(
-            f"Imported {path.name} as {whose}settings version {config.version}: {changed}."
-        )
+        if not result.saved.changed:
+            self.stdout.write(
+                f"{path.name} changes nothing in {whose or 'the '}settings (version "
+                f"{config.version}): nothing was saved."
+            )
+        else:
+            self.stdout.write(
+                f"Imported {path.name} as {whose}settings version {config.version}: "
+                + ", ".join(result.saved.changed)
+                + "."
+            )
         if result.missing_secrets:
             self.stdout.write(
                 f"The file had none of these secrets and none are stored: enter them on the "

@@ -8,6 +8,8 @@ job of ``migrate``, which ``make run`` runs first.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,8 @@ from urllib.request import url2pathname
 
 from django.core.management.commands.migrate import Command as DjangoMigrateCommand
 from django.db import connections
+
+from mailconfig.keyfile import PRIVATE_FILE, private_directory
 
 
 def sqlite_file(settings_dict: dict[str, Any]) -> Path | None:
@@ -35,6 +39,9 @@ class Command(DjangoMigrateCommand):
         # Before Django's checks, which already connect.
         path = sqlite_file(connections[options.get("database") or "default"].settings_dict)
         if path is not None and not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_directory(path.parent)
+            # Created 0600 before SQLite opens it: the outbox and the audit are private.
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
             sqlite3.connect(path).close()
         return super().execute(*args, **options)
