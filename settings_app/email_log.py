@@ -28,6 +28,9 @@ from mailconfig.signed_in import SignedInRequest
 from sender import heartbeats, outbox, pauses
 from sender.models import Attempt, Incident, OutboxMessage, Status
 
+from .delivery_summary import PERIODS as SUMMARY_PERIODS
+from .delivery_summary import summarise as summarise_delivery
+from .log_drilldown import DrillDownFilters
 from .models import AuditEntry, MailServerConfig
 
 PAGE_SIZE = 50
@@ -52,7 +55,7 @@ SENT_NOT_KEPT = "The content of delivered messages is not kept, for privacy."
 RECENT_COPY_SECONDS = 10
 
 
-class LogFilterForm(forms.Form):
+class LogFilterForm(DrillDownFilters):
     """The log's filters, read from the query string. An invalid value (a search over 200
     characters, an unknown status) shows its field error and no rows: the whole log in its
     place would look like the answer to the search."""
@@ -94,7 +97,7 @@ class LogFilterForm(forms.Form):
             rows = rows.filter(
                 Q(to__icontains=text) | Q(subject__icontains=text) | Q(message_id__icontains=text)
             )
-        return rows
+        return self.narrow(rows)  # domain, error and time span: the summary's links
 
     @property
     def active(self) -> bool:
@@ -123,12 +126,18 @@ def email_log(request: HttpRequest) -> HttpResponse:
         row.more_recipients = len(addresses[LISTED_RECIPIENTS:])
     query = request.GET.copy()
     query.pop("page", None)
+    summary_query = query.copy()
+    summary_query.pop("summary", None)
     context = {
         "filters": filters,
         "page": page,
         "query": query.urlencode(),
         "retention_days": settings.MAILCONFIG_LOG_RETENTION_DAYS,
         "summary": delivery_summary(now),
+        "drill_downs": filters.drill_downs(request.GET),
+        "overview": summarise_delivery(request.GET.get("summary", ""), now),
+        "periods": SUMMARY_PERIODS,
+        "summary_query": summary_query.urlencode(),
         "incidents": Incident.objects.all()[:INCIDENTS_SHOWN],
         "paused_reason": _paused_reason(page.object_list),
         **workers_context(now),

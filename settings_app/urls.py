@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import email_log, retry_now, views
+from . import email_log, email_log_export, retry_now, views
 from .models import Connection
 
 BACKUP = {"connection": Connection.BACKUP}
@@ -26,6 +26,7 @@ urlpatterns = [
         name="save_health_check",
     ),
     path("mail-server/log/", email_log.email_log, name="email_log"),
+    path("mail-server/log/export.csv", email_log_export.email_log_export, name="email_log_export"),
     path("mail-server/log/<int:pk>/", email_log.email_log_detail, name="email_log_detail"),
     path("mail-server/log/<int:pk>/resend/", email_log.email_log_resend, name="email_log_resend"),
     path("mail-server/incidents/<int:pk>/retry-now/", retry_now.retry_now, name="retry_now"),

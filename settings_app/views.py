@@ -26,7 +26,7 @@ from oauth import page as oauth_page
 from sender import permission_check
 from sender.models import HealthCheckSchedule
 
-from . import email_log, expiry_alerts, health_check_page
+from . import delivery_summary, email_log, expiry_alerts, health_check_page
 from .database_faults import UNAVAILABLE_STATUS, describe_database_error
 from .expiry_radar import radar
 from .forms import TYPED_SECRETS, MailServerForm
@@ -165,6 +165,7 @@ def render_page(
         "audit_entries": AuditEntry.objects.filter(connection=page.connection)[:AUDIT_ROWS],
         # The Mail Server page says how mail is flowing and whether a backup stands by.
         "delivery": None if page.is_backup else email_log.delivery_summary(),
+        "delivery_hours": None if page.is_backup else delivery_summary.last_day(),
         "backup": None if page.is_backup else MailServerConfig.load(Connection.BACKUP),
         "timeout_seconds": math.ceil(settings.MAILCONFIG_TIMEOUT),
         "failover_after": describe_seconds(settings.MAILCONFIG_FAILOVER_AFTER),

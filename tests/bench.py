@@ -228,8 +228,9 @@ def main() -> None:
     settings.MAILCONFIG_CA_FILE = ca_file
     smtp_benchmark(ca, ca_file, count)
     api_benchmark(ca, count)
-    # Its own process: it runs on PostgreSQL (BENCH_DATABASE_URL), this one on SQLite.
+    # Their own processes: they run on PostgreSQL (BENCH_DATABASE_URL), this one on SQLite.
     subprocess.run([sys.executable, "-m", "tests.bench_outbox"], check=True)
+    subprocess.run([sys.executable, "-m", "tests.bench_email_log"], check=True)
 
 
 if __name__ == "__main__":
