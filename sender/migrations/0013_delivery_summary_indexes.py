@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("sender", "0010_outbox_paused_status"),
+        ("sender", "0012_no_worker_incident"),
     ]
 
     operations = [
