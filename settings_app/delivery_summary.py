@@ -17,6 +17,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta, tzinfo
 from functools import cached_property
+from typing import Any
 from urllib.parse import urlencode
 
 from django.db import connection as db_connection
@@ -192,7 +193,7 @@ class PercentilesCont(Aggregate):
         "(ORDER BY EXTRACT(EPOCH FROM %(expressions)s))"
     )
 
-    def __init__(self, expression: object, fractions: list[float], **extra: object) -> None:
+    def __init__(self, expression: object, fractions: list[float], **extra: Any) -> None:
         from django.contrib.postgres.fields import ArrayField  # PostgreSQL only
 
         listed = ", ".join(str(float(fraction)) for fraction in fractions)
@@ -271,7 +272,7 @@ def _count_buckets(
     by_key = {wall_clock(bucket.start, zone): bucket for bucket in summary.buckets}
     unit = summary.period.unit
     sent = Q(status=Status.SENT)
-    figures = {
+    figures: dict[str, Aggregate] = {
         "sent": Count("pk", filter=sent),
         "retrying": Count("pk", filter=Q(status=Status.RETRYING)),
         "failed": Count("pk", filter=Q(status=Status.FAILED)),
@@ -317,7 +318,7 @@ def _count_buckets(
     every: list[float] = []
     for bucket_start, queued_at, sent_at in rows:
         key = wall_clock(bucket_start, zone)
-        if key in by_key:
+        if key in by_key and sent_at is not None:  # always set: delivered rows only
             seconds = (sent_at - queued_at).total_seconds()
             durations[key].append(seconds)
             every.append(seconds)

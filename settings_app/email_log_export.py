@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from mailconfig.client_address import client_ip
+from mailconfig.signed_in import SignedInRequest
 from sender.models import OutboxMessage
 
 from .email_log import LogFilterForm
@@ -81,7 +82,7 @@ def csv_lines(rows: Iterator[tuple]) -> Iterator[str]:
 
 
 @require_GET
-def email_log_export(request: HttpRequest) -> StreamingHttpResponse:
+def email_log_export(request: SignedInRequest) -> StreamingHttpResponse:
     """The messages the log shows with these filters, newest first, as a CSV download."""
     now = timezone.now()
     rows = LogFilterForm(request.GET).apply(OutboxMessage.objects.all(), now)

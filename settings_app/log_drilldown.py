@@ -51,7 +51,7 @@ class LocalDateTimeField(forms.DateTimeField):
             if timezone.is_naive(moment):
                 moment = timezone.make_aware(moment)
             return moment
-        return super().to_python(value)
+        return super().to_python(value if isinstance(value, (str, datetime)) else None)
 
 
 class DrillDownFilters(forms.Form):
@@ -92,7 +92,7 @@ class DrillDownFilters(forms.Form):
             rest = query.copy()
             for name in (*names, "page"):
                 rest.pop(name, None)
-            kept = tuple((name, query[name]) for name in names if query.get(name))
+            kept = tuple((name, str(query[name])) for name in names if query.get(name))
             return ActiveDrillDown(names[0], text, rest.urlencode(), kept)
 
         if values.get("domain"):

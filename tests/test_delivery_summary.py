@@ -33,7 +33,9 @@ def cells(html: str, testid: str) -> list[list[str]]:
 
 
 def figure(html: str, name: str) -> str:
-    return re.search(rf'data-figure="{name}"[^>]*>([^<]*)<', html).group(1).strip()
+    found = re.search(rf'data-figure="{name}"[^>]*>([^<]*)<', html)
+    assert found is not None, f"no figure {name} on the page"
+    return found.group(1).strip()
 
 
 def expected_counts(start: datetime, key) -> dict[object, Counter]:
@@ -41,7 +43,8 @@ def expected_counts(start: datetime, key) -> dict[object, Counter]:
     counts: dict[object, Counter] = {}
     for row in OutboxMessage.objects.filter(queued_at__gte=start):
         tally = counts.setdefault(key(timezone.localtime(row.queued_at)), Counter())
-        status = {Status.QUEUED: "waiting", Status.SENDING: "waiting"}.get(row.status, row.status)
+        waiting: dict[str, str] = {Status.QUEUED: "waiting", Status.SENDING: "waiting"}
+        status = waiting.get(row.status, row.status)
         tally[status] += 1
         if row.status == Status.SENT:
             tally[row.connection] += 1

@@ -2,6 +2,8 @@
 
 import csv
 import io
+from collections.abc import Iterator
+from typing import cast
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -25,7 +27,7 @@ def exported(client, **filters) -> list[list[str]]:
     assert isinstance(response, StreamingHttpResponse)
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response["Content-Disposition"].startswith('attachment; filename="email-log-')
-    text = b"".join(response.streaming_content).decode("utf-8-sig")
+    text = b"".join(cast(Iterator[bytes], response.streaming_content)).decode("utf-8-sig")
     assert CANARY not in text
     return list(csv.reader(io.StringIO(text)))
 
