@@ -240,12 +240,12 @@ class Environment:
             )
         return value
 
-    def directory(self, name: str, default: Path) -> Path:
-        """A directory, created if missing; it must be one this process may write."""
+    def directory(self, name: str, default: Path, *, mode: int = 0o777) -> Path:
+        """A directory, created (with ``mode``) if missing; one this process may write."""
         value = self.raw(name)
         path = Path(value or default).resolve()
         with contextlib.suppress(OSError):  # judged below, with the variable's name
-            path.mkdir(parents=True, exist_ok=True)
+            path.mkdir(mode=mode, parents=True, exist_ok=True)
         if not (path.is_dir() and os.access(path, os.W_OK | os.X_OK)):
             raise BadVariable(
                 name, str(value or default), "a directory this process can create and write"

@@ -21,7 +21,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 env = Environment()
 
 # Data directory: SQLite database, generated secret key and encryption key file.
-DATA_DIR = env.directory("MAILCONFIG_DATA_DIR", BASE_DIR / "data")
+DATA_DIR = env.directory("MAILCONFIG_DATA_DIR", BASE_DIR / "data", mode=0o700)
 private_directory(DATA_DIR)  # 0700: the database and keys are nobody else's business
 
 

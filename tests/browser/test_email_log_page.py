@@ -179,6 +179,11 @@ def test_resend_a_copy_from_a_message_s_page(admin_page: Page, live_server, refu
     page = admin_page
     page.goto(live_server.url + f"{LOG_URL}{original.pk}/")
     page.get_by_test_id("resend-copy").click()
+    # A copy goes to real people again: the page asks first, and nothing is queued yet.
+    expect(page.get_by_test_id("confirm-copy")).to_contain_text("Send a copy of this message")
+    assert OutboxMessage.objects.count() == 1
+    page.get_by_test_id("confirm-copy-button").click()
+    page.wait_for_url(lambda url: f"{LOG_URL}{original.pk}/" not in url)  # on the copy's page
     copy = OutboxMessage.objects.exclude(pk=original.pk).get()
     expect(page).to_have_url(live_server.url + f"{LOG_URL}{copy.pk}/")
     expect(
