@@ -13,9 +13,10 @@ is mail to drain". A drain repeats, while messages are due:
    and attempts) and tell the incidents (``incident_reports.py``).
 
 Outcomes are recorded at the end of a batch, or sooner once the messages sent
-since the last record took ``RECORD_EVERY`` (a slow server), or ten times what the
-last record took if that is longer (a slow database: recording stays a tenth of
-the time). A worker killed mid-batch has sent that much, or one message, without
+since the last record took ``RECORD_EVERY`` (a slow server), or what the last
+record took if that is longer (a slow database: recording takes at most about half
+the time). Against a server slower than the database every message is recorded as
+it goes. A worker killed mid-batch has sent that much, or one message, without
 recording it; those are sent again after the lease, with the same Message-ID.
 Recording also renews the lease of the batch's unsent messages once half of it is
 used, so each message has a whole lease for itself. The incidents hear of the
@@ -115,8 +116,9 @@ def deliver_batch(batch: Sequence[OutboxMessage], until: float) -> list[outcomes
                 break
             if time.monotonic() - since >= record_every:
                 took = _record(pending, renew=batch[index + 1 :])
-                # Recording at most a tenth of the time, whatever the database's speed.
-                record_every = max(RECORD_EVERY, 10 * took)
+                # Recording at most about half of the time, whatever the database's speed,
+                # and after every message that took longer to send than a record.
+                record_every = max(RECORD_EVERY, took)
                 done += pending
                 pending, since = [], time.monotonic()
     except BaseException:
