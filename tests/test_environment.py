@@ -213,3 +213,14 @@ def test_a_retry_schedule_set_but_empty_means_no_retries():
         60.0,
         300.0,
     ]
+
+
+def test_make_run_refuses_a_bad_web_concurrency_in_one_line(tmp_path):
+    # gunicorn itself would stop with a ValueError traceback; serve.py refuses it first.
+    result = start(tmp_path, [sys.executable, "scripts/serve.py"], WEB_CONCURRENCY="two")
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].endswith(
+        "WEB_CONCURRENCY: 'two' is not a whole number of web server processes from 1 to 1000."
+    )
