@@ -7,10 +7,15 @@ command and change what differs on its command line (``--bind 0.0.0.0:8000``) or
 
 import os
 
+from mailconfig.environment import Environment
+
 bind = [f"127.0.0.1:{os.environ.get('PORT', '8000')}"]
 # Processes x threads: a Test Mail or Check permissions waits on a remote server for up to
-# MAILCONFIG_TIMEOUT, and other admins' pages must not queue behind it.
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# MAILCONFIG_TIMEOUT, and other admins' pages must not queue behind it. Read like every
+# other variable, so a bad value is refused in one line naming it.
+workers = Environment().integer(
+    "WEB_CONCURRENCY", 2, minimum=1, maximum=1000, unit="web server processes"
+)
 worker_class = "gthread"
 threads = 4
 # A request runs at most MAILCONFIG_TIMEOUT (15 s by default) plus its page: let it finish

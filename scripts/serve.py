@@ -217,6 +217,15 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", error)
         return 2
     sys.path.insert(0, str(ROOT))  # the settings module, as manage.py finds it
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        # Reads the settings and gunicorn_conf: a bad variable (WEB_CONCURRENCY too, which
+        # gunicorn itself would refuse with a traceback) stops here with its one line.
+        grace = grace_seconds()
+    except ImproperlyConfigured as error:
+        log.error("%s", error)
+        return 2
     manage = [sys.executable, str(ROOT / "manage.py")]
     if arguments.dev:
         port = os.environ.get("PORT", "8000")
@@ -227,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         web = Child("web server (gunicorn)", [*gunicorn, "mailconfig.wsgi"])
         worker_command = [*manage, "db_worker", "--no-reload"]
     mail_workers = [Child(f"mail worker {n}", worker_command) for n in range(1, workers + 1)]
-    return Supervisor(web, mail_workers, grace_seconds()).run()
+    return Supervisor(web, mail_workers, grace).run()
 
 
 if __name__ == "__main__":

@@ -56,6 +56,10 @@ BAD = {
     "MAILCONFIG_ALERT_WEBHOOK_RETRY_SCHEDULE": ("30,-1", "comma-separated numbers of seconds"),
     "MAILCONFIG_METRICS_TOKEN": ("s3cret-but-short", "at least 24 characters"),
     "MAILCONFIG_DATA_TIMEOUT": ("10m", "a number of seconds more than 0 and at most 3600"),
+    "DJANGO_LOGIN_ADDRESS_FAILURE_LIMIT": ("0", "a whole number of failed sign-ins from 1"),
+    "MAILCONFIG_EHLO_NAME": ("mail server!", "a host name (mail.example.com) or an address"),
+    "MAILCONFIG_BATCH_SIZE": ("0", "a whole number of messages from 1 to 10000"),
+    "MAILCONFIG_WORKER_STALE_AFTER": ("2m", "a number of seconds more than 0"),
 }
 SECRETS = {
     "DATABASE_URL",
@@ -209,3 +213,14 @@ def test_a_retry_schedule_set_but_empty_means_no_retries():
         60.0,
         300.0,
     ]
+
+
+def test_make_run_refuses_a_bad_web_concurrency_in_one_line(tmp_path):
+    # gunicorn itself would stop with a ValueError traceback; serve.py refuses it first.
+    result = start(tmp_path, [sys.executable, "scripts/serve.py"], WEB_CONCURRENCY="two")
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].endswith(
+        "WEB_CONCURRENCY: 'two' is not a whole number of web server processes from 1 to 1000."
+    )
