@@ -86,8 +86,9 @@ def drain(seconds: float = DRAIN_SECONDS) -> str:
         sent += sum(1 for d in done if d.deciding is not None and d.deciding.error is None)
         failed += sum(1 for d in done if d.deciding is not None and d.deciding.error is not None)
         if len(done) < len(batch) or time.monotonic() >= until:
-            if not stop_requested():
-                wakeups.wake()  # out of time: a new wake-up goes on where this one stopped
+            # Out of time, or stopping: a new wake-up goes on where this one stopped (after
+            # a stop, in another worker, or this one once it runs again).
+            wakeups.wake()
             break
     return f"{sent} sent, {failed} failed"
 
