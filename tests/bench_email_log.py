@@ -49,7 +49,8 @@ FILL_SQL = """
 INSERT INTO sender_outboxmessage (
     message_id, queued_at, status, attempts, next_attempt_at, lease_until, sent_at,
     connection, from_address, "to", cc_count, bcc_count, subject, body,
-    last_error, last_error_code, last_error_hint, refused_count, resend_of_id)
+    last_error, last_error_code, last_error_hint, refused_count, resend_of_id,
+    sending_through)
 SELECT
     '<bench.' || n || '@example.com>', queued, status,
     CASE WHEN status = 'queued' THEN 0 ELSE 1 + n %% 3 END, NULL, NULL,
@@ -61,7 +62,7 @@ SELECT
     CASE WHEN status = 'failed' THEN (%(errors)s::text[])[1 + n %% 2] ELSE '' END,
     CASE WHEN status = 'failed' THEN (%(codes)s::text[])[1 + n %% 2] ELSE '' END,
     CASE WHEN status = 'failed' THEN (%(hints)s::text[])[1 + n %% 2] ELSE '' END,
-    0, NULL
+    0, NULL, ''
 FROM (
     SELECT n,
         now() - n * %(spacing)s * interval '1 second' - (n %% 97) * interval '1 second' AS queued,
