@@ -65,3 +65,14 @@ def stored_smtp(smtp_starttls, trust_test_ca):
 
     store_smtp(smtp_starttls, from_address="Alerts <alice@example.com>")
     return smtp_starttls
+
+
+@pytest.fixture
+def plain_smtp(smtp_server_factory):
+    """A plain SMTP server without authentication, saved as the Mail Server configuration
+    (the worker-process tests: nothing to trust, nothing to sign in with)."""
+    from tests.factories import store_plain_smtp
+
+    server = smtp_server_factory(security="plain")
+    store_plain_smtp(server)
+    return server

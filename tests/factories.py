@@ -107,3 +107,16 @@ def service_account_info(**overrides: Any) -> dict[str, Any]:
 
 def service_account_json(**overrides: Any) -> bytes:
     return json.dumps(service_account_info(**overrides)).encode()
+
+
+def store_plain_smtp(server: Any) -> None:
+    """Save ``server`` (plain SMTP, no authentication) as the Mail Server configuration."""
+    store(
+        mode="smtp",
+        server_name="127.0.0.1",
+        port=server.port,
+        security="none",
+        username="",
+        password="",
+        from_address="alerts@example.com",
+    )

@@ -335,10 +335,11 @@ def test_promtool_accepts_the_output_with_every_metric_filled(client, stored_smt
 def test_two_worker_processes_add_to_the_same_totals_without_losing_a_count(
     client, tmp_path, smtp_server_factory
 ):
-    from tests.test_outbox_recovery import queue, start_worker, stop, store_plain
+    from tests.factories import store_plain_smtp
+    from tests.test_outbox_recovery import queue, start_worker, stop
 
     server = smtp_server_factory(security="plain")
-    store_plain(server)
+    store_plain_smtp(server)
     rows = queue(40)
     workers = [start_worker(tmp_path, f"worker{i}", "--batch") for i in range(2)]
     try:

@@ -19,7 +19,7 @@ from django_tasks_db.models import DBTaskResult
 from sender import claims, recovery
 from sender.models import Attempt, OutboxMessage, Status
 from sender.tasks import recover_outbox
-from tests.factories import store
+from tests.factories import store_plain_smtp
 from tests.outbox_helpers import (
     pending_deliveries,
     run_due_tasks,
@@ -29,26 +29,6 @@ from tests.servers.smtp_server import SmtpTestServer
 from tests.worker_processes import start_worker, stop, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("queued_backend")]
-
-
-@pytest.fixture
-def plain_smtp(smtp_server_factory):
-    """A plain SMTP server without authentication, stored as the configuration."""
-    server = smtp_server_factory(security="plain")
-    store_plain(server)
-    return server
-
-
-def store_plain(server) -> None:
-    store(
-        mode="smtp",
-        server_name="127.0.0.1",
-        port=server.port,
-        security="none",
-        username="",
-        password="",
-        from_address="alerts@example.com",
-    )
 
 
 def queue(count: int) -> list[OutboxMessage]:
@@ -149,7 +129,7 @@ def test_a_server_down_for_a_while_gets_every_message_once_it_is_back(
 ):
     settings.MAILCONFIG_RETRY_SCHEDULE = [60.0, 300.0, 900.0]
     server = server_not_yet_started
-    store_plain(server)
+    store_plain_smtp(server)
     rows = queue(20)
     run_due_tasks()
     travel(75)

@@ -27,7 +27,6 @@ from sender.worker_faults import (
     DatabaseOutage,
     run_through_database_faults,
 )
-from tests.factories import store
 from tests.worker_processes import start_worker, stop, wait_for, worker_log
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -47,22 +46,6 @@ BACK = "The database is available again"
 def queued_backend(settings):
     settings.EMAIL_BACKEND = "sender.backend.EmailBackend"
     settings.MAILCONFIG_DELIVERY = "queued"
-
-
-@pytest.fixture
-def plain_smtp(smtp_server_factory):
-    """A plain SMTP server without authentication, stored as the configuration."""
-    server = smtp_server_factory(security="plain")
-    store(
-        mode="smtp",
-        server_name="127.0.0.1",
-        port=server.port,
-        security="none",
-        username="",
-        password="",
-        from_address="alerts@example.com",
-    )
-    return server
 
 
 def queue(count: int, subject: str = "Alert") -> list[OutboxMessage]:

@@ -14,7 +14,6 @@ from django.utils import timezone
 
 from sender import heartbeats, worker_outage
 from sender.models import Incident, OutboxMessage, Status, WorkerHeartbeat
-from tests.factories import store
 from tests.outbox_helpers import forget_worker_connection, run_due_tasks
 from tests.worker_processes import start_worker, stop, wait_for
 
@@ -33,22 +32,6 @@ def queued_backend(settings):
     yield
     heartbeats.stop()  # this test process acted as a worker
     forget_worker_connection()
-
-
-@pytest.fixture
-def plain_smtp(smtp_server_factory):
-    """A plain SMTP server without authentication, stored as the configuration."""
-    server = smtp_server_factory(security="plain")
-    store(
-        mode="smtp",
-        server_name="127.0.0.1",
-        port=server.port,
-        security="none",
-        username="",
-        password="",
-        from_address="alerts@example.com",
-    )
-    return server
 
 
 def queue(count: int) -> None:
