@@ -21,7 +21,7 @@ from types import FrameType
 from typing import Any
 
 from django.core.management.base import CommandError
-from django.db import connections, router
+from django.db import OperationalError, connections, router
 from django.utils import timezone
 from django.utils.autoreload import DJANGO_AUTORELOAD_ENV, run_with_reloader
 from django_tasks_db.compat import TaskResultStatus
@@ -100,6 +100,9 @@ class WorkerHooks:
     on_exit: Callable[[], object] = _nothing
 
 
+DATABASE_FAULT = f"{OperationalError.__module__}.{OperationalError.__qualname__}"
+
+
 class _HookedWorker(library_worker.Worker):
     """The library's worker, calling the ``WorkerHooks`` without copying its loop."""
 
@@ -122,6 +125,11 @@ class _HookedWorker(library_worker.Worker):
             super().run_task(db_task_result)
         finally:
             self.hooks.on_beat()
+        if db_task_result.exception_class_path == DATABASE_FAULT:
+            # The task failed on the database (locked, connection lost): the loop stops, so
+            # the worker waits the fault out as it does one in its own queries.
+            lines = db_task_result.traceback.strip().splitlines()
+            raise OperationalError(lines[-1].split(": ", 1)[-1] if lines else "database fault")
 
     # The library's loop reads the interval right before each sleep on an empty queue: the
     # one place to beat while idle without copying its loop.
