@@ -16,10 +16,11 @@ from __future__ import annotations
 import hmac
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError
-from django.db.models import Case, Count, F, Min, When
+from django.db.models import Case, Count, F, Min, QuerySet, TextChoices, When
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
@@ -71,15 +72,7 @@ class OutboxCollector(Collector):
             "Messages in the outbox and the Email Log, by status.",
             labels=["status"],
         )
-        counts = dict(
-            OutboxMessage.objects.order_by()
-            .values_list("status")
-            .annotate(n=Count("pk"))
-            .values_list("status", "n")
-        )
-        for status in Status:
-            family.add_metric([status.value], counts.get(status.value, 0))
-        return family
+        return _count_each(family, OutboxMessage.objects.all(), "status", Status)
 
     @staticmethod
     def _delivery_totals() -> Iterator[Metric]:
@@ -149,16 +142,9 @@ class OutboxCollector(Collector):
             "Open incidents (mail not being delivered), by connection.",
             labels=["connection"],
         )
-        counts = dict(
-            Incident.objects.filter(closed_at__isnull=True)
-            .order_by()
-            .values_list("connection")
-            .annotate(n=Count("pk"))
-            .values_list("connection", "n")
+        return _count_each(
+            family, Incident.objects.filter(closed_at__isnull=True), "connection", Connection
         )
-        for connection in Connection:
-            family.add_metric([connection.value], counts.get(connection.value, 0))
-        return family
 
     @staticmethod
     def _workers_alive(now: datetime) -> Metric:
@@ -216,3 +202,16 @@ def _plain(text: str, status: int) -> HttpResponse:
     response = HttpResponse(text + "\n", status=status, content_type="text/plain; charset=utf-8")
     response["Cache-Control"] = "no-store"
     return response
+
+
+def _count_each(
+    family: GaugeMetricFamily, rows: QuerySet[Any], field: str, choices: type[TextChoices]
+) -> GaugeMetricFamily:
+    """One sample per choice of ``field``: how many ``rows`` have it (0 for none), counted
+    with one GROUP BY."""
+    counts = dict(
+        rows.order_by().values_list(field).annotate(n=Count("pk")).values_list(field, "n")
+    )
+    for choice in choices:
+        family.add_metric([choice.value], counts.get(choice.value, 0))
+    return family
